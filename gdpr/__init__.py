@@ -1,0 +1,1 @@
+"""InfRef requests, InfRefs, GDPR declarations, their PDF and the mail to KOMBIT."""

@@ -1,0 +1,157 @@
+"""The one place that answers "may this user see or change this object".
+
+Every view and download filters through `visible` or `changeable`, so a rule changed here changes
+everywhere. Records a user may not see are reported as missing (404), never as forbidden (403),
+so guessing ids tells nothing about what exists. A model without a rule is visible to no one but
+superusers: a forgotten rule fails closed.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from portal.accounts.models import Membership, Organisation
+from portal.itsystems.models import ItSystem
+
+NOTHING = Q(pk__in=[])
+
+
+_KIND_FIELD = {
+    Organisation.Kind.VENDOR: "vendor_ids",
+    Organisation.Kind.MUNICIPALITY: "municipality_ids",
+    Organisation.Kind.KOMBIT: "kombit_ids",
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The organisations a user acts for, by kind."""
+
+    vendor_ids: frozenset[int] = frozenset()
+    municipality_ids: frozenset[int] = frozenset()
+    kombit_ids: frozenset[int] = frozenset()
+    is_superuser: bool = False
+
+    @property
+    def is_kombit(self) -> bool:
+        return bool(self.kombit_ids)
+
+    @property
+    def organisation_ids(self) -> frozenset[int]:
+        return self.vendor_ids | self.municipality_ids | self.kombit_ids
+
+
+def scope_of(user) -> Scope:
+    """The user's scope, read once per request and kept on the user object."""
+    cached = getattr(user, "_access_scope", None)
+    if cached is not None:
+        return cached
+    if not (user.is_authenticated and user.is_active):
+        scope = Scope()
+    else:
+        ids: dict[str, set[int]] = {field: set() for field in _KIND_FIELD.values()}
+        memberships = Membership.objects.filter(user=user).values_list(
+            "organisation_id", "organisation__kind"
+        )
+        for organisation_id, kind in memberships:
+            ids[_KIND_FIELD[kind]].add(organisation_id)
+        scope = Scope(
+            **{field: frozenset(values) for field, values in ids.items()},
+            is_superuser=user.is_superuser,
+        )
+    user._access_scope = scope
+    return scope
+
+
+Rule = Callable[[Scope], Q]
+
+
+@dataclass(frozen=True)
+class Rules:
+    view: Rule
+    change: Rule
+
+
+def _everyone(scope: Scope) -> Q:
+    return Q()
+
+
+def _no_one(scope: Scope) -> Q:
+    return NOTHING
+
+
+def _colleagues(scope: Scope) -> Q:
+    return Q(organisation_id__in=scope.organisation_ids)
+
+
+def _it_systems_seen(scope: Scope) -> Q:
+    # KOMBIT keeps the register the IT systems come from, so its operators see them all.
+    if scope.is_kombit:
+        return Q()
+    return Q(vendor_id__in=scope.vendor_ids)
+
+
+def _it_systems_changed(scope: Scope) -> Q:
+    return Q(vendor_id__in=scope.vendor_ids)
+
+
+RULES: dict[type[Model], Rules] = {
+    # Names, CVR numbers and municipality codes are public facts.
+    Organisation: Rules(view=_everyone, change=_no_one),
+    Membership: Rules(view=_colleagues, change=_no_one),
+    ItSystem: Rules(view=_it_systems_seen, change=_it_systems_changed),
+}
+
+
+def _filter(user, queryset: QuerySet, kind: str) -> QuerySet:
+    if not (user.is_authenticated and user.is_active):
+        return queryset.none()
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return queryset
+    rules = RULES.get(queryset.model)
+    if rules is None:
+        return queryset.none()
+    return queryset.filter(getattr(rules, kind)(scope))
+
+
+def visible(user, queryset: QuerySet) -> QuerySet:
+    """The rows of `queryset` that `user` may see."""
+    return _filter(user, queryset, "view")
+
+
+def changeable(user, queryset: QuerySet) -> QuerySet:
+    """The rows of `queryset` that `user` may change."""
+    return _filter(user, queryset, "change")
+
+
+def can_view(user, obj: Model) -> bool:
+    return visible(user, type(obj)._default_manager.filter(pk=obj.pk)).exists()
+
+
+def can_change(user, obj: Model) -> bool:
+    return changeable(user, type(obj)._default_manager.filter(pk=obj.pk)).exists()
+
+
+def get_visible_or_404(user, queryset: QuerySet, **lookup) -> Model:
+    return get_object_or_404(visible(user, queryset), **lookup)
+
+
+def get_changeable_or_404(user, queryset: QuerySet, **lookup) -> Model:
+    """The object to change: 404 if the user may not see it, 403 if they may only see it."""
+    obj = get_visible_or_404(user, queryset, **lookup)
+    if not can_change(user, obj):
+        raise PermissionDenied
+    return obj
+
+
+def vendors_acted_for(user) -> QuerySet:
+    """Vendors on whose behalf the user may register IT systems and other vendor records."""
+    vendors = Organisation.objects.filter(kind=Organisation.Kind.VENDOR)
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return vendors
+    return vendors.filter(pk__in=scope.vendor_ids)

@@ -1,0 +1,15 @@
+from django.http import HttpRequest
+
+from portal.accounts.access import scope_of
+from portal.core.navigation import menu_for
+
+
+def navigation(request: HttpRequest) -> dict:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "menu": menu_for(request.path),
+        "memberships": list(user.memberships.select_related("organisation")),
+        "access": scope_of(user),
+    }

@@ -1,0 +1,40 @@
+"""Health of the parts the portal cannot work without, for load balancers and monitoring."""
+
+from django.db import connection
+from django_q.brokers import get_broker
+from django_q.status import Stat
+
+
+def database_health() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as error:  # any failure means unhealthy; the message says which
+        return {"ok": False, "error": str(error)}
+    return {"ok": True, "vendor": connection.vendor}
+
+
+def queue_health() -> dict:
+    """The broker answers and at least one worker cluster has sent a heartbeat lately."""
+    try:
+        broker = get_broker()
+        queued = broker.queue_size()
+        clusters = Stat.get_all(broker=broker)
+    except Exception as error:
+        return {"ok": False, "error": str(error)}
+    result = {"ok": bool(clusters), "clusters": len(clusters), "queued_tasks": queued}
+    if not clusters:
+        result["error"] = "no worker cluster is running"
+    return result
+
+
+def check_health() -> tuple[bool, dict]:
+    checks = {"database": database_health()}
+    # The queue lives in the database on the embedded default; asking it while the database is
+    # down would only repeat the same error.
+    checks["queue"] = (
+        queue_health() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
+    )
+    healthy = all(check["ok"] for check in checks.values())
+    return healthy, {"status": "ok" if healthy else "error", "checks": checks}

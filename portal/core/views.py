@@ -1,0 +1,47 @@
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from portal.accounts.access import scope_of, visible
+from portal.accounts.models import Membership, Organisation
+from portal.core.health import check_health
+from portal.itsystems.models import ItSystem
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    scope = scope_of(user)
+    it_systems = visible(user, ItSystem.objects.select_related("vendor"))
+    colleagues = (
+        visible(user, Membership.objects.select_related("user", "organisation"))
+        .exclude(user=user)
+        .order_by("organisation__name", "user__first_name", "user__username")
+    )
+    context = {
+        "scope": scope,
+        "vendors": Organisation.objects.filter(pk__in=scope.vendor_ids),
+        "municipalities": Organisation.objects.filter(pk__in=scope.municipality_ids),
+        "it_systems": it_systems[:20],
+        "it_system_count": it_systems.count(),
+        "colleagues": colleagues,
+        "show_register_overview": scope.is_kombit or scope.is_superuser,
+    }
+    if context["show_register_overview"]:
+        context["counts"] = {
+            "vendors": Organisation.objects.filter(kind=Organisation.Kind.VENDOR).count(),
+            "municipalities": Organisation.objects.filter(
+                kind=Organisation.Kind.MUNICIPALITY
+            ).count(),
+            "it_systems": context["it_system_count"],
+        }
+    return render(request, "core/dashboard.html", context)
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    healthy, report = check_health()
+    return JsonResponse(report, status=200 if healthy else 503)

@@ -1,0 +1,25 @@
+"""The portal's settings for the test suite: the production module with test-only secrets."""
+
+import os
+import tempfile
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-outside-the-suite-0123456789")
+# Each test process (and each xdist worker) gets its own data folder: files, outbox, cache.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+os.environ["PORTAL_DATA_DIR"] = tempfile.mkdtemp(prefix=f"fdd-portal-test-{_worker}-")
+
+from portal.settings import *  # noqa: E402, F403
+from portal.settings import DATA_DIR, DATABASES, STORAGES  # noqa: E402
+
+# Requests in the suite are plain HTTP; production's HTTPS redirect is checked by check --deploy.
+SECURE_SSL_REDIRECT = False
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A file, not memory, so worker processes started by a test see the same test database.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}

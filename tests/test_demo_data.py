@@ -1,0 +1,50 @@
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from portal.accounts.demo import DEMO_PASSWORD
+from portal.accounts.models import Membership, Organisation, Role
+from portal.itsystems.models import ItSystem
+
+
+def _counts():
+    return (
+        Organisation.objects.count(),
+        ItSystem.objects.count(),
+        get_user_model().objects.count(),
+        Membership.objects.count(),
+    )
+
+
+def test_seed_demo_is_idempotent_and_covers_every_role(db):
+    call_command("seed_demo", "--allow-without-debug", stdout=io.StringIO())
+    first = _counts()
+    call_command("seed_demo", "--allow-without-debug", stdout=io.StringIO())
+    assert _counts() == first
+
+    assert Organisation.objects.filter(kind="vendor").count() == 2
+    for vendor in Organisation.objects.filter(kind="vendor"):
+        systems = vendor.it_systems.all()
+        assert any(s.is_sender for s in systems) and any(s.is_receiver for s in systems)
+    roles = {m.role for m in Membership.objects.select_related("organisation")}
+    assert roles == set(Role)
+    assert get_user_model().objects.filter(is_superuser=True).exists()
+
+
+def test_every_demo_user_can_log_in_and_sees_the_danish_dashboard(client, db):
+    call_command("seed_demo", "--allow-without-debug", stdout=io.StringIO())
+    for user in get_user_model().objects.all():
+        assert client.login(username=user.username, password=DEMO_PASSWORD), user.username
+        page = client.get(reverse("dashboard"))
+        assert page.status_code == 200
+        assert "<h1>Overblik</h1>" in page.content.decode()
+        client.logout()
+
+
+def test_seed_demo_refuses_to_run_with_debug_off(db):
+    with pytest.raises(CommandError, match="DEBUG is off"):
+        call_command("seed_demo")
+    assert not get_user_model().objects.exists()

@@ -1,0 +1,70 @@
+import json
+import time
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from tests.workers import worker_cluster
+
+
+def _health(client) -> tuple[int, dict]:
+    response = client.get(reverse("healthz"))
+    assert response["Content-Type"] == "application/json"
+    return response.status_code, json.loads(response.content)
+
+
+def _wait_for(client, status: int, seconds: float = 30) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        code, report = _health(client)
+        if code == status or time.monotonic() > deadline:
+            assert code == status, report
+            return report
+        time.sleep(0.25)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_health_follows_the_worker_cluster(client):
+    code, report = _health(client)
+    assert code == 503
+    assert report["checks"]["database"]["ok"] is True
+    assert report["checks"]["queue"] == {
+        "ok": False,
+        "clusters": 0,
+        "queued_tasks": 0,
+        "error": "no worker cluster is running",
+    }
+
+    with worker_cluster():
+        report = _wait_for(client, 200)
+        assert report["status"] == "ok"
+        assert report["checks"]["queue"]["clusters"] == 1
+
+    # The heartbeat expires a few seconds after the cluster stops.
+    report = _wait_for(client, 503)
+    assert report["checks"]["queue"]["clusters"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_health_reports_an_unreachable_database(client):
+    original = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent/folder/portal.sqlite3"
+    else:
+        connection.settings_dict["PORT"] = "1"
+    try:
+        code, report = _health(client)
+    finally:
+        connection.close()
+        connection.settings_dict.update(original)
+    assert code == 503
+    assert report["status"] == "error"
+    assert report["checks"]["database"]["ok"] is False
+    assert report["checks"]["queue"] == {"ok": False, "error": "database down"}
+
+
+def test_health_needs_no_login_and_is_never_cached(client, db):
+    response = client.get(reverse("healthz"))
+    assert "no-cache" in response["Cache-Control"]

@@ -1,0 +1,71 @@
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.conftest import PASSWORD
+
+# Pages anyone may open without logging in.
+PUBLIC = {"login", "healthz", "set_language", "logout"}
+
+
+def _named_patterns(resolver: URLResolver, namespace: str = ""):
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace == "admin":
+                continue
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _named_patterns(pattern, inner)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            yield namespace + pattern.name, pattern
+
+
+def _sample_url(name: str, pattern: URLPattern) -> str:
+    args = [1] * len(re.findall(r"<", str(pattern.pattern)))
+    return reverse(name, args=args)
+
+
+ALL_PAGES = sorted(_named_patterns(get_resolver()), key=lambda item: item[0])
+
+
+@pytest.mark.parametrize(("name", "pattern"), ALL_PAGES, ids=[name for name, _ in ALL_PAGES])
+def test_every_page_but_the_public_ones_requires_login(client, db, name, pattern):
+    if name in PUBLIC:
+        return
+    url = _sample_url(name, pattern)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_login_leads_to_the_dashboard_and_logout_ends_the_session(client, staff_a):
+    response = client.post(reverse("login"), {"username": "staff-a", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard")
+    assert client.get(reverse("dashboard")).status_code == 200
+
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_a_wrong_password_is_refused_with_a_danish_message(client, staff_a):
+    response = client.post(reverse("login"), {"username": "staff-a", "password": "wrong"})
+    assert response.status_code == 200
+    assert "Brugernavn og adgangskode passer ikke sammen" in response.content.decode()
+
+
+def test_logout_needs_a_post_with_a_csrf_token(staff_a):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_a)
+    assert client.post(reverse("logout")).status_code == 403
+    assert client.get(reverse("dashboard")).status_code == 200
+
+
+def test_a_user_without_an_organisation_is_told_so(client_for, db):
+    from tests.conftest import make_user
+
+    page = client_for(make_user("loner")).get(reverse("dashboard")).content.decode()
+    assert "ikke knyttet til en organisation" in page

@@ -1,0 +1,133 @@
+"""Settings come from the environment through strict helpers."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from portal import env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+_SET_BY_TESTS = {
+    "DEBUG",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "PORTAL_DATA_DIR",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
+
+def run_manage(*args: str, **environment: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in _SET_BY_TESTS}
+    clean.update(DJANGO_SETTINGS_MODULE="portal.settings", **environment)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("1", True), ("No", False), ("off", False)]
+)
+def test_booleans_are_read_strictly(monkeypatch, raw, expected):
+    monkeypatch.setenv("SOME_FLAG", raw)
+    assert env.env_bool("SOME_FLAG", not expected) is expected
+
+
+def test_an_unreadable_boolean_stops_start_up(monkeypatch):
+    monkeypatch.setenv("SOME_FLAG", "treu")
+    with pytest.raises(ImproperlyConfigured, match="SOME_FLAG"):
+        env.env_bool("SOME_FLAG", False)
+
+
+def test_integers_are_read_strictly(monkeypatch):
+    monkeypatch.setenv("SOME_NUMBER", "12")
+    assert env.env_int("SOME_NUMBER", 1) == 12
+    monkeypatch.setenv("SOME_NUMBER", "12s")
+    with pytest.raises(ImproperlyConfigured, match="SOME_NUMBER"):
+        env.env_int("SOME_NUMBER", 1)
+    monkeypatch.setenv("SOME_NUMBER", "0")
+    with pytest.raises(ImproperlyConfigured, match="minimum"):
+        env.env_int("SOME_NUMBER", 1, minimum=1)
+
+
+def test_a_required_value_must_be_set(monkeypatch):
+    monkeypatch.delenv("SOME_VALUE", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="SOME_VALUE"):
+        env.env_str("SOME_VALUE", required=True)
+
+
+def test_postgres_urls_become_database_settings():
+    database = env.database_from_url("postgresql://fdd:p%40ss@db.example:5433/portal")
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert (database["USER"], database["PASSWORD"]) == ("fdd", "p@ss")
+    assert (database["HOST"], database["PORT"], database["NAME"]) == (
+        "db.example",
+        "5433",
+        "portal",
+    )
+
+
+def test_sqlite_urls_use_wal_and_immediate_transactions():
+    database = env.database_from_url("sqlite:////var/lib/fdd/portal.sqlite3")
+    assert str(database["NAME"]) == "/var/lib/fdd/portal.sqlite3"
+    assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
+    assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://root@localhost/x", "postgres://host:99999/x", "postgres://host/", "sqlite://"]
+)
+def test_unsupported_or_broken_database_urls_are_refused(url):
+    with pytest.raises(ImproperlyConfigured):
+        env.database_from_url(url)
+
+
+def test_the_embedded_database_really_runs_in_wal_mode(tmp_path):
+    result = run_manage(
+        "shell",
+        "-v0",
+        "-c",
+        "from django.db import connection; c = connection.cursor(); "
+        "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])",
+        DEBUG="true",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'wal.sqlite3'}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "wal"
+
+
+def test_secret_key_is_required_outside_debug():
+    result = run_manage("check", DEBUG="false")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_a_malformed_setting_names_the_variable():
+    result = run_manage("check", DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_production_settings_pass_the_deployment_checks():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="fdd.example.dk",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
