@@ -16,5 +16,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("organisations/", include("portal.accounts.urls")),
     path("it-systems/", include("portal.itsystems.urls")),
+    path("outbox/", include("portal.outbox.urls")),
+    path("infrefs/", include("gdpr.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -10,6 +10,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def make_user(username: str, organisation: Organisation | None = None, **extra):
+    extra.setdefault("email", f"{username}@example.invalid")
     user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
     if organisation is not None:
         Membership.objects.create(user=user, organisation=organisation)

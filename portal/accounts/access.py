@@ -13,8 +13,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
+from gdpr.models import GdprDeclaration, InfRef, InfRefRequest
 from portal.accounts.models import Membership, Organisation
 from portal.itsystems.models import ItSystem
+from portal.outbox.models import OutgoingMail
 
 NOTHING = Q(pk__in=[])
 
@@ -73,6 +75,8 @@ Rule = Callable[[Scope], Q]
 class Rules:
     view: Rule
     change: Rule
+    # Set when a rule follows a many-valued relation and could match a row more than once.
+    distinct: bool = False
 
 
 def _everyone(scope: Scope) -> Q:
@@ -98,12 +102,61 @@ def _it_systems_changed(scope: Scope) -> Q:
     return Q(vendor_id__in=scope.vendor_ids)
 
 
+def _mails_seen(scope: Scope) -> Q:
+    seen = Q(organisation_id__in=scope.organisation_ids)
+    return seen | Q(addressed_to_kombit=True) if scope.is_kombit else seen
+
+
+def _infref_requests_seen(scope: Scope) -> Q:
+    # Requests are addressed to KOMBIT, so its operators see them all.
+    return Q() if scope.is_kombit else Q(it_system__vendor_id__in=scope.vendor_ids)
+
+
+def _infrefs_seen(scope: Scope) -> Q:
+    if scope.is_kombit:
+        return Q()
+    # A municipality is data controller under the declarations that name it.
+    return Q(it_system__vendor_id__in=scope.vendor_ids) | Q(
+        declarations__controllers__in=scope.municipality_ids,
+        declarations__status__in=["submitted", "superseded"],
+    )
+
+
+def _declarations_seen(scope: Scope) -> Q:
+    sent = Q(status__in=["submitted", "superseded"])
+    seen = Q(infref__it_system__vendor_id__in=scope.vendor_ids)
+    seen |= sent & Q(controllers__in=scope.municipality_ids)
+    if scope.is_kombit:
+        seen |= sent
+    return seen
+
+
+def _declarations_changed(scope: Scope) -> Q:
+    return Q(infref__it_system__vendor_id__in=scope.vendor_ids, status="draft")
+
+
 RULES: dict[type[Model], Rules] = {
     # Names, CVR numbers and municipality codes are public facts.
     Organisation: Rules(view=_everyone, change=_no_one),
     Membership: Rules(view=_colleagues, change=_no_one),
     ItSystem: Rules(view=_it_systems_seen, change=_it_systems_changed),
+    # Mail is a record of what was sent: readable by the sender's organisation, never edited.
+    OutgoingMail: Rules(view=_mails_seen, change=_no_one),
+    InfRefRequest: Rules(view=_infref_requests_seen, change=_no_one),
+    InfRef: Rules(view=_infrefs_seen, change=_no_one, distinct=True),
+    GdprDeclaration: Rules(view=_declarations_seen, change=_declarations_changed, distinct=True),
 }
+
+
+def acts_for_kombit(user) -> bool:
+    """KOMBIT's own steps: assigning InfRefs and creating them on Serviceplatformen."""
+    scope = scope_of(user)
+    return scope.is_kombit or scope.is_superuser
+
+
+def acts_for_vendor(user, vendor: Organisation) -> bool:
+    scope = scope_of(user)
+    return vendor.pk in scope.vendor_ids or scope.is_superuser
 
 
 def _filter(user, queryset: QuerySet, kind: str) -> QuerySet:
@@ -115,7 +168,8 @@ def _filter(user, queryset: QuerySet, kind: str) -> QuerySet:
     rules = RULES.get(queryset.model)
     if rules is None:
         return queryset.none()
-    return queryset.filter(getattr(rules, kind)(scope))
+    filtered = queryset.filter(getattr(rules, kind)(scope))
+    return filtered.distinct() if rules.distinct else filtered
 
 
 def visible(user, queryset: QuerySet) -> QuerySet:

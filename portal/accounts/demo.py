@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from gdpr.demo import seed_infref_requests
 from portal.accounts.models import Membership, Organisation
 from portal.itsystems.models import ItSystem
 
@@ -25,6 +26,7 @@ IT_SYSTEMS = [
     ("Nordlys Sag", "39123452", True, True),
     ("Fjordsoft Journal", "41872632", False, True),
     ("Fjordsoft Borgerdata", "41872632", True, False),
+    ("Fjordsoft Skoledata", "41872632", True, False),
 ]
 
 
@@ -89,4 +91,5 @@ def seed_demo() -> list[tuple[DemoUser, Organisation | None]]:
             organisation = Organisation.objects.get(cvr=demo.organisation_cvr)
             Membership.objects.get_or_create(user=user, organisation=organisation)
         logins.append((demo, organisation))
+    seed_infref_requests()
     return logins

@@ -19,8 +19,10 @@ class MenuItem:
 
 MENU = (
     MenuItem(_("Overview"), "dashboard"),
+    MenuItem(_("InfRefs and GDPR"), "gdpr:requests", ("/infrefs/",)),
     MenuItem(_("IT systems"), "itsystems:list", ("/it-systems/",)),
     MenuItem(_("Organisations"), "organisations:list", ("/organisations/",)),
+    MenuItem(_("Outbox"), "outbox:list", ("/outbox/",)),
 )
 
 

@@ -1,0 +1,151 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from gdpr.infref import validate_infref_name
+from gdpr.models import GdprDeclaration, InfRef
+from portal.accounts.models import Organisation
+from portal.itsystems.models import ItSystem
+
+
+class InfRefRequestForm(forms.Form):
+    it_system = forms.ModelChoiceField(
+        queryset=ItSystem.objects.none(),
+        label=_("Sending IT system"),
+        help_text=_("The IT system that will deliver the data files."),
+    )
+    description = forms.CharField(
+        label=_("What the data are"),
+        help_text=_("Describe the data and the receiving IT systems, so KOMBIT knows the request."),
+        widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=4000,
+    )
+
+    def __init__(self, *args, it_systems, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["it_system"].queryset = it_systems
+
+
+class AssignInfRefForm(forms.Form):
+    name = forms.CharField(
+        label=_("InfRef"),
+        max_length=64,
+        validators=[validate_infref_name],
+        help_text=_("The portal proposes the next free number; change it if KOMBIT uses another."),
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if InfRef.objects.filter(name=name).exists():
+            raise forms.ValidationError(_("%(name)s is already assigned."), params={"name": name})
+        return name
+
+
+class DeclarationForm(forms.ModelForm):
+    """Drafts may be saved with gaps; `submit` then asks for every answer (see workflow)."""
+
+    legal_basis_art6 = forms.MultipleChoiceField(
+        label=_("Legal basis, art. 6"),
+        choices=GdprDeclaration.ART6_BASES,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+    )
+    legal_basis_art9 = forms.MultipleChoiceField(
+        label=_("Legal basis, art. 9"),
+        choices=GdprDeclaration.ART9_BASES,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("Only when special categories of personal data are included."),
+    )
+
+    class Meta:
+        model = GdprDeclaration
+        fields = [
+            "controllers",
+            "receiving_it_systems",
+            "purpose",
+            "data_subject_categories",
+            "personal_data_categories",
+            "includes_cpr",
+            "includes_special_categories",
+            "special_categories_detail",
+            "includes_criminal_offence_data",
+            "criminal_offence_detail",
+            "legal_basis_art6",
+            "legal_basis_art9",
+            "legal_basis_detail",
+            "dpa_title",
+            "dpa_signed_on",
+            "data_specification_version",
+            "retention",
+            "deletion",
+            "security_measures",
+            "transfer_frequency",
+            "transfer_volume",
+            "contact_name",
+            "contact_email",
+            "contact_phone",
+            "signatory_name",
+            "signatory_title",
+            "signed_on",
+        ]
+        text_area = forms.Textarea(attrs={"rows": 4})
+        widgets = {
+            "controllers": forms.SelectMultiple(attrs={"size": 10}),
+            "receiving_it_systems": forms.SelectMultiple(attrs={"size": 6}),
+            "purpose": text_area,
+            "data_subject_categories": text_area,
+            "personal_data_categories": text_area,
+            "special_categories_detail": text_area,
+            "criminal_offence_detail": text_area,
+            "legal_basis_detail": text_area,
+            "retention": text_area,
+            "deletion": text_area,
+            "security_measures": text_area,
+            "dpa_signed_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "signed_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        }
+
+    # Sections of the form page, in the order a data-protection officer reads them.
+    SECTIONS = [
+        (_("Parties and IT systems"), ["controllers", "receiving_it_systems"]),
+        (
+            _("The data"),
+            [
+                "purpose",
+                "data_subject_categories",
+                "personal_data_categories",
+                "includes_cpr",
+                "includes_special_categories",
+                "special_categories_detail",
+                "includes_criminal_offence_data",
+                "criminal_offence_detail",
+            ],
+        ),
+        (_("Legal basis"), ["legal_basis_art6", "legal_basis_art9", "legal_basis_detail"]),
+        (
+            _("Agreement and data specification"),
+            ["dpa_title", "dpa_signed_on", "data_specification_version"],
+        ),
+        (
+            _("Handling of the data"),
+            ["retention", "deletion", "security_measures", "transfer_frequency", "transfer_volume"],
+        ),
+        (_("Contact person"), ["contact_name", "contact_email", "contact_phone"]),
+        (_("Signature"), ["signatory_name", "signatory_title", "signed_on"]),
+    ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["controllers"].queryset = Organisation.objects.filter(
+            kind=Organisation.Kind.MUNICIPALITY
+        ).order_by("name")
+        # Receivers belong to other vendors too; naming them is part of declaring the flow.
+        self.fields["receiving_it_systems"].queryset = ItSystem.objects.filter(
+            is_receiver=True
+        ).select_related("vendor")
+        self.fields["receiving_it_systems"].label_from_instance = lambda system: (
+            f"{system.name} ({system.vendor.name})"
+        )
+
+    def sections(self):
+        return [(title, [self[name] for name in names]) for title, names in self.SECTIONS]

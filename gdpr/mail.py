@@ -1,0 +1,69 @@
+"""The mails of the InfRef process, composed in Danish and sent through the outbox."""
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
+
+from gdpr.models import GdprDeclaration, InfRefRequest
+from gdpr.pdf import declaration_pdf_filename, render_declaration_pdf
+from portal.outbox.mail import queue_mail
+from portal.outbox.models import OutgoingMail
+
+
+def _link(name: str, *args) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse(name, args=args)
+
+
+def _render(template: str, context: dict) -> tuple[str, str]:
+    """(subject, body) from a template whose first line is the subject."""
+    with translation.override("da"):
+        text = render_to_string(template, context).strip()
+    subject, _, body = text.partition("\n")
+    return subject.strip(), body.strip() + "\n"
+
+
+def infref_request(request: InfRefRequest) -> OutgoingMail:
+    subject, body = _render(
+        "gdpr/mail/infref_request.txt",
+        {"request": request, "link": _link("gdpr:request", request.pk)},
+    )
+    return queue_mail(
+        to=[settings.KOMBIT_MAIL_ADDRESS],
+        subject=subject,
+        body=body,
+        organisation=request.vendor,
+        created_by=request.requested_by,
+    )
+
+
+def infref_assigned(request: InfRefRequest) -> OutgoingMail | None:
+    if not request.requested_by.email:
+        return None
+    subject, body = _render(
+        "gdpr/mail/infref_assigned.txt",
+        {"request": request, "link": _link("gdpr:request", request.pk)},
+    )
+    return queue_mail(
+        to=[request.requested_by.email],
+        subject=subject,
+        body=body,
+        organisation=request.vendor,
+        created_by=request.infref.assigned_by,
+    )
+
+
+def declaration_submitted(declaration: GdprDeclaration) -> OutgoingMail:
+    subject, body = _render(
+        "gdpr/mail/declaration_submitted.txt",
+        {"declaration": declaration, "infref": declaration.infref},
+    )
+    pdf = render_declaration_pdf(declaration)
+    return queue_mail(
+        to=[settings.KOMBIT_MAIL_ADDRESS],
+        subject=subject,
+        body=body,
+        attachments=[(declaration_pdf_filename(declaration), pdf, "application/pdf")],
+        organisation=declaration.infref.vendor,
+        created_by=declaration.submitted_by,
+    )

@@ -1,0 +1,208 @@
+import hashlib
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from gdpr import workflow
+from gdpr.answers import answers
+from gdpr.forms import AssignInfRefForm, DeclarationForm, InfRefRequestForm
+from gdpr.models import DeclarationDownload, GdprDeclaration, InfRefRequest
+from gdpr.pdf import declaration_pdf_filename, render_declaration_pdf
+from portal.accounts.access import (
+    acts_for_kombit,
+    acts_for_vendor,
+    changeable,
+    get_changeable_or_404,
+    get_visible_or_404,
+    vendors_acted_for,
+    visible,
+)
+from portal.itsystems.models import ItSystem
+
+_REQUESTS = InfRefRequest.objects.select_related(
+    "it_system__vendor", "infref", "requested_by", "request_mail"
+)
+
+
+@login_required
+def request_list(request: HttpRequest) -> HttpResponse:
+    requests = visible(request.user, _REQUESTS.all())
+    return render(
+        request,
+        "gdpr/request_list.html",
+        {"requests": requests, "may_request": vendors_acted_for(request.user).exists()},
+    )
+
+
+@login_required
+def request_create(request: HttpRequest) -> HttpResponse:
+    vendors = vendors_acted_for(request.user)
+    if not vendors.exists():
+        raise PermissionDenied
+    it_systems = ItSystem.objects.filter(vendor__in=vendors, is_sender=True)
+    form = InfRefRequestForm(request.POST or None, it_systems=it_systems)
+    if request.method == "POST" and form.is_valid():
+        infref_request = workflow.request_infref(
+            it_system=form.cleaned_data["it_system"],
+            description=form.cleaned_data["description"],
+            user=request.user,
+        )
+        messages.success(request, _("The request is sent to KOMBIT."))
+        return redirect("gdpr:request", pk=infref_request.pk)
+    return render(request, "gdpr/request_form.html", {"form": form})
+
+
+def _request_page(
+    request: HttpRequest, infref_request: InfRefRequest, assign_form: AssignInfRefForm | None = None
+) -> HttpResponse:
+    infref = infref_request.infref
+    is_kombit = acts_for_kombit(request.user)
+    if is_kombit and infref is None and assign_form is None:
+        assign_form = AssignInfRefForm(initial={"name": workflow.proposed_infref_name()})
+    declarations = (
+        visible(request.user, infref.declarations.select_related("submitted_by"))
+        if infref
+        else GdprDeclaration.objects.none()
+    )
+    context = {
+        "infref_request": infref_request,
+        "infref": infref,
+        "declarations": declarations,
+        "current": infref.current_declaration() if infref else None,
+        "has_draft": any(d.status == GdprDeclaration.Status.DRAFT for d in declarations),
+        "step": infref_request.step,
+        "steps": InfRefRequest.Step,
+        "is_vendor": acts_for_vendor(request.user, infref_request.vendor),
+        "is_kombit": is_kombit,
+        "assign_form": assign_form,
+    }
+    return render(request, "gdpr/request_detail.html", context)
+
+
+@login_required
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _request_page(request, get_visible_or_404(request.user, _REQUESTS, pk=pk))
+
+
+@login_required
+@require_POST
+def request_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    infref_request = get_visible_or_404(request.user, _REQUESTS, pk=pk)
+    if not acts_for_kombit(request.user):
+        raise PermissionDenied
+    form = AssignInfRefForm(request.POST)
+    if form.is_valid():
+        try:
+            infref = workflow.assign_infref(
+                infref_request, name=form.cleaned_data["name"], user=request.user
+            )
+        except ValidationError as error:
+            form.add_error("name", error.messages)
+        else:
+            messages.success(request, _("%(name)s is assigned.") % {"name": infref.name})
+            return redirect("gdpr:request", pk=pk)
+    return _request_page(request, infref_request, assign_form=form)
+
+
+@login_required
+@require_POST
+def request_mark_created(request: HttpRequest, pk: int) -> HttpResponse:
+    infref_request = get_visible_or_404(request.user, _REQUESTS, pk=pk)
+    if not acts_for_kombit(request.user) or infref_request.infref is None:
+        raise PermissionDenied
+    try:
+        workflow.mark_created(infref_request.infref, request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, _("The InfRef is marked as created on Serviceplatformen."))
+    return redirect("gdpr:request", pk=pk)
+
+
+@login_required
+@require_POST
+def declaration_open_draft(request: HttpRequest, pk: int) -> HttpResponse:
+    infref_request = get_visible_or_404(request.user, _REQUESTS, pk=pk)
+    if infref_request.infref is None or not acts_for_vendor(request.user, infref_request.vendor):
+        raise PermissionDenied
+    draft = workflow.open_draft(infref_request.infref, request.user)
+    return redirect("gdpr:declaration_edit", pk=draft.pk)
+
+
+_DECLARATIONS = GdprDeclaration.objects.select_related(
+    "infref__it_system__vendor", "infref__request", "submitted_by", "submission_mail"
+)
+
+
+@login_required
+def declaration_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    declaration = get_visible_or_404(request.user, _DECLARATIONS, pk=pk)
+    return render(
+        request,
+        "gdpr/declaration_detail.html",
+        {
+            "declaration": declaration,
+            "answers": answers(declaration),
+            "may_edit": changeable(request.user, GdprDeclaration.objects.filter(pk=pk)).exists(),
+            "versions": visible(request.user, declaration.infref.declarations.all()),
+        },
+    )
+
+
+@login_required
+def declaration_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    declaration = get_visible_or_404(request.user, _DECLARATIONS, pk=pk)
+    if not declaration.is_editable:
+        messages.info(
+            request,
+            _("Version %(version)s is submitted and cannot be changed.")
+            % {"version": declaration.version},
+        )
+        return redirect("gdpr:declaration", pk=pk)
+    declaration = get_changeable_or_404(request.user, _DECLARATIONS, pk=pk)
+    form = DeclarationForm(request.POST or None, instance=declaration)
+    if request.method == "POST" and form.is_valid():
+        try:
+            form.save()
+        except ValidationError as error:  # submitted meanwhile, in another tab
+            messages.error(request, " ".join(error.messages))
+            return redirect("gdpr:declaration", pk=pk)
+        if "submit" not in request.POST:
+            messages.success(request, _("The draft is saved."))
+            return redirect("gdpr:declaration_edit", pk=pk)
+        try:
+            workflow.submit_declaration(declaration, request.user)
+        except ValidationError as error:
+            if hasattr(error, "error_dict"):
+                for field, problems in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, problems)
+            else:
+                messages.error(request, " ".join(error.messages))
+                return redirect("gdpr:declaration", pk=pk)
+        else:
+            messages.success(
+                request,
+                _("Version %(version)s is submitted and mailed to KOMBIT as a PDF.")
+                % {"version": declaration.version},
+            )
+            return redirect("gdpr:request", pk=declaration.infref.request.pk)
+    return render(request, "gdpr/declaration_form.html", {"form": form, "declaration": declaration})
+
+
+@login_required
+def declaration_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    declaration = get_visible_or_404(request.user, _DECLARATIONS, pk=pk)
+    pdf = render_declaration_pdf(declaration)
+    DeclarationDownload.objects.create(
+        declaration=declaration, user=request.user, sha256=hashlib.sha256(pdf).hexdigest()
+    )
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{declaration_pdf_filename(declaration)}"'
+    )
+    return response

@@ -1,0 +1,198 @@
+"""The four steps of an InfRef request and the life of a GDPR declaration (seed, chapter 2).
+
+Views call these functions; each step is one transaction that locks the row it moves, so two
+clicks, two browser tabs or two operators can never take the same step twice.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from gdpr import mail
+from gdpr.infref import infref_name
+from gdpr.models import ANSWER_FIELDS, GdprDeclaration, InfRef, InfRefRequest
+from portal.itsystems.models import ItSystem
+
+# What a declaration must answer before it can be submitted; drafts may be saved half-done.
+REQUIRED_FOR_SUBMISSION = (
+    "purpose",
+    "data_subject_categories",
+    "personal_data_categories",
+    "legal_basis_art6",
+    "legal_basis_detail",
+    "dpa_title",
+    "dpa_signed_on",
+    "data_specification_version",
+    "retention",
+    "deletion",
+    "security_measures",
+    "transfer_frequency",
+    "transfer_volume",
+    "contact_name",
+    "contact_email",
+    "signatory_name",
+    "signatory_title",
+    "signed_on",
+)
+
+
+def request_infref(*, it_system: ItSystem, description: str, user) -> InfRefRequest:
+    """Step 1: the vendor asks KOMBIT for an InfRef; the request mail goes through the outbox."""
+    if not it_system.is_sender:
+        raise ValidationError({"it_system": _("An InfRef is requested for a sending IT system.")})
+    with transaction.atomic():
+        request = InfRefRequest.objects.create(
+            it_system=it_system, description=description, requested_by=user
+        )
+        request.request_mail = mail.infref_request(request)
+        request.save(update_fields=["request_mail"])
+    return request
+
+
+def next_free_number() -> int:
+    highest = InfRef.objects.aggregate(highest=Max("number"))["highest"]
+    return (highest or 0) + 1
+
+
+def assign_infref(request: InfRefRequest, *, name: str, user) -> InfRef:
+    """Step 2: KOMBIT assigns the InfRef and the requester is told."""
+    with transaction.atomic():
+        request = InfRefRequest.objects.select_for_update().get(pk=request.pk)
+        if request.infref_id:
+            raise ValidationError(
+                _("This request already has the InfRef %(name)s."),
+                code="already_assigned",
+                params={"name": request.infref.name},
+            )
+        infref = InfRef(name=name, it_system=request.it_system, assigned_by=user)
+        infref.full_clean()
+        infref.save()
+        request.infref = infref
+        request.save(update_fields=["infref"])
+        mail.infref_assigned(request)
+    return infref
+
+
+def proposed_infref_name() -> str:
+    return infref_name(next_free_number(), 1)
+
+
+def open_draft(infref: InfRef, user) -> GdprDeclaration:
+    """The draft to work on: the existing one, or a new version that starts from the latest."""
+    with transaction.atomic():
+        InfRef.objects.select_for_update().get(pk=infref.pk)
+        draft = infref.declarations.filter(status=GdprDeclaration.Status.DRAFT).first()
+        if draft:
+            return draft
+        latest = infref.declarations.order_by("-version").first()
+        draft = GdprDeclaration(infref=infref, created_by=user)
+        draft.version = latest.version + 1 if latest else 1
+        if latest:
+            for field in ANSWER_FIELDS:
+                setattr(draft, field, getattr(latest, field))
+        draft.save()
+        if latest:
+            draft.controllers.set(latest.controllers.all())
+            draft.receiving_it_systems.set(latest.receiving_it_systems.all())
+    return draft
+
+
+def submission_problems(declaration: GdprDeclaration) -> dict[str, str]:
+    """Field → message for everything a submitted declaration must answer and does not."""
+    problems = {}
+    missing = _("Answer this before submitting.")
+    for field in REQUIRED_FOR_SUBMISSION:
+        if getattr(declaration, field) in (None, "", []):
+            problems[field] = missing
+    if not declaration.controllers.exists():
+        problems["controllers"] = _("Name at least one municipality as data controller.")
+    if not declaration.receiving_it_systems.exists():
+        problems["receiving_it_systems"] = _("Name at least one receiving IT system.")
+    if declaration.includes_special_categories:
+        if not declaration.special_categories_detail:
+            problems["special_categories_detail"] = _("Say which special categories.")
+        if not declaration.legal_basis_art9:
+            problems["legal_basis_art9"] = _("Special categories need a legal basis under art. 9.")
+    elif declaration.legal_basis_art9:
+        problems["legal_basis_art9"] = _(
+            "An art. 9 basis is given only when special categories are included."
+        )
+    if declaration.includes_criminal_offence_data and not declaration.criminal_offence_detail:
+        problems["criminal_offence_detail"] = _("Say which criminal-offence data.")
+    return problems
+
+
+def submit_declaration(declaration: GdprDeclaration, user) -> GdprDeclaration:
+    """Step 3: the draft becomes the current declaration and is mailed to KOMBIT as a PDF."""
+    with transaction.atomic():
+        InfRef.objects.select_for_update().get(pk=declaration.infref_id)
+        declaration = GdprDeclaration.objects.get(pk=declaration.pk)
+        if declaration.status != GdprDeclaration.Status.DRAFT:
+            raise ValidationError(
+                _("Version %(version)s has already been submitted."),
+                code="already_submitted",
+                params={"version": declaration.version},
+            )
+        problems = submission_problems(declaration)
+        if problems:
+            raise ValidationError(problems)
+        # The one-submitted-per-InfRef constraint needs the old version out of the way first.
+        declaration.infref.declarations.filter(status=GdprDeclaration.Status.SUBMITTED).update(
+            status=GdprDeclaration.Status.SUPERSEDED
+        )
+        declaration.status = GdprDeclaration.Status.SUBMITTED
+        declaration.submitted_by = user
+        declaration.submitted_at = timezone.now()
+        declaration.submitted_content = declaration.live_content()
+        declaration.content_sha256 = declaration.compute_sha256()
+        declaration.save(
+            update_fields=[
+                "status",
+                "submitted_by",
+                "submitted_at",
+                "submitted_content",
+                "content_sha256",
+            ]
+        )
+        declaration.submission_mail = mail.declaration_submitted(declaration)
+        GdprDeclaration.objects.filter(pk=declaration.pk).update(
+            submission_mail=declaration.submission_mail
+        )
+    return declaration
+
+
+def mark_created(infref: InfRef, user) -> InfRef:
+    """Step 4: KOMBIT has created the InfRef on Serviceplatformen."""
+    with transaction.atomic():
+        infref = InfRef.objects.select_for_update().get(pk=infref.pk)
+        if infref.created_on_serviceplatform_at:
+            raise ValidationError(
+                _("%(name)s is already marked as created."),
+                code="already_created",
+                params={"name": infref.name},
+            )
+        if infref.current_declaration() is None:
+            raise ValidationError(
+                _("%(name)s has no submitted GDPR declaration yet."),
+                code="not_declared",
+                params={"name": infref.name},
+            )
+        infref.created_on_serviceplatform_by = user
+        infref.created_on_serviceplatform_at = timezone.now()
+        infref.save(
+            update_fields=["created_on_serviceplatform_by", "created_on_serviceplatform_at"]
+        )
+    return infref
+
+
+def mark_outdated(infref: InfRef, reason: str) -> GdprDeclaration | None:
+    """The data specification moved on: the current declaration no longer covers the data."""
+    current = infref.current_declaration()
+    if current is None or current.outdated_at:
+        return current
+    current.outdated_reason = reason
+    current.outdated_at = timezone.now()
+    current.save(update_fields=["outdated_reason", "outdated_at", "updated_at"])
+    return current
