@@ -40,8 +40,17 @@ class AssignInfRefForm(forms.Form):
         return name
 
 
+class ScrollingCheckboxes(forms.CheckboxSelectMultiple):
+    """Checkboxes in a scrolling box, for long lists such as the 98 municipalities."""
+
+    template_name = "widgets/scrolling_checkboxes.html"
+
+
 class DeclarationForm(forms.ModelForm):
     """Drafts may be saved with gaps; `submit` then asks for every answer (see workflow)."""
+
+    # Every answer is needed at submission, so no field is marked optional.
+    hide_optional = True
 
     legal_basis_art6 = forms.MultipleChoiceField(
         label=_("Legal basis, art. 6"),
@@ -90,8 +99,8 @@ class DeclarationForm(forms.ModelForm):
         ]
         text_area = forms.Textarea(attrs={"rows": 4})
         widgets = {
-            "controllers": forms.SelectMultiple(attrs={"size": 10}),
-            "receiving_it_systems": forms.SelectMultiple(attrs={"size": 6}),
+            "controllers": ScrollingCheckboxes,
+            "receiving_it_systems": forms.CheckboxSelectMultiple,
             "purpose": text_area,
             "data_subject_categories": text_area,
             "personal_data_categories": text_area,

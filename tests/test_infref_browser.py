@@ -1,0 +1,90 @@
+"""The four InfRef steps walked in a real browser, each role in its own session."""
+
+import pytest
+from pypdf import PdfReader
+
+from gdpr.models import InfRefRequest
+from tests.browser import chromium, screenshot
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(browser, live_server, username: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(live_server.url + "/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    return page
+
+
+def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, system_b, aarhus):
+    with chromium() as browser:
+        vendor = log_in(browser, live_server, "staff-a")
+        vendor.get_by_role("link", name="InfRefs og GDPR").click()
+        vendor.get_by_role("link", name="Anmod om en InfRef").click()
+        vendor.select_option("#id_it_system", label="Alfa Omsorg")
+        vendor.fill("#id_description", "Borgerdata til det nye omsorgssystem.")
+        vendor.get_by_role("button", name="Send anmodningen til KOMBIT").click()
+        vendor.get_by_text("Det er KOMBITs tur.").wait_for()
+        request_url = vendor.url
+        screenshot(vendor, "infref-step1-vendor")
+
+        kombit = log_in(browser, live_server, "operator")
+        kombit.goto(request_url)
+        assert kombit.input_value("#id_name") == "FagsystemdefineredeDataRefGDPR1_1"
+        kombit.get_by_role("button", name="Tildel InfRef").click()
+        kombit.get_by_role("heading", name="FagsystemdefineredeDataRefGDPR1_1").wait_for()
+
+        vendor.goto(request_url)
+        vendor.get_by_role("button", name="Udfyld GDPR-erklæringen").click()
+        vendor.fill("#id_purpose", "Overførsel ved systemskifte.")
+        vendor.get_by_role("button", name="Gem kladde").click()
+        vendor.get_by_text("Kladden er gemt.").wait_for()
+        vendor.get_by_role("button", name="Indsend til KOMBIT").click()
+        vendor.get_by_text("Besvar dette, før du indsender.").first.wait_for()
+        assert vendor.input_value("#id_purpose") == "Overførsel ved systemskifte."
+
+        vendor.get_by_label("Aarhus Kommune", exact=True).check()
+        vendor.get_by_label("Beta Journal (Beta Data ApS)").check()
+        for field, value in {
+            "#id_data_subject_categories": "Borgere i hjemmeplejen.",
+            "#id_personal_data_categories": "Navn, adresse, CPR-nummer.",
+            "#id_legal_basis_detail": "Serviceloven § 83.",
+            "#id_dpa_title": "Databehandleraftale 2026",
+            "#id_dpa_signed_on": "2026-03-01",
+            "#id_data_specification_version": "1.0",
+            "#id_retention": "Efter kommunens regler.",
+            "#id_deletion": "Efter hentning.",
+            "#id_security_measures": "SFTP og logning.",
+            "#id_transfer_volume": "5 MB pr. døgn.",
+            "#id_contact_name": "Ada Jensen",
+            "#id_contact_email": "ada@alfa.example",
+            "#id_signatory_name": "Bodil Alfa",
+            "#id_signatory_title": "Direktør",
+            "#id_signed_on": "2026-11-20",
+        }.items():
+            vendor.fill(field, value)
+        vendor.check("#id_includes_cpr")
+        vendor.get_by_label("Art. 6, stk. 1, litra e: opgave i samfundets interesse").check()
+        vendor.select_option("#id_transfer_frequency", "daily")
+        screenshot(vendor, "declaration-form")
+        vendor.get_by_role("button", name="Indsend til KOMBIT").click()
+        vendor.get_by_text("Version 1 er indsendt og sendt til KOMBIT som PDF.").wait_for()
+        screenshot(vendor, "infref-step3-vendor")
+
+        with vendor.expect_download() as download:
+            vendor.get_by_role("link", name="Hent PDF").click()
+        pdf = PdfReader(download.value.path())
+        text = " ".join(page.extract_text() for page in pdf.pages)
+        assert "FagsystemdefineredeDataRefGDPR1_1" in text
+        assert "Overførsel ved systemskifte." in text
+
+        kombit.goto(request_url)
+        kombit.get_by_role("button", name="Markér som oprettet på Serviceplatformen").click()
+        kombit.get_by_text("InfRef er markeret som oprettet på Serviceplatformen.").wait_for()
+        screenshot(kombit, "infref-step4-kombit")
+
+    assert InfRefRequest.objects.get().step == InfRefRequest.Step.CREATED
