@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from gdpr import mail
 from gdpr.infref import infref_name
 from gdpr.models import ANSWER_FIELDS, GdprDeclaration, InfRef, InfRefRequest
+from gdpr.signals import infref_changed
 from portal.itsystems.models import ItSystem
 
 # What a declaration must answer before it can be submitted; drafts may be saved half-done.
@@ -160,6 +161,7 @@ def submit_declaration(declaration: GdprDeclaration, user) -> GdprDeclaration:
         GdprDeclaration.objects.filter(pk=declaration.pk).update(
             submission_mail=declaration.submission_mail
         )
+        infref_changed.send(sender=InfRef, infref=declaration.infref)
     return declaration
 
 
@@ -184,6 +186,7 @@ def mark_created(infref: InfRef, user) -> InfRef:
         infref.save(
             update_fields=["created_on_serviceplatform_by", "created_on_serviceplatform_at"]
         )
+        infref_changed.send(sender=InfRef, infref=infref)
     return infref
 
 
@@ -195,4 +198,5 @@ def mark_outdated(infref: InfRef, reason: str) -> GdprDeclaration | None:
     current.outdated_reason = reason
     current.outdated_at = timezone.now()
     current.save(update_fields=["outdated_reason", "outdated_at", "updated_at"])
+    infref_changed.send(sender=InfRef, infref=infref)
     return current

@@ -1,5 +1,7 @@
 """Settings for the FDD portal, read from the environment (see README, "Configuration")."""
 
+import base64
+import hashlib
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -42,6 +44,8 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.itsystems",
     "portal.outbox",
+    "portal.onboarding",
+    "portal.specs",
     "portal.core",
     "transfers",
     "gdpr",
@@ -195,6 +199,22 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     if env_bool("BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Private SSH keys are encrypted with this Fernet key. Development derives one from SECRET_KEY;
+# production must set its own, kept apart from the database backups.
+SFTP_KEY_ENCRYPTION_KEY = env_str(
+    "SFTP_KEY_ENCRYPTION_KEY",
+    base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()
+    if DEBUG
+    else None,
+)
+TRANSFER_DATA_DIR = DATA_DIR / "transfers"
+TRANSFER_MAX_ATTEMPTS = env_int("TRANSFER_MAX_ATTEMPTS", 5, minimum=1)
+# A send that shows no progress for this long has lost its worker and is queued again.
+TRANSFER_STALE_SECONDS = env_int("TRANSFER_STALE_SECONDS", 120, minimum=10)
+SIMULATOR_HOST = env_str("SIMULATOR_HOST", "127.0.0.1")
+SIMULATOR_PORT = env_int("SIMULATOR_PORT", 2222, minimum=1)
+SIMULATOR_DATA_DIR = env_path("SIMULATOR_DATA_DIR", DATA_DIR / "serviceplatform")
 
 LOGGING = {
     "version": 1,

@@ -18,5 +18,8 @@ urlpatterns = [
     path("it-systems/", include("portal.itsystems.urls")),
     path("outbox/", include("portal.outbox.urls")),
     path("infrefs/", include("gdpr.urls")),
+    path("specifications/", include("portal.specs.urls")),
+    path("integrations/", include("portal.onboarding.urls")),
+    path("transfers/", include("transfers.urls")),
     path("admin/", admin.site.urls),
 ]

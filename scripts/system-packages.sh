@@ -9,6 +9,8 @@ packages=(
   libpangoft2-1.0-0  # WeasyPrint
   fonts-dejavu-core  # WeasyPrint needs at least one font
   chromium           # browser tests (Playwright drives Debian's Chromium, no browser download)
+  openssh-server     # tests and benchmarks start their own sshd on a loopback port
+  openssh-client     # the reference sftp client in benchmarks and simulator tests
 )
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${packages[@]}"

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from portal.accounts.models import Membership, Organisation
+from portal.accounts.municipalities import load_reference_organisations
 from portal.itsystems.models import ItSystem
 
 PASSWORD = "correct horse battery staple"
@@ -25,6 +26,20 @@ def vendor_a(db):
 @pytest.fixture
 def vendor_b(db):
     return Organisation.objects.create(kind="vendor", name="Beta Data ApS", cvr="41872632")
+
+
+@pytest.fixture(autouse=True)
+def reference_organisations(request):
+    """The municipalities and KOMBIT, which a transactional test's flush removes."""
+    uses_database = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+    } & set(request.fixturenames)
+    if not uses_database:
+        return
+    request.getfixturevalue("_django_db_helper")
+    if not Organisation.objects.filter(kind="kombit").exists():
+        load_reference_organisations(Organisation)
 
 
 @pytest.fixture

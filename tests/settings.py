@@ -19,6 +19,7 @@ STORAGES = {
 }
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+SFTP_KEY_ENCRYPTION_KEY = "eJ9c5m0TTKQ3YgNG4Cv0r1z6kx3Q7cV2yX8hLw1uE6A="
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file, not memory, so worker processes started by a test see the same test database.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

@@ -3,7 +3,16 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
-PROJECT_APPS = ["accounts", "itsystems", "outbox", "transfers", "gdpr", "core"]
+PROJECT_APPS = [
+    "accounts",
+    "itsystems",
+    "outbox",
+    "onboarding",
+    "specs",
+    "transfers",
+    "gdpr",
+    "core",
+]
 PROJECT_MODELS = [
     model for label in PROJECT_APPS for model in apps.get_app_config(label).get_models()
 ]

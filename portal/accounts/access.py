@@ -16,7 +16,20 @@ from django.shortcuts import get_object_or_404
 from gdpr.models import GdprDeclaration, InfRef, InfRefRequest
 from portal.accounts.models import Membership, Organisation
 from portal.itsystems.models import ItSystem
+from portal.onboarding.models import (
+    Integration,
+    IntegrationTest,
+    OnboardingTask,
+    ProcessingAgreement,
+)
 from portal.outbox.models import OutgoingMail
+from portal.specs.models import (
+    DataSpecification,
+    SpecificationDocument,
+    SpecificationField,
+    SpecificationVersion,
+)
+from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 
 NOTHING = Q(pk__in=[])
 
@@ -135,6 +148,65 @@ def _declarations_changed(scope: Scope) -> Q:
     return Q(infref__it_system__vendor_id__in=scope.vendor_ids, status="draft")
 
 
+def integration_rules(path: str = "") -> Rules:
+    """Rules for records that belong to an integration, reached from the model by `path`.
+
+    The sending vendor changes them; the receiving vendor and the municipalities the data
+    flows for read them; KOMBIT reads them all.
+    """
+
+    def seen(scope: Scope) -> Q:
+        if scope.is_kombit:
+            return Q()
+        return (
+            Q(**{f"{path}sender__vendor_id__in": scope.vendor_ids})
+            | Q(**{f"{path}receiver__vendor_id__in": scope.vendor_ids})
+            | Q(**{f"{path}municipalities__in": scope.municipality_ids})
+        )
+
+    def changed(scope: Scope) -> Q:
+        return Q(**{f"{path}sender__vendor_id__in": scope.vendor_ids})
+
+    return Rules(view=seen, change=changed, distinct=True)
+
+
+def _tasks_changed(scope: Scope) -> Q:
+    # The sending vendor drives onboarding; the receiving vendor creates its own SFTP user (60).
+    return Q(integration__sender__vendor_id__in=scope.vendor_ids) | Q(
+        number=60, integration__receiver__vendor_id__in=scope.vendor_ids
+    )
+
+
+def _accounts_seen(scope: Scope) -> Q:
+    # KOMBIT registers SFTP users in the Administrationsmodul.
+    return Q() if scope.is_kombit else Q(it_system__vendor_id__in=scope.vendor_ids)
+
+
+def _routes_seen(scope: Scope) -> Q:
+    if scope.is_kombit:
+        return Q()
+    return (
+        Q(sender__vendor_id__in=scope.vendor_ids)
+        | Q(receiver__vendor_id__in=scope.vendor_ids)
+        | Q(municipality_id__in=scope.municipality_ids)
+    )
+
+
+def _transfers_seen(scope: Scope) -> Q:
+    # Transfers carry municipal data: the two vendors and the municipality, not KOMBIT.
+    return (
+        Q(route__sender__vendor_id__in=scope.vendor_ids)
+        | Q(route__receiver__vendor_id__in=scope.vendor_ids)
+        | Q(route__municipality_id__in=scope.municipality_ids)
+    )
+
+
+def _received_seen(scope: Scope) -> Q:
+    return Q(account__it_system__vendor_id__in=scope.vendor_ids) | Q(
+        route__municipality_id__in=scope.municipality_ids
+    )
+
+
 RULES: dict[type[Model], Rules] = {
     # Names, CVR numbers and municipality codes are public facts.
     Organisation: Rules(view=_everyone, change=_no_one),
@@ -144,6 +216,33 @@ RULES: dict[type[Model], Rules] = {
     OutgoingMail: Rules(view=_mails_seen, change=_no_one),
     InfRefRequest: Rules(view=_infref_requests_seen, change=_no_one),
     InfRef: Rules(view=_infrefs_seen, change=_no_one, distinct=True),
+    Integration: integration_rules(),
+    OnboardingTask: Rules(
+        view=integration_rules("integration__").view,
+        change=_tasks_changed,
+        distinct=True,
+    ),
+    ProcessingAgreement: integration_rules("integration__"),
+    IntegrationTest: integration_rules("integration__"),
+    DataSpecification: integration_rules("integration__"),
+    SpecificationVersion: integration_rules("specification__integration__"),
+    SpecificationField: integration_rules("version__specification__integration__"),
+    SpecificationDocument: integration_rules("version__specification__integration__"),
+    SftpAccount: Rules(
+        view=_accounts_seen, change=lambda scope: Q(it_system__vendor_id__in=scope.vendor_ids)
+    ),
+    Route: Rules(
+        view=_routes_seen,
+        change=lambda scope: Q() if scope.is_kombit else Q(sender__vendor_id__in=scope.vendor_ids),
+    ),
+    Transfer: Rules(
+        view=_transfers_seen,
+        change=lambda scope: Q(route__sender__vendor_id__in=scope.vendor_ids),
+    ),
+    ReceivedFile: Rules(
+        view=_received_seen,
+        change=lambda scope: Q(account__it_system__vendor_id__in=scope.vendor_ids),
+    ),
     GdprDeclaration: Rules(view=_declarations_seen, change=_declarations_changed, distinct=True),
 }
 

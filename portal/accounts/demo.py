@@ -12,6 +12,8 @@ from django.db import transaction
 from gdpr.demo import seed_infref_requests
 from portal.accounts.models import Membership, Organisation
 from portal.itsystems.models import ItSystem
+from portal.onboarding.demo import seed_integrations
+from transfers.demo import seed_simulator
 
 DEMO_PASSWORD = "fdd-demo-2026"  # noqa: S105 - published on purpose, demo only
 _UUID_NAMESPACE = uuid.UUID("6f1c3f0e-3d0b-4d57-9a53-0f4b8a4c2d11")
@@ -92,4 +94,6 @@ def seed_demo() -> list[tuple[DemoUser, Organisation | None]]:
             Membership.objects.get_or_create(user=user, organisation=organisation)
         logins.append((demo, organisation))
     seed_infref_requests()
+    seed_integrations()
+    seed_simulator()
     return logins

@@ -20,6 +20,9 @@ class MenuItem:
 MENU = (
     MenuItem(_("Overview"), "dashboard"),
     MenuItem(_("InfRefs and GDPR"), "gdpr:requests", ("/infrefs/",)),
+    MenuItem(_("Integrations"), "onboarding:list", ("/integrations/",)),
+    MenuItem(_("Data specifications"), "specs:list", ("/specifications/",)),
+    MenuItem(_("Transfers"), "transfers:list", ("/transfers/",)),
     MenuItem(_("IT systems"), "itsystems:list", ("/it-systems/",)),
     MenuItem(_("Organisations"), "organisations:list", ("/organisations/",)),
     MenuItem(_("Outbox"), "outbox:list", ("/outbox/",)),

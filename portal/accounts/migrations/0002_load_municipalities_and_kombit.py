@@ -1,18 +1,10 @@
 from django.db import migrations
 
-from portal.accounts.municipalities import KOMBIT_CVR, KOMBIT_NAME, read_municipalities
+from portal.accounts.municipalities import load_reference_organisations
 
 
 def load(apps, schema_editor):
-    Organisation = apps.get_model("accounts", "Organisation")
-    for municipality in read_municipalities():
-        Organisation.objects.update_or_create(
-            municipality_code=municipality.code,
-            defaults={"kind": "municipality", "name": municipality.name, "cvr": municipality.cvr},
-        )
-    Organisation.objects.update_or_create(
-        kind="kombit", defaults={"name": KOMBIT_NAME, "cvr": KOMBIT_CVR}
-    )
+    load_reference_organisations(apps.get_model("accounts", "Organisation"))
 
 
 class Migration(migrations.Migration):

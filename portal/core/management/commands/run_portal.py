@@ -1,4 +1,5 @@
-"""Run the web server and a worker cluster in one terminal; Ctrl-C stops them all."""
+"""Run the web server, a worker cluster and the local Serviceplatform in one terminal; Ctrl-C
+stops them all."""
 
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from portal.accounts.demo import DEMO_PASSWORD, USERS
 
 
 class Command(BaseCommand):
-    help = "Start the web server and a django-q2 worker cluster together (for `make run`)."
+    help = "Start the web server, a worker cluster and the simulator together (for `make run`)."
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="address:port to serve on")
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         commands = {
             "web": [*manage, "runserver", "--noreload", addr],
             "workers": [*manage, "qcluster"],
+            "simulator": [*manage, "serviceplatform"],
         }
         processes = {
             name: subprocess.Popen(command)  # noqa: S603 - our own manage.py

@@ -1,0 +1,109 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from gdpr.forms import ScrollingCheckboxes
+from gdpr.models import InfRef
+from portal.accounts.models import Organisation
+from portal.itsystems.models import ItSystem
+from portal.onboarding.models import IntegrationTest, OnboardingTask, ProcessingAgreement
+
+_DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+class IntegrationForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    sender = forms.ModelChoiceField(ItSystem.objects.none(), label=_("Sending IT system"))
+    receiver = forms.ModelChoiceField(
+        ItSystem.objects.filter(is_receiver=True).select_related("vendor"),
+        label=_("Receiving IT system"),
+    )
+    infref = forms.ModelChoiceField(
+        InfRef.objects.none(),
+        label=_("InfRef"),
+        required=False,
+        help_text=_("Leave empty until KOMBIT has assigned the InfRef."),
+    )
+    municipalities = forms.ModelMultipleChoiceField(
+        Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY).order_by("name"),
+        label=_("Municipalities"),
+        widget=ScrollingCheckboxes,
+    )
+    legal_basis = forms.CharField(
+        label=_("Legal basis"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text=_("What the data flow rests on in law (seed, chapter 6)."),
+    )
+    legal_basis_reviewed_on = forms.DateField(
+        label=_("Legal basis last reviewed"), required=False, widget=_DATE
+    )
+
+    def __init__(self, *args, vendors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sender"].queryset = ItSystem.objects.filter(vendor__in=vendors, is_sender=True)
+        self.fields["infref"].queryset = InfRef.objects.filter(it_system__vendor__in=vendors)
+        self.fields["receiver"].label_from_instance = lambda s: f"{s.name} ({s.vendor.name})"
+
+    def clean(self):
+        cleaned = super().clean()
+        infref, sender = cleaned.get("infref"), cleaned.get("sender")
+        if infref and sender and infref.it_system_id != sender.pk:
+            self.add_error("infref", _("The InfRef belongs to another IT system."))
+        return cleaned
+
+
+class TaskForm(forms.ModelForm):
+    class Meta:
+        model = OnboardingTask
+        fields = ["state", "due_date", "comment"]
+        widgets = {"due_date": _DATE, "comment": forms.Textarea(attrs={"rows": 3})}
+
+
+class AddMunicipalityForm(forms.Form):
+    municipality = forms.ModelChoiceField(
+        Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY).order_by("name"),
+        label=_("Municipality"),
+    )
+
+
+class ProcessingAgreementForm(forms.ModelForm):
+    class Meta:
+        model = ProcessingAgreement
+        fields = ["title", "parties", "signed_on"]
+        widgets = {"signed_on": _DATE, "parties": ScrollingCheckboxes}
+
+    def __init__(self, *args, integration, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The parties are the vendors and municipalities of this integration.
+        self.fields["parties"].queryset = (
+            Organisation.objects.filter(
+                pk__in=[integration.sender.vendor_id, integration.receiver.vendor_id]
+            )
+            | integration.municipalities.all()
+        )
+
+
+class IntegrationTestForm(forms.ModelForm):
+    accept = forms.BooleanField(
+        label=_("The parties accept the result"),
+        required=False,
+        help_text=_("Production sends on the routes need an accepted test or an agreed skip."),
+    )
+
+    class Meta:
+        model = IntegrationTest
+        fields = ["scope", "test_data", "result", "notes"]
+        widgets = {
+            "scope": forms.Textarea(attrs={"rows": 3}),
+            "test_data": forms.Textarea(attrs={"rows": 3}),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("accept") and cleaned.get("result") in (
+            IntegrationTest.Result.PLANNED,
+            IntegrationTest.Result.FAILED,
+        ):
+            self.add_error("accept", _("Only a passed test or an agreed skip can be accepted."))
+        return cleaned

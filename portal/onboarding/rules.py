@@ -1,0 +1,160 @@
+"""The rules between onboarding tasks, and the one readiness check the transfer engine asks.
+
+Tasks 30 and 40 follow the InfRef request (through gdpr's `infref_changed` signal), and a new
+data-specification version makes the declaration outdated and reopens task 30.
+"""
+
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from gdpr import workflow as gdpr_workflow
+from gdpr.models import InfRef
+from portal.accounts.models import Organisation
+from portal.onboarding.catalogue import BY_NUMBER, ONCE, PER_MUNICIPALITY
+from portal.onboarding.models import Integration, IntegrationMunicipality, OnboardingTask
+from portal.onboarding.reminders import remind_actionable
+
+State = OnboardingTask.State
+STARTED = (State.IN_PROGRESS, State.DONE)
+
+
+@transaction.atomic
+def create_integration(*, municipalities=(), **fields) -> Integration:
+    """An integration with its tasks 10–60, and task 70 for each municipality."""
+    integration = Integration(**fields)
+    integration.full_clean()
+    integration.save()
+    OnboardingTask.objects.bulk_create(
+        OnboardingTask(integration=integration, number=number) for number in ONCE
+    )
+    for municipality in municipalities:
+        add_municipality(integration, municipality)
+    if integration.infref_id:
+        follow_infref(integration.infref)
+    _remind_after_commit(integration)
+    return integration
+
+
+@transaction.atomic
+def add_municipality(integration: Integration, municipality: Organisation) -> None:
+    if municipality.kind != Organisation.Kind.MUNICIPALITY:
+        raise ValidationError(_("%(name)s is not a municipality.") % {"name": municipality})
+    _joined, created = IntegrationMunicipality.objects.get_or_create(
+        integration=integration, municipality=municipality
+    )
+    if created:
+        OnboardingTask.objects.bulk_create(
+            OnboardingTask(integration=integration, number=number, municipality=municipality)
+            for number in PER_MUNICIPALITY
+        )
+        _remind_after_commit(integration)
+
+
+def set_state(task: OnboardingTask, state: str, user, *, comment: str | None = None) -> None:
+    """Move a task, refusing to start one whose dependencies are not settled."""
+    if state in STARTED:
+        blockers = task.waiting_for()
+        if blockers:
+            raise ValidationError(
+                _("Task %(number)s can start only when task %(others)s is done.")
+                % {
+                    "number": task.number,
+                    "others": _(" and ").join(str(other.number) for other in blockers),
+                },
+                code="dependency",
+            )
+    task.state = state
+    if comment is not None:
+        task.comment = comment
+    task.changed_by = user
+    task.changed_at = timezone.now()
+    task.save()
+    _remind_after_commit(task.integration)
+
+
+def _remind_after_commit(integration: Integration) -> None:
+    # Only a change that was saved may tell anyone to act.
+    transaction.on_commit(lambda: remind_actionable(integration))
+
+
+def follow_infref(infref: InfRef) -> None:
+    """Tasks 30 and 40 mirror the InfRef request: declared (and current), and created."""
+    # Read afresh: the caller's object may predate the step that sent the signal.
+    infref = InfRef.objects.get(pk=infref.pk)
+    declaration = infref.current_declaration()
+    declared = declaration is not None and not declaration.is_outdated
+    created = infref.created_on_serviceplatform_at is not None
+    now = timezone.now()
+    tasks = OnboardingTask.objects.filter(integration__infref=infref)
+    tasks.filter(number=30).update(
+        state=State.DONE if declared else State.IN_PROGRESS, changed_at=now, changed_by=None
+    )
+    tasks.filter(number=40).update(
+        state=State.DONE if created else State.NOT_STARTED, changed_at=now, changed_by=None
+    )
+    for integration in infref.integrations.all():
+        _remind_after_commit(integration)
+
+
+def data_specification_changed(integration: Integration, version: str) -> None:
+    """A new data-specification version: the GDPR declaration no longer covers the data."""
+    if integration.infref_id is None:
+        return
+    reason = _(
+        "The data specification of %(integration)s is now version %(version)s; "
+        "the declaration covers an earlier version."
+    ) % {"integration": integration.name, "version": version}
+    gdpr_workflow.mark_outdated(integration.infref, reason)  # tasks 30/40 follow its signal
+
+
+@dataclass
+class Readiness:
+    blockers: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return not self.blockers
+
+
+def readiness(
+    integration: Integration, municipality: Organisation, *, production: bool = True
+) -> Readiness:
+    """Whether sends may run for this municipality, and if not, every condition that blocks.
+
+    The transfer engine asks this and nothing else before a send.
+    """
+    result = Readiness()
+    tasks = {(t.number, t.municipality_id): t for t in integration.tasks.all()}
+    for number in ONCE:
+        task = tasks.get((number, None))
+        if task is None or not task.is_settled:
+            result.blockers.append(
+                _("Task %(number)s (%(title)s) is not done.")
+                % {"number": number, "title": BY_NUMBER[number].title}
+            )
+    route_task = tasks.get((70, municipality.pk))
+    if route_task is None:
+        result.blockers.append(
+            _("%(municipality)s is not part of the integration.") % {"municipality": municipality}
+        )
+    elif not route_task.is_settled:
+        result.blockers.append(
+            _("Task 70 (the SFTP route) is not done for %(municipality)s.")
+            % {"municipality": municipality}
+        )
+    declaration = integration.infref.current_declaration() if integration.infref_id else None
+    if declaration is None:
+        result.blockers.append(_("No GDPR declaration has been submitted for the InfRef."))
+    elif declaration.is_outdated:
+        result.blockers.append(_("The GDPR declaration is outdated: a new one must be submitted."))
+    if production:
+        test = getattr(integration, "test", None)
+        if test is None or not test.clears_production:
+            result.blockers.append(
+                _("The test before production has not been accepted, nor agreed to be skipped.")
+            )
+    return result

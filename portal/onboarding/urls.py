@@ -1,0 +1,16 @@
+from django.urls import path
+
+from portal.onboarding import views
+
+app_name = "onboarding"
+urlpatterns = [
+    path("", views.integration_list, name="list"),
+    path("new/", views.integration_create, name="create"),
+    path("matrix/", views.vendor_matrix, name="matrix"),
+    path("municipality/", views.municipality_overview, name="municipality"),
+    path("<int:pk>/", views.integration_detail, name="detail"),
+    path("<int:pk>/municipalities/", views.integration_add_municipality, name="add_municipality"),
+    path("<int:pk>/agreement/", views.agreement_edit, name="agreement"),
+    path("<int:pk>/test/", views.test_edit, name="test"),
+    path("tasks/<int:pk>/", views.task_edit, name="task"),
+]

@@ -1,0 +1,293 @@
+"""Integrations, their tasks 10–70 and the rules between them (seed, chapter 5)."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from gdpr import workflow
+from portal.onboarding import rules
+from portal.onboarding.models import IntegrationTest, OnboardingTask
+from portal.onboarding.reminders import weekly_digest
+from portal.outbox.models import OutgoingMail
+from tests.conftest import make_user
+from tests.test_infref_process import complete_answers
+
+State = OnboardingTask.State
+
+
+@pytest.fixture
+def integration(staff_a, system_a, system_b, aarhus):
+    return rules.create_integration(
+        name="Alfa Omsorg → Beta Journal",
+        sender=system_a,
+        receiver=system_b,
+        created_by=staff_a,
+        municipalities=[aarhus],
+        legal_basis="Serviceloven § 83.",
+        legal_basis_reviewed_on=timezone.localdate(),
+    )
+
+
+@pytest.fixture
+def declared_integration(integration, staff_a, operator, aarhus, system_b):
+    from gdpr.forms import DeclarationForm
+
+    request = workflow.request_infref(it_system=integration.sender, description="x", user=staff_a)
+    infref = workflow.assign_infref(
+        request, name="FagsystemdefineredeDataRefGDPR77_1", user=operator
+    )
+    integration.infref = infref
+    integration.save()
+    draft = workflow.open_draft(infref, staff_a)
+    form = DeclarationForm(complete_answers([aarhus], [system_b]), instance=draft)
+    assert form.is_valid(), form.errors
+    form.save()
+    workflow.submit_declaration(draft, staff_a)
+    return integration
+
+
+def task(integration, number, municipality=None) -> OnboardingTask:
+    return integration.tasks.get(number=number, municipality=municipality)
+
+
+def settle(integration, *numbers, user=None):
+    for number in numbers:
+        for one in integration.tasks.filter(number=number):
+            rules.set_state(one, State.DONE, user)
+
+
+def test_an_integration_gets_tasks_10_to_60_and_70_per_municipality(integration, aarhus, odense):
+    numbers = sorted((t.number, t.municipality_id) for t in integration.tasks.all())
+    assert numbers == [
+        (10, None),
+        (20, None),
+        (30, None),
+        (40, None),
+        (50, None),
+        (60, None),
+        (70, aarhus.pk),
+    ]
+    rules.add_municipality(integration, odense)
+    rules.add_municipality(integration, odense)  # joining twice changes nothing
+    assert integration.tasks.filter(number=70).count() == 2
+    assert all(t.state == State.NOT_STARTED for t in integration.tasks.all())
+
+
+def test_only_municipalities_can_join(integration, vendor_b):
+    with pytest.raises(ValidationError):
+        rules.add_municipality(integration, vendor_b)
+
+
+def test_task_40_waits_for_task_30(integration, operator):
+    with pytest.raises(ValidationError) as error:
+        rules.set_state(task(integration, 40), State.IN_PROGRESS, operator)
+    assert error.value.messages == ["Opgave 40 kan først begynde, når opgave 30 er udført."]
+    assert task(integration, 40).state == State.NOT_STARTED
+
+
+def test_task_70_waits_for_50_and_60_and_not_relevant_counts_as_settled(
+    integration, staff_a, aarhus
+):
+    route = task(integration, 70, aarhus)
+    with pytest.raises(ValidationError, match="opgave 50 og 60"):
+        rules.set_state(route, State.DONE, staff_a)
+    rules.set_state(task(integration, 50), State.DONE, staff_a)
+    with pytest.raises(ValidationError, match="opgave 60"):
+        rules.set_state(route, State.IN_PROGRESS, staff_a)
+    rules.set_state(task(integration, 60), State.NOT_RELEVANT, staff_a)
+    rules.set_state(route, State.DONE, staff_a, comment="Bestilt i Digitaliseringskataloget.")
+    route.refresh_from_db()
+    assert (route.state, route.changed_by, route.comment) == (
+        State.DONE,
+        staff_a,
+        "Bestilt i Digitaliseringskataloget.",
+    )
+    assert route.changed_at is not None
+
+
+def test_tasks_30_and_40_follow_the_infref_request(declared_integration, operator, staff_a):
+    integration = declared_integration
+    assert task(integration, 30).state == State.DONE
+    assert task(integration, 40).state == State.NOT_STARTED
+    workflow.mark_created(integration.infref, operator)
+    assert task(integration, 40).state == State.DONE
+    rules.data_specification_changed(integration, "2.0")
+    assert task(integration, 30).state == State.IN_PROGRESS
+    declaration = integration.infref.current_declaration()
+    assert declaration.is_outdated
+    assert "version 2.0" in declaration.outdated_reason
+
+
+def test_readiness_names_every_blocking_condition(integration, aarhus):
+    blockers = rules.readiness(integration, aarhus).blockers
+    assert "Opgave 10 (Skriv dataspecifikationen) er ikke udført." in blockers
+    assert "Opgave 70 (SFTP-ruten) er ikke udført for Aarhus Kommune." in blockers
+    assert "Der er ikke indsendt nogen GDPR-erklæring for InfRef." in blockers
+    assert "Testen før produktion er hverken godkendt eller aftalt udeladt." in blockers
+
+
+def test_readiness_when_everything_is_in_place(
+    declared_integration, staff_a, operator, aarhus, odense
+):
+    integration = declared_integration
+    workflow.mark_created(integration.infref, operator)
+    settle(integration, 10, 20, 50, 60, 70, user=staff_a)
+    assert rules.readiness(integration, aarhus, production=False).ready
+    assert not rules.readiness(integration, aarhus).ready  # no accepted test yet
+    IntegrationTest.objects.create(
+        integration=integration, result="passed", accepted_by=staff_a, accepted_at=timezone.now()
+    )
+    assert rules.readiness(integration, aarhus).ready
+    assert rules.readiness(integration, odense).blockers == [
+        "Odense Kommune er ikke med i integrationen."
+    ]
+    rules.data_specification_changed(integration, "1.1")
+    assert rules.readiness(integration, aarhus).blockers == [
+        "Opgave 30 (Bestil InfRef og indsend GDPR-erklæringen) er ikke udført.",
+        "GDPR-erklæringen er forældet: der skal indsendes en ny.",
+    ]
+
+
+def test_actionable_tasks_are_mailed_to_their_executors_once(
+    django_capture_on_commit_callbacks, staff_a, system_a, system_b, aarhus, operator
+):
+    make_user("beta-staff", system_b.vendor)
+    with django_capture_on_commit_callbacks(execute=True):
+        integration = rules.create_integration(
+            name="Mail",
+            sender=system_a,
+            receiver=system_b,
+            created_by=staff_a,
+            municipalities=[aarhus],
+        )
+    mails = {tuple(m.to): m for m in OutgoingMail.objects.all()}
+    assert set(mails) == {(staff_a.email,), ("beta-staff@example.invalid",)}
+    alfa = mails[(staff_a.email,)]
+    assert (
+        "Opgave 10" in alfa.body and "Opgave 70" not in alfa.body and "Opgave 40" not in alfa.body
+    )
+    assert "Opgave 60" in mails[("beta-staff@example.invalid",)].body
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rules.set_state(task(integration, 10), State.IN_PROGRESS, staff_a)
+    assert OutgoingMail.objects.count() == 2  # nothing new became actionable
+
+    with django_capture_on_commit_callbacks(execute=True):
+        settle(integration, 50, 60, user=staff_a)
+    route_mail = OutgoingMail.objects.latest("created")
+    assert "Opgave 70" in route_mail.body and "Aarhus Kommune" in route_mail.body
+
+
+def test_the_weekly_digest_lists_overdue_tasks(integration, staff_a):
+    late = task(integration, 10)
+    late.due_date = date.today() - timedelta(days=3)
+    late.save()
+    assert weekly_digest() == 1
+    digest = OutgoingMail.objects.get(subject__contains="overskredet")
+    assert digest.to == [staff_a.email]
+    assert "Skriv dataspecifikationen" in digest.body
+
+
+class TestPages:
+    def test_the_vendor_sees_the_checklist_and_readiness(self, client_for, staff_a, integration):
+        page = client_for(staff_a).get(reverse("onboarding:detail", args=[integration.pk]))
+        text = page.content.decode()
+        assert "Opret SFTP-bruger og IT-system (afsender)" in text
+        assert "ikke klar" in text
+
+    def test_a_task_update_refused_by_a_dependency_says_why(
+        self, client_for, staff_a, integration, aarhus
+    ):
+        route = task(integration, 70, aarhus)
+        response = client_for(staff_a).post(
+            reverse("onboarding:task", args=[route.pk]), {"state": "done", "comment": ""}
+        )
+        assert (
+            "Opgave 70 kan først begynde, når opgave 50 og 60 er udført."
+            in response.content.decode()
+        )
+        route.refresh_from_db()
+        assert route.state == State.NOT_STARTED
+
+    def test_tasks_that_follow_the_infref_cannot_be_set_by_hand(
+        self, client_for, staff_a, integration
+    ):
+        response = client_for(staff_a).post(
+            reverse("onboarding:task", args=[task(integration, 30).pk]), {"state": "done"}
+        )
+        assert response.status_code == 403
+
+    def test_the_receiving_vendor_updates_task_60_only(self, client_for, system_b, integration):
+        client = client_for(make_user("beta", system_b.vendor))
+        assert (
+            client.get(reverse("onboarding:task", args=[task(integration, 60).pk])).status_code
+            == 200
+        )
+        assert (
+            client.get(reverse("onboarding:task", args=[task(integration, 10).pk])).status_code
+            == 403
+        )
+
+    def test_another_vendor_and_municipality_find_nothing(
+        self, client_for, odense, vendor_b, integration
+    ):
+        from portal.accounts.models import Organisation
+
+        third = Organisation.objects.create(kind="vendor", name="Gamma", cvr="29547181")
+        for user in (make_user("gamma", third), make_user("odense-arch", odense)):
+            client = client_for(user)
+            assert (
+                client.get(reverse("onboarding:detail", args=[integration.pk])).status_code == 404
+            )
+            assert integration.name not in client.get(reverse("onboarding:list")).content.decode()
+
+    def test_the_municipal_architect_sees_what_is_lacking(self, client_for, architect, integration):
+        text = client_for(architect).get(reverse("onboarding:municipality")).content.decode()
+        assert integration.name in text
+        assert "Opgave 70 (SFTP-ruten) er ikke udført for Aarhus Kommune." in text
+
+    def test_the_matrix_has_a_row_per_municipality_and_integration(
+        self, client_for, staff_a, integration, odense
+    ):
+        rules.add_municipality(integration, odense)
+        rows = client_for(staff_a).get(reverse("onboarding:matrix")).context["rows"]
+        assert [(r["municipality"].name, len(r["cells"])) for r in rows] == [
+            ("Aarhus Kommune", 7),
+            ("Odense Kommune", 7),
+        ]
+
+    def test_a_vendor_creates_an_integration(
+        self, client_for, staff_a, system_a, system_b, aarhus, odense
+    ):
+        response = client_for(staff_a).post(
+            reverse("onboarding:create"),
+            {
+                "name": "Ny",
+                "sender": system_a.pk,
+                "receiver": system_b.pk,
+                "municipalities": [aarhus.pk, odense.pk],
+            },
+        )
+        assert response.status_code == 302
+        assert OnboardingTask.objects.filter(integration__name="Ny").count() == 8
+
+    def test_a_stale_legal_basis_review_is_flagged(self, client_for, staff_a, integration):
+        integration.legal_basis_reviewed_on = timezone.localdate() - timedelta(days=400)
+        integration.save()
+        text = client_for(staff_a).get(reverse("onboarding:list")).content.decode()
+        assert "Gennemgang påkrævet" in text
+
+    def test_a_test_is_accepted_only_when_passed_or_skipped(self, client_for, staff_a, integration):
+        client = client_for(staff_a)
+        url = reverse("onboarding:test", args=[integration.pk])
+        response = client.post(url, {"result": "failed", "accept": "on"})
+        assert response.status_code == 200
+        client.post(url, {"result": "passed", "scope": "Tre kommuner", "accept": "on"})
+        test = IntegrationTest.objects.get()
+        assert test.clears_production and test.accepted_by == staff_a
+        client.post(url, {"result": "failed", "scope": "Tre kommuner"})
+        test.refresh_from_db()
+        assert not test.clears_production

@@ -1,0 +1,209 @@
+"""Sends and fetches against the simulator: delivered once, fetched once, whatever happens."""
+
+import dataclasses
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from tests import engine
+from transfers import protocol, tasks
+from transfers.fetch import fetch_inbox
+from transfers.models import ReceivedFile, SftpAccount, Transfer
+from transfers.queueing import queue_send
+from transfers.split import queue_split
+
+DATA = "kommunekode;cpr;navn\r\n751;0101011234;Åse Ørsted\r\n".encode() * 2000
+
+
+@pytest.fixture
+def setup(tmp_path, staff_a, operator, system_a, system_b, aarhus, odense):
+    with engine.simulator(tmp_path) as sim:
+        integration = engine.ready_integration(
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus, odense],
+        )
+        sender = engine.account(system_a, "alfa_omsorg", sim)
+        receiver = engine.account(system_b, "beta_journal", sim)
+        routes = engine.routes_for(integration, [aarhus, odense])
+        engine.load_registry(sim)
+        yield dataclasses.make_dataclass("Setup", ["sim", "sender", "receiver", "routes", "user"])(
+            sim, sender, receiver, routes, staff_a
+        )
+
+
+def queue(setup, data: bytes = DATA, code: str = "751") -> Transfer:
+    return queue_send(
+        setup.routes[code], io.BytesIO(data), original_name="borgere.csv", user=setup.user
+    )
+
+
+def inbox(setup) -> list[str]:
+    folder = setup.sim.data_dir / "beta_journal" / "IN"
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+def test_a_send_is_delivered_and_fetched_with_the_same_bytes(setup):
+    transfer = queue(setup)
+    assert tasks.send_transfer(transfer.pk) == "sent"
+    transfer.refresh_from_db()
+    assert transfer.state == Transfer.State.DELIVERED
+    assert (transfer.bytes_done, transfer.attempts) == (len(DATA), 1)
+    assert transfer.file_transfer_uuid is not None
+    protocol.validate(transfer.trigger_xml.encode())
+    trigger = protocol.parse_trigger(transfer.trigger_xml.encode())
+    assert trigger.routing.infref == "FagsystemdefineredeDataRefGDPR4242_1"
+    assert trigger.routing.recipient_authority_cvr == "55133018"
+    assert trigger.descriptor.file_name == transfer.remote_name
+    assert transfer.remote_name.startswith("alfa_omsorg_FDD_") and transfer.remote_name.endswith(
+        ".csv"
+    )
+    protocol.validate(transfer.receipt_xml.encode())
+
+    result = fetch_inbox(setup.receiver.pk)
+    assert (result.received, result.quarantined) == (1, 0)
+    received = ReceivedFile.objects.get()
+    assert received.sha256 == hashlib.sha256(DATA).hexdigest() == transfer.sha256
+    assert Path(received.stored_path).read_bytes() == DATA
+    assert received.file_transfer_uuid == transfer.file_transfer_uuid
+    assert received.route == transfer.route
+    protocol.validate(received.metadata_xml.encode())
+    assert inbox(setup) == []  # the pair is deleted only after it is stored
+
+
+def test_a_duplicated_task_delivers_once(setup):
+    transfer = queue(setup)
+    assert tasks.send_transfer(transfer.pk) == "sent"
+    assert tasks.send_transfer(transfer.pk) == "not queued"
+    assert fetch_inbox(setup.receiver.pk).received == 1
+    assert fetch_inbox(setup.receiver.pk).received == 0
+    assert ReceivedFile.objects.count() == 1
+
+
+def test_a_retry_after_the_trigger_was_written_does_not_send_again(setup):
+    transfer = queue(setup)
+    session = tasks._session(setup.sender)
+    # A worker uploads the data and writes the trigger, then dies before recording it.
+    Transfer.objects.filter(pk=transfer.pk).update(state=Transfer.State.SENDING)
+    transfer = Transfer.objects.select_related(
+        "route__infref", "route__municipality", "route__sender", "route__receiver", "account"
+    ).get(pk=transfer.pk)
+    tasks._upload_data(session, transfer)
+    tasks._write_trigger(session, transfer)
+    Transfer.objects.filter(pk=transfer.pk).update(state=Transfer.State.QUEUED, sent_at=None)
+
+    assert tasks.send_transfer(transfer.pk) == "sent"
+    transfer.refresh_from_db()
+    assert transfer.state == Transfer.State.DELIVERED
+    assert fetch_inbox(setup.receiver.pk).received == 1
+    assert ReceivedFile.objects.count() == 1
+
+
+def test_a_retry_after_a_broken_upload_sends_the_whole_file(setup):
+    transfer = queue(setup)
+    out = setup.sim.data_dir / "alfa_omsorg" / "OUT"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / transfer.remote_name).write_bytes(DATA[:1000])  # what a dying worker left
+    assert tasks.send_transfer(transfer.pk) == "sent"
+    fetch_inbox(setup.receiver.pk)
+    assert Path(ReceivedFile.objects.get().stored_path).read_bytes() == DATA
+
+
+def test_an_error_receipt_fails_the_transfer_with_kombits_code(setup):
+    engine.load_registry(setup.sim, routes=())  # the platform knows no route
+    transfer = queue(setup)
+    tasks.send_transfer(transfer.pk)
+    transfer.refresh_from_db()
+    assert transfer.state == Transfer.State.FAILED
+    assert transfer.error_code == 106
+    assert transfer.error_text
+    assert inbox(setup) == []
+
+
+def test_a_failed_transfer_is_resubmitted_as_the_same_record(setup):
+    engine.load_registry(setup.sim, routes=())
+    transfer = queue(setup)
+    tasks.send_transfer(transfer.pk)
+    engine.load_registry(setup.sim)
+    assert tasks.resubmit(transfer)
+    assert tasks.send_transfer(transfer.pk) == "sent"
+    transfer.refresh_from_db()
+    assert (transfer.state, transfer.attempts, transfer.error_code) == (
+        Transfer.State.DELIVERED,
+        2,
+        None,
+    )
+    assert Transfer.objects.count() == 1
+
+
+def test_a_route_that_is_not_ready_is_refused_before_anything_is_stored(setup, settings):
+    task = setup.routes["751"].integration.tasks.get(
+        number=70, municipality__municipality_code="751"
+    )
+    task.state = "in_progress"
+    task.save()
+    outgoing = Path(settings.TRANSFER_DATA_DIR) / "outgoing"
+    before = set(outgoing.glob("*"))
+    with pytest.raises(ValidationError) as error:
+        queue(setup)
+    assert "Opgave 70 (SFTP-ruten) er ikke udført for Aarhus Kommune." in error.value.messages
+    assert not Transfer.objects.exists()
+    assert set(outgoing.glob("*")) == before
+
+
+def test_a_changed_host_key_stops_the_account(setup, tmp_path):
+    transfer = queue(setup)
+    SftpAccount.objects.filter(pk=setup.sender.pk).update(
+        host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQsZpLQPe6nmcsYV0ZRaZ7UAjVc1vJ2JqZC3NZXnEq5"
+    )
+    assert tasks.send_transfer(transfer.pk) == "failed"
+    transfer.refresh_from_db()
+    account = SftpAccount.objects.get(pk=setup.sender.pk)
+    assert account.host_key_mismatch_at is not None
+    assert account.offered_host_key_fingerprint == setup.sim.fingerprint
+    assert "changed" in transfer.last_error
+    with pytest.raises(ValidationError, match="værtsnøgle"):
+        queue(setup)
+
+
+def test_a_data_file_without_metadata_is_quarantined_and_kept(setup, monkeypatch):
+    monkeypatch.setattr("transfers.fetch.METADATA_GRACE_SECONDS", 0)
+    folder = setup.sim.data_dir / "beta_journal" / "IN"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stray.csv").write_bytes(b"no metadata")
+    (folder / "bad.csv").write_bytes(b"x")
+    (folder / "bad.csv.metadata").write_bytes(b"<not-xml")
+    result = fetch_inbox(setup.receiver.pk)
+    assert (result.received, result.quarantined) == (0, 2)
+    reasons = dict(ReceivedFile.objects.values_list("remote_name", "reason"))
+    assert "without its metadata" in reasons["stray.csv"]
+    assert "not valid" in reasons["bad.csv"]
+    assert inbox(setup) == ["bad.csv", "bad.csv.metadata", "stray.csv"]
+    fetch_inbox(setup.receiver.pk)
+    assert ReceivedFile.objects.count() == 2  # reported once, not on every round
+
+
+def test_a_csv_is_split_per_municipality_and_each_part_delivered(setup, tmp_path):
+    source = tmp_path / "alle.csv"
+    source.write_text("kommunekode;navn\r\n751;A\r\n461;B\r\n751;C\r\n", encoding="utf-8")
+    transfers = queue_split(setup.routes.values(), source, "kommunekode", user=setup.user)
+    assert sorted(t.route.municipality.municipality_code for t in transfers) == ["461", "751"]
+    for transfer in transfers:
+        tasks.send_transfer(transfer.pk)
+    fetch_inbox(setup.receiver.pk)
+    texts = sorted(Path(r.stored_path).read_bytes().decode() for r in ReceivedFile.objects.all())
+    assert texts == ["kommunekode;navn\r\n461;B\r\n", "kommunekode;navn\r\n751;A\r\n751;C\r\n"]
+
+
+def test_a_csv_naming_an_unknown_municipality_queues_nothing(setup, tmp_path):
+    source = tmp_path / "alle.csv"
+    source.write_text("kommunekode;navn\r\n751;A\r\n999;B\r\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="999"):
+        queue_split(setup.routes.values(), source, "kommunekode", user=setup.user)
+    assert not Transfer.objects.exists()

@@ -1,0 +1,89 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from gdpr.models import InfRef
+from portal.accounts.models import Organisation
+from portal.itsystems.models import ItSystem
+from portal.onboarding.models import Integration
+from transfers.models import Route, SftpAccount, default_endpoint
+
+
+class AccountForm(forms.ModelForm):
+    class Meta:
+        model = SftpAccount
+        fields = ["it_system", "environment", "username", "host", "port"]
+        help_texts = {"host": _("Leave empty for the environment's own host.")}
+
+    def __init__(self, *args, it_systems, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["it_system"].queryset = it_systems
+        self.fields["host"].required = False
+        self.fields["port"].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        environment = cleaned.get("environment")
+        if environment and not cleaned.get("host"):
+            cleaned["host"], cleaned["port"] = default_endpoint(environment)
+            self.instance.host, self.instance.port = cleaned["host"], cleaned["port"]
+        return cleaned
+
+
+class GenerateKeyForm(forms.Form):
+    kind = forms.ChoiceField(
+        label=_("Key type"), choices=SftpAccount.KeyKind.choices, initial="rsa"
+    )
+
+
+class ImportKeyForm(forms.Form):
+    key_file = forms.FileField(label=_("Private key file"))
+    passphrase = forms.CharField(
+        label=_("Passphrase"), required=False, widget=forms.PasswordInput(render_value=False)
+    )
+
+    MAX_KEY_BYTES = 16 * 1024
+
+    def clean_key_file(self):
+        upload = self.cleaned_data["key_file"]
+        if upload.size > self.MAX_KEY_BYTES:
+            raise forms.ValidationError(_("A private key file is a few kilobytes, not more."))
+        return upload
+
+
+class RouteForm(forms.ModelForm):
+    class Meta:
+        model = Route
+        fields = ["environment", "integration", "infref", "sender", "receiver", "municipality"]
+
+    def __init__(self, *args, vendors, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sender"].queryset = ItSystem.objects.filter(vendor__in=vendors, is_sender=True)
+        self.fields["receiver"].queryset = ItSystem.objects.filter(is_receiver=True)
+        self.fields["infref"].queryset = InfRef.objects.filter(it_system__vendor__in=vendors)
+        self.fields["integration"].queryset = Integration.objects.filter(sender__vendor__in=vendors)
+        self.fields["municipality"].queryset = Organisation.objects.filter(
+            kind=Organisation.Kind.MUNICIPALITY
+        ).order_by("name")
+
+    def clean(self):
+        cleaned = super().clean()
+        integration = cleaned.get("integration")
+        if integration:
+            for field in ("infref", "sender", "receiver"):
+                if cleaned.get(field) and getattr(integration, f"{field}_id") != cleaned[field].pk:
+                    self.add_error(field, _("It does not match the integration."))
+            municipality = cleaned.get("municipality")
+            if municipality and not integration.municipalities.filter(pk=municipality.pk).exists():
+                self.add_error(
+                    "municipality", _("The municipality is not part of the integration.")
+                )
+        return cleaned
+
+
+class SendForm(forms.Form):
+    route = forms.ModelChoiceField(Route.objects.none(), label=_("Route"))
+    data_file = forms.FileField(label=_("Data file"))
+
+    def __init__(self, *args, routes, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["route"].queryset = routes.filter(state=Route.State.ESTABLISHED)

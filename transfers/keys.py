@@ -1,0 +1,119 @@
+"""SSH keys of the portal's SFTP accounts: made or imported here, private halves encrypted at rest.
+
+The encryption key comes from the environment (`SFTP_KEY_ENCRYPTION_KEY`, a Fernet key); a private
+key is decrypted only in the worker that connects, and never shown again after it is made.
+"""
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.utils.translation import gettext_lazy as _
+
+RSA_BITS = 4096
+RSA_MINIMUM_BITS = 3072
+
+
+class KeyUnavailable(ImproperlyConfigured):
+    """The workers cannot decrypt private keys: stop with one clear message, not per transfer."""
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    kind: str  # "rsa" or "ed25519"
+    public_openssh: str
+    fingerprint: str
+    private_encrypted: bytes
+
+
+def _fernet() -> Fernet:
+    key = settings.SFTP_KEY_ENCRYPTION_KEY
+    if not key:
+        raise KeyUnavailable("SFTP_KEY_ENCRYPTION_KEY is not set; private keys cannot be used.")
+    try:
+        return Fernet(key)
+    except (ValueError, TypeError) as error:
+        raise KeyUnavailable(
+            f"SFTP_KEY_ENCRYPTION_KEY is not a valid Fernet key: {error}"
+        ) from None
+
+
+def fingerprint(public_openssh: str) -> str:
+    """OpenSSH's SHA256 fingerprint of a public key line, as `ssh-keygen -l` prints it."""
+    blob = base64.b64decode(public_openssh.split()[1])
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def _pair(private_key, kind: str, comment: str) -> KeyPair:
+    public = (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    public = f"{public} {comment}".strip()
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    return KeyPair(kind, public, fingerprint(public), _fernet().encrypt(pem))
+
+
+def generate(kind: str = "rsa", comment: str = "") -> KeyPair:
+    if kind == "ed25519":
+        return _pair(ed25519.Ed25519PrivateKey.generate(), kind, comment)
+    if kind == "rsa":
+        return _pair(
+            rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS), kind, comment
+        )
+    raise ValueError(f"unknown key kind {kind!r}")
+
+
+def import_private_key(data: bytes, passphrase: str | None = None, comment: str = "") -> KeyPair:
+    """Take an OpenSSH or PEM private key, checking its kind and size; refuse anything else."""
+    try:
+        try:
+            key = serialization.load_ssh_private_key(
+                data, passphrase.encode() if passphrase else None
+            )
+        except ValueError:
+            key = serialization.load_pem_private_key(
+                data, passphrase.encode() if passphrase else None
+            )
+    except TypeError:
+        raise ValidationError(
+            _("The key is protected by a passphrase; give the passphrase too."), code="passphrase"
+        ) from None
+    except ValueError:
+        raise ValidationError(
+            _("This is not a private key the portal can read, or the passphrase is wrong."),
+            code="unreadable",
+        ) from None
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return _pair(key, "ed25519", comment)
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < RSA_MINIMUM_BITS:
+            raise ValidationError(
+                _("An RSA key must have at least %(bits)s bits; this one has %(size)s."),
+                code="too_small",
+                params={"bits": RSA_MINIMUM_BITS, "size": key.key_size},
+            )
+        return _pair(key, "rsa", comment)
+    raise ValidationError(_("Only RSA and Ed25519 keys are accepted."), code="kind")
+
+
+def decrypt_private_key(private_encrypted: bytes) -> bytes:
+    """The private key as OpenSSH PEM, for the worker that connects."""
+    try:
+        return _fernet().decrypt(bytes(private_encrypted))
+    except InvalidToken:
+        raise KeyUnavailable(
+            "A private key cannot be decrypted with SFTP_KEY_ENCRYPTION_KEY; "
+            "the key may have been rotated without re-encrypting."
+        ) from None

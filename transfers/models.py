@@ -1,0 +1,253 @@
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from gdpr.models import InfRef
+from portal.accounts.models import Organisation
+from portal.itsystems.models import ItSystem
+
+User = settings.AUTH_USER_MODEL
+SAFE_NAME = RegexValidator(
+    r"^[A-Za-z0-9._-]{1,255}$",
+    _("Use only letters A–Z, digits, dot, underscore and hyphen (at most 255)."),
+)
+
+
+class Environment(models.TextChoices):
+    SIMULATOR = "simulator", _("Local simulator")
+    EXTERNAL_TEST = "exttest", _("External test")
+    PRODUCTION = "production", _("Production")
+
+
+def default_endpoint(environment: str) -> tuple[str, int]:
+    return {
+        Environment.SIMULATOR: (settings.SIMULATOR_HOST, settings.SIMULATOR_PORT),
+        Environment.EXTERNAL_TEST: ("sftpexttest.serviceplatformen.dk", 22),
+        Environment.PRODUCTION: ("sftp.serviceplatformen.dk", 22),
+    }[environment]
+
+
+class SftpAccount(models.Model):
+    """An IT system's SFTP user on Serviceplatformen in one environment."""
+
+    class KeyKind(models.TextChoices):
+        RSA = "rsa", "RSA 4096"
+        ED25519 = "ed25519", "Ed25519"
+
+    it_system = models.ForeignKey(
+        ItSystem,
+        on_delete=models.PROTECT,
+        related_name="sftp_accounts",
+        verbose_name=_("IT system"),
+    )
+    environment = models.CharField(_("environment"), max_length=16, choices=Environment.choices)
+    username = models.CharField(
+        _("SFTP user"),
+        max_length=64,
+        validators=[SAFE_NAME],
+        help_text=_("The SFTP user name; it is also the Sender in every trigger."),
+    )
+    host = models.CharField(_("host"), max_length=255)
+    port = models.PositiveIntegerField(_("port"), default=22)
+    key_kind = models.CharField(_("key type"), max_length=8, choices=KeyKind.choices, blank=True)
+    public_key = models.TextField(_("public key (OpenSSH)"), blank=True)
+    key_fingerprint = models.CharField(_("key fingerprint"), max_length=100, blank=True)
+    private_key_encrypted = models.BinaryField(_("private key, encrypted"), blank=True, default=b"")
+    key_created_at = models.DateTimeField(_("key made or imported at"), null=True, blank=True)
+    # The server's host key: pinned only when an operator confirms what the first connection saw.
+    host_key = models.TextField(_("pinned host key"), blank=True)
+    host_key_fingerprint = models.CharField(_("host-key fingerprint"), max_length=100, blank=True)
+    host_key_confirmed_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    host_key_confirmed_at = models.DateTimeField(_("host key confirmed at"), null=True, blank=True)
+    offered_host_key = models.TextField(_("host key offered by the server"), blank=True)
+    offered_host_key_fingerprint = models.CharField(max_length=100, blank=True)
+    # Set when the server shows a host key other than the pinned one; every transfer stops.
+    host_key_mismatch_at = models.DateTimeField(_("host key changed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("SFTP account")
+        verbose_name_plural = _("SFTP accounts")
+        ordering = ["it_system__name", "environment"]
+        constraints = [
+            models.UniqueConstraint(
+                name="one_account_per_system_and_environment", fields=["it_system", "environment"]
+            ),
+            models.UniqueConstraint(
+                name="unique_sftp_user_per_environment", fields=["environment", "username"]
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.get_environment_display()})"
+
+    @property
+    def host_key_trusted(self) -> bool:
+        return bool(self.host_key) and self.host_key_mismatch_at is None
+
+
+class Route(models.Model):
+    """InfRef + sending and receiving IT system + municipality: where a trigger sends a file."""
+
+    class State(models.TextChoices):
+        ORDERED = "ordered", _("Ordered")
+        ESTABLISHED = "established", _("Established")
+        SUSPENDED = "suspended", _("Suspended")
+
+    environment = models.CharField(_("environment"), max_length=16, choices=Environment.choices)
+    infref = models.ForeignKey(InfRef, on_delete=models.PROTECT, related_name="routes")
+    sender = models.ForeignKey(
+        ItSystem, on_delete=models.PROTECT, related_name="routes_sent", verbose_name=_("sender")
+    )
+    receiver = models.ForeignKey(
+        ItSystem,
+        on_delete=models.PROTECT,
+        related_name="routes_received",
+        verbose_name=_("receiver"),
+    )
+    municipality = models.ForeignKey(
+        Organisation,
+        on_delete=models.PROTECT,
+        related_name="routes",
+        limit_choices_to={"kind": Organisation.Kind.MUNICIPALITY},
+        verbose_name=_("municipality"),
+    )
+    integration = models.ForeignKey(
+        "onboarding.Integration",
+        on_delete=models.PROTECT,
+        related_name="routes",
+        null=True,
+        blank=True,
+        verbose_name=_("integration"),
+    )
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.ORDERED
+    )
+    changed_at = models.DateTimeField(_("changed at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("route")
+        verbose_name_plural = _("routes")
+        ordering = ["infref__number", "municipality__name"]
+        constraints = [
+            models.UniqueConstraint(
+                name="one_route_per_flow",
+                fields=["environment", "infref", "sender", "receiver", "municipality"],
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.infref} → {self.receiver} · {self.municipality}"
+
+    @property
+    def recipient_authority(self) -> str:
+        return f"urn:oio:cvr-nr:{self.municipality.cvr}"
+
+
+class Transfer(models.Model):
+    """One file for one municipality on one route; the row is the truth, the queue has its id."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    route = models.ForeignKey(
+        Route, on_delete=models.PROTECT, related_name="transfers", verbose_name=_("route")
+    )
+    account = models.ForeignKey(
+        SftpAccount, on_delete=models.PROTECT, related_name="transfers", verbose_name=_("account")
+    )
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.QUEUED)
+    original_name = models.CharField(_("file name"), max_length=255)
+    payload = models.CharField(_("local copy"), max_length=500)
+    size = models.PositiveBigIntegerField(_("size"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    # Fixed when queued: every attempt uses the same remote name, so a retry can see what an
+    # earlier attempt left on the server and never delivers the file under two names.
+    remote_name = models.CharField(_("remote name"), max_length=255, unique=True)
+    senders_file_id = models.UUIDField(_("SendersFileId"), default=uuid.uuid4, unique=True)
+    transaction_id = models.UUIDField(_("TransactionId"), default=uuid.uuid4, unique=True)
+    file_transfer_uuid = models.UUIDField(_("FileTransferUUID"), null=True, blank=True)
+    bytes_done = models.PositiveBigIntegerField(_("bytes sent"), default=0)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    error_code = models.IntegerField(_("KOMBIT error code"), null=True, blank=True)
+    error_text = models.TextField(_("KOMBIT error text"), blank=True)
+    trigger_xml = models.TextField(_("trigger"), blank=True)
+    receipt_xml = models.TextField(_("receipt"), blank=True)
+    queued_at = models.DateTimeField(_("queued at"), auto_now_add=True, db_index=True)
+    # Refreshed while a worker makes progress; a row in "sending" whose heartbeat stops has lost
+    # its worker and is queued again by the sweeper.
+    heartbeat_at = models.DateTimeField(_("last sign of life"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    # Saved just before the trigger is written: from then on the platform may route the file,
+    # so a retry looks at the server instead of uploading again.
+    trigger_started_at = models.DateTimeField(_("trigger started at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("transfer")
+        verbose_name_plural = _("transfers")
+        ordering = ["-queued_at", "-id"]
+        indexes = [
+            models.Index(fields=["state", "queued_at"], name="transfer_state_queued"),
+            models.Index(fields=["route", "queued_at"], name="transfer_route_queued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} → {self.route.municipality} ({self.get_state_display()})"
+
+
+class ReceivedFile(models.Model):
+    """A data file fetched from a receiving account's IN/, with its metadata, or quarantined."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        QUARANTINED = "quarantined", _("Quarantined")
+
+    account = models.ForeignKey(
+        SftpAccount, on_delete=models.PROTECT, related_name="received_files"
+    )
+    remote_name = models.CharField(_("remote name"), max_length=255)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices)
+    reason = models.TextField(_("why quarantined"), blank=True)
+    stored_path = models.CharField(_("stored at"), max_length=500, blank=True)
+    size = models.PositiveBigIntegerField(_("size"), null=True, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    metadata_xml = models.TextField(_("metadata"), blank=True)
+    file_transfer_uuid = models.UUIDField(_("FileTransferUUID"), null=True, blank=True)
+    infref_name = models.CharField(_("InfRef"), max_length=64, blank=True)
+    sender_username = models.CharField(_("sender"), max_length=64, blank=True)
+    route = models.ForeignKey(
+        Route, on_delete=models.SET_NULL, null=True, blank=True, related_name="received_files"
+    )
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("received file")
+        verbose_name_plural = _("received files")
+        ordering = ["-received_at"]
+        constraints = [
+            # One record per platform transfer: a fetch repeated after a crash finds it.
+            models.UniqueConstraint(
+                name="receive_each_platform_transfer_once",
+                fields=["account", "file_transfer_uuid"],
+                condition=models.Q(file_transfer_uuid__isnull=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.remote_name

@@ -1,0 +1,97 @@
+"""Split one CSV file into one file per municipality (seed: files are always split so)."""
+
+import csv
+import tempfile
+from collections.abc import Iterable
+from contextlib import ExitStack
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from portal.accounts.models import Organisation
+from transfers.models import Route, Transfer
+from transfers.queueing import queue_file
+
+
+def split_csv(
+    source: Path,
+    column: str,
+    directory: Path,
+    *,
+    delimiter: str = ";",
+    encoding: str = "utf-8",
+) -> dict[str, Path]:
+    """Stream `source` into `<directory>/<stem>-<code>.csv`, header repeated in each.
+
+    Returns municipality code → file. Refuses an unknown column or municipality code; then no
+    output is kept.
+    """
+    known = set(
+        Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY).values_list(
+            "municipality_code", flat=True
+        )
+    )
+    outputs: dict[str, Path] = {}
+    try:
+        with ExitStack() as stack:
+            handle = stack.enter_context(source.open(encoding=encoding, newline=""))
+            reader = csv.reader(handle, delimiter=delimiter)
+            header = next(reader, None)
+            if not header or column not in header:
+                raise ValidationError(
+                    _("The file has no column named %(column)s.") % {"column": column}
+                )
+            index = header.index(column)
+            writers: dict[str, csv.writer] = {}
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                code = row[index].strip().zfill(3) if index < len(row) else ""
+                if code not in known:
+                    raise ValidationError(
+                        _("Line %(line)s names %(code)r, which is no municipality code.")
+                        % {"line": line, "code": code}
+                    )
+                if code not in writers:
+                    path = directory / f"{source.stem}-{code}{source.suffix or '.csv'}"
+                    out = stack.enter_context(path.open("w", encoding=encoding, newline=""))
+                    writers[code] = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+                    writers[code].writerow(header)
+                    outputs[code] = path
+                writers[code].writerow(row)
+    except (ValidationError, UnicodeDecodeError, csv.Error) as error:
+        for path in outputs.values():
+            path.unlink(missing_ok=True)
+        if isinstance(error, ValidationError):
+            raise
+        raise ValidationError(
+            _("The file cannot be read as CSV: %(error)s") % {"error": error}
+        ) from None
+    return outputs
+
+
+def queue_split(
+    routes: Iterable[Route], source: Path, column: str, *, user=None, **csv_options
+) -> list[Transfer]:
+    """Split and queue one transfer per municipality on its route, all or nothing."""
+    by_code = {route.municipality.municipality_code: route for route in routes}
+    with tempfile.TemporaryDirectory() as temporary:
+        parts = split_csv(source, column, Path(temporary), **csv_options)
+        missing = sorted(set(parts) - set(by_code))
+        if missing:
+            raise ValidationError(
+                _("No route for municipality code %(codes)s.") % {"codes": ", ".join(missing)}
+            )
+        queued: list[Transfer] = []
+        try:
+            with transaction.atomic():
+                for code, path in sorted(parts.items()):
+                    queued.append(queue_file(by_code[code], path, user=user))
+        except BaseException:
+            # The rows are rolled back; their local copies go too, so nothing half-queued stays.
+            for transfer in queued:
+                Path(transfer.payload).unlink(missing_ok=True)
+            raise
+        return queued

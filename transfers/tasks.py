@@ -1,0 +1,340 @@
+"""The django-q2 tasks that do the SFTP work. Each claims its row, calls the session, records.
+
+A task may run twice (django-q2 re-delivers a task whose worker died, and the sweeper re-queues
+a send whose heartbeat stopped), so every step checks what an earlier run already did.
+"""
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task, schedule
+
+from transfers import protocol
+from transfers.keys import decrypt_private_key
+from transfers.models import SftpAccount, Transfer
+from transfers.queueing import enqueue, route_blockers
+from transfers.sftp import HostKeyChanged, HostKeyUnknown, SftpError, SftpSession
+
+log = logging.getLogger(__name__)
+FETCH_TASK = "transfers.fetch.fetch_inbox"
+State = Transfer.State
+OUT, IN = "OUT", "IN"
+# How long a send waits on its open session for the receipt before leaving it to the schedule.
+RECEIPT_WAIT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 1.0
+
+_sessions: dict[int, SftpSession] = {}
+
+
+def _session(account: SftpAccount) -> SftpSession:
+    """The worker's open session for the account, connected once and reused across files."""
+    session = _sessions.get(account.pk)
+    if session is not None and session.connected:
+        return session
+    session = SftpSession(
+        host=account.host,
+        port=account.port,
+        username=account.username,
+        private_key=decrypt_private_key(account.private_key_encrypted),
+        host_key=account.host_key or None,
+    )
+    try:
+        session.connect()
+    except HostKeyChanged as error:
+        # A changed host key stops every transfer on the account until an operator looks.
+        SftpAccount.objects.filter(pk=account.pk).update(
+            host_key_mismatch_at=timezone.now(),
+            offered_host_key=error.offered,
+            offered_host_key_fingerprint=error.offered_fingerprint,
+        )
+        raise
+    except HostKeyUnknown as error:
+        SftpAccount.objects.filter(pk=account.pk).update(
+            offered_host_key=error.offered, offered_host_key_fingerprint=error.fingerprint
+        )
+        raise
+    _sessions[account.pk] = session
+    return session
+
+
+def _drop_session(account_id: int) -> None:
+    session = _sessions.pop(account_id, None)
+    if session is not None:
+        session.close()
+
+
+def _update(transfer_id: int, **fields) -> None:
+    Transfer.objects.filter(pk=transfer_id).update(**fields)
+
+
+def _fail(transfer: Transfer, message: str, **fields) -> str:
+    _update(
+        transfer.pk,
+        state=State.FAILED,
+        last_error=message,
+        finished_at=timezone.now(),
+        **fields,
+    )
+    return "failed"
+
+
+def send_transfer(transfer_id: int) -> str:
+    """Upload the data file, then its trigger; a duplicate or retried task never sends twice."""
+    now = timezone.now()
+    claimed = Transfer.objects.filter(pk=transfer_id, state=State.QUEUED).update(
+        state=State.SENDING, heartbeat_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return "not queued"
+    transfer = Transfer.objects.select_related(
+        "route__infref", "route__sender", "route__receiver", "route__municipality", "account"
+    ).get(pk=transfer_id)
+    if transfer.started_at is None:
+        _update(transfer.pk, started_at=now)
+    blockers = route_blockers(transfer.route)
+    if blockers:
+        return _fail(transfer, " ".join(blockers))
+    try:
+        session = _session(transfer.account)
+        if transfer.trigger_started_at is None:
+            _upload_data(session, transfer)
+        else:
+            _resume_after_trigger(session, transfer)
+            return "sent"
+        _write_trigger(session, transfer)
+    except (HostKeyChanged, HostKeyUnknown) as error:
+        return _fail(transfer, str(error))
+    except (SftpError, OSError) as error:
+        _drop_session(transfer.account_id)
+        return _retry_later(transfer, error)
+    _await_receipt(session, transfer)
+    return "sent"
+
+
+def _upload_data(session: SftpSession, transfer: Transfer) -> None:
+    last_beat = 0.0
+
+    def progress(done: int) -> None:
+        nonlocal last_beat
+        if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+            last_beat = time.monotonic()
+            _update(transfer.pk, bytes_done=done, heartbeat_at=timezone.now())
+
+    size, sha256 = session.put_file(
+        Path(transfer.payload), f"{OUT}/{transfer.remote_name}", progress=progress
+    )
+    if (size, sha256) != (transfer.size, transfer.sha256):
+        # The local copy changed since it was queued; sending it would deliver other data.
+        raise SftpError(
+            f"the local copy no longer matches: {size} bytes, SHA-256 {sha256}, "
+            f"queued as {transfer.size} bytes, {transfer.sha256}"
+        )
+    _update(transfer.pk, bytes_done=size, heartbeat_at=timezone.now())
+
+
+def _trigger(transfer: Transfer) -> bytes:
+    route = transfer.route
+    authority = route.municipality.cvr
+    return protocol.build_trigger(
+        protocol.Trigger(
+            descriptor=protocol.FileDescriptor(
+                file_name=transfer.remote_name,
+                size=transfer.size,
+                sender=transfer.account.username,
+                recipients=(protocol.ROUTING_RECIPIENT,),
+                senders_file_id=str(transfer.senders_file_id),
+            ),
+            routing=protocol.RoutingInfo(
+                infref=route.infref.name,
+                sender_it_system=route.sender.uuid,
+                # The municipality moves its own data: it is the authority at both ends.
+                sender_authority_cvr=authority,
+                transaction_id=transfer.transaction_id,
+                sender_timestamp=timezone.now(),
+                recipient_authority_cvr=authority,
+                recipient_it_system=route.receiver.uuid,
+            ),
+        )
+    )
+
+
+def _write_trigger(session: SftpSession, transfer: Transfer) -> None:
+    trigger = _trigger(transfer)
+    # Recorded before writing: from the moment the trigger lands the platform may route the file.
+    _update(transfer.pk, trigger_started_at=timezone.now(), trigger_xml=trigger.decode())
+    session.put_bytes(trigger, f"{OUT}/{transfer.remote_name}.trigger")
+    _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
+
+
+def _resume_after_trigger(session: SftpSession, transfer: Transfer) -> None:
+    """An earlier attempt began writing the trigger: find out what the server has, send nothing
+    that could be routed twice."""
+    name = f"{OUT}/{transfer.remote_name}"
+    trigger_there = session.size(f"{name}.trigger") is not None
+    data_size = session.size(name)
+    if not trigger_there and data_size == transfer.size:
+        # The trigger never landed; the complete data file is still waiting for it.
+        session.put_bytes(transfer.trigger_xml.encode(), f"{name}.trigger")
+    # Otherwise the trigger is there, or the platform has taken the file: the receipt will say.
+    _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
+    _await_receipt(session, transfer)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=min(10 * 2 ** max(attempts - 1, 0), 600))
+
+
+def _retry_later(transfer: Transfer, error: Exception) -> str:
+    message = f"{type(error).__name__}: {error}"
+    if transfer.attempts >= settings.TRANSFER_MAX_ATTEMPTS:
+        return _fail(transfer, message)
+    # Back in the queue with its row; the next attempt resumes from what the server has.
+    with transaction.atomic():
+        _update(transfer.pk, state=State.QUEUED, last_error=message, heartbeat_at=None)
+        schedule(
+            "transfers.tasks.send_transfer",
+            transfer.pk,
+            name=f"transfer-retry-{transfer.pk}-{transfer.attempts}-{uuid.uuid4().hex[:8]}",
+            schedule_type=Schedule.ONCE,
+            next_run=timezone.now() + retry_delay(transfer.attempts),
+        )
+    return "retry"
+
+
+def _await_receipt(session: SftpSession, transfer: Transfer) -> None:
+    deadline = time.monotonic() + RECEIPT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if _collect_receipt(session, transfer.pk):
+            return
+        time.sleep(0.1)
+
+
+def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
+    """Record the receipt if it has arrived; True when the transfer is settled."""
+    transfer = Transfer.objects.select_related("route").get(pk=transfer_id)
+    if transfer.state != State.SENT:
+        return transfer.state in (State.DELIVERED, State.FAILED)
+    path = f"{IN}/{transfer.remote_name}.sftpreceipt"
+    size = session.size(path)
+    if size is None:
+        return False
+    if size > protocol.MAX_XML_BYTES:
+        raise SftpError(f"{path} is {size} bytes, too large for a receipt")
+    local = Path(settings.TRANSFER_DATA_DIR) / "receipts" / f"{transfer.remote_name}.sftpreceipt"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    session.get_file(path, local)
+    raw = local.read_bytes()
+    try:
+        receipt = protocol.parse_receipt(raw)
+    except protocol.ProtocolError as error:
+        _update(
+            transfer.pk,
+            last_error=f"unreadable receipt: {error}",
+            receipt_xml=raw.decode("utf-8", "replace"),
+        )
+        return False
+    fields = {
+        "receipt_xml": raw.decode(),
+        "file_transfer_uuid": receipt.file_transfer_uuid,
+        "finished_at": timezone.now(),
+    }
+    if receipt.success:
+        fields.update(state=State.DELIVERED, last_error="")
+        _fetch_soon(transfer)
+    else:
+        first = receipt.errors[0] if receipt.errors else None
+        fields.update(
+            state=State.FAILED,
+            error_code=first.code if first else None,
+            error_text="; ".join(f"{e.code_description}: {e.description}" for e in receipt.errors),
+            last_error="",
+        )
+    _update(transfer.pk, **fields)
+    # Removed only once recorded: a crash in between reads the same receipt again.
+    session.remove(path)
+    local.unlink(missing_ok=True)
+    return True
+
+
+def _fetch_soon(transfer: Transfer) -> None:
+    """When the portal also holds the receiving account, fetch at once instead of at the next
+    scheduled round."""
+    receiving = (
+        SftpAccount.objects.filter(
+            it_system_id=transfer.route.receiver_id, environment=transfer.route.environment
+        )
+        .exclude(private_key_encrypted=b"")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if receiving:
+        transaction.on_commit(lambda: async_task(FETCH_TASK, receiving, group="fetch"))
+
+
+def fetch_all_inboxes() -> int:
+    """Scheduled: one fetch task per receiving account that has a key."""
+    accounts = SftpAccount.objects.filter(it_system__is_receiver=True).exclude(
+        private_key_encrypted=b""
+    )
+    for account_id in accounts.values_list("pk", flat=True):
+        async_task(FETCH_TASK, account_id, group="fetch")
+    return accounts.count()
+
+
+def collect_receipts() -> int:
+    """Scheduled: look for receipts of every sent transfer still waiting for one."""
+    settled = 0
+    waiting = Transfer.objects.filter(state=State.SENT).select_related("account")
+    for account_id in waiting.values_list("account_id", flat=True).distinct():
+        account = SftpAccount.objects.get(pk=account_id)
+        try:
+            session = _session(account)
+            for transfer_id in waiting.filter(account=account).values_list("pk", flat=True):
+                settled += _collect_receipt(session, transfer_id)
+        except (SftpError, HostKeyChanged, HostKeyUnknown, OSError) as error:
+            log.warning("receipts for %s: %s", account, error)
+            _drop_session(account_id)
+    return settled
+
+
+def requeue_abandoned() -> int:
+    """Scheduled: a send whose worker stopped showing signs of life is queued again."""
+    stale = timezone.now() - timedelta(seconds=settings.TRANSFER_STALE_SECONDS)
+    with transaction.atomic():
+        abandoned = list(
+            Transfer.objects.select_for_update()
+            .filter(state=State.SENDING)
+            .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+            .values_list("pk", flat=True)
+        )
+        Transfer.objects.filter(pk__in=abandoned).update(state=State.QUEUED)
+        for transfer_id in abandoned:
+            transaction.on_commit(lambda transfer_id=transfer_id: enqueue(transfer_id))
+    return len(abandoned)
+
+
+def resubmit(transfer: Transfer) -> bool:
+    """An operator sends a failed transfer again: a new attempt, the same record."""
+    with transaction.atomic():
+        requeued = Transfer.objects.filter(pk=transfer.pk, state=State.FAILED).update(
+            state=State.QUEUED,
+            trigger_started_at=None,
+            sent_at=None,
+            finished_at=None,
+            bytes_done=0,
+            error_code=None,
+            error_text="",
+            last_error="",
+            transaction_id=uuid.uuid4(),
+        )
+        if requeued:
+            transaction.on_commit(lambda: enqueue(transfer.pk))
+    return bool(requeued)
