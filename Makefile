@@ -14,11 +14,11 @@ run: system-packages $(STAMP)-runtime node_modules/.stamp compiled-messages
 
 test: system-packages $(STAMP)-dev node_modules/.stamp compiled-messages
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 # The same suite on PostgreSQL (the CI's second pass).
 test-postgres: system-packages $(STAMP)-dev node_modules/.stamp compiled-messages
-	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest
+	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -n 2
 
 lint: $(STAMP)-dev
 	$(PY) -m ruff check .

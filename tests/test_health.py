@@ -68,3 +68,18 @@ def test_health_reports_an_unreachable_database(client):
 def test_health_needs_no_login_and_is_never_cached(client, db):
     response = client.get(reverse("healthz"))
     assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_health_includes_the_simulator_once_an_account_uses_it(
+    client, system_a, settings, tmp_path
+):
+    from tests import engine
+
+    engine.account(system_a, "alfa_omsorg", None)
+    with engine.simulator(tmp_path) as sim, worker_cluster():
+        settings.SIMULATOR_PORT = sim.port
+        report = _wait_for(client, 200)
+        assert report["checks"]["simulator"] == {"ok": True}
+    report = _wait_for(client, 503)
+    assert report["checks"]["simulator"]["ok"] is False

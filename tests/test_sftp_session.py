@@ -187,8 +187,13 @@ def test_small_operations(sshd, tmp_path):
         session.rename("OUT/a.trigger", "OUT/b.trigger")
         assert session.listdir("OUT") == ["b.trigger", "empty"]
         assert session.size("OUT/b.trigger") == 10
+        assert 0 <= session.age("OUT/b.trigger") < 60
+        old = time.time() - 3600
+        os.utime(sshd.root / "OUT" / "b.trigger", (old, old))
+        assert 3590 < session.age("OUT/b.trigger") < 3700
         session.remove("OUT/b.trigger")
         assert session.size("OUT/b.trigger") is None
+        assert session.age("OUT/b.trigger") is None
         with pytest.raises(SftpError, match=r"Removing OUT/b\.trigger"):
             session.remove("OUT/b.trigger")
         with pytest.raises(SftpError, match="Listing NOWHERE"):
@@ -451,3 +456,29 @@ def test_memory_does_not_grow_with_the_file_size(sshd, tmp_path):
         assert growth[direction, 64] < 32, growth
         assert growth[direction, 256] < 32, growth
         assert growth[direction, 256] - growth[direction, 64] < 8, growth
+
+
+def test_chunk_store_behind_the_channel_pipe():
+    """The byte store that replaces paramiko's array buffer: reads across packets, in order."""
+    chunks = sftp._Chunks()
+    assert len(chunks) == 0 and chunks.take(None) == b""
+    for part in (b"abc", b"", b"defg", b"h"):
+        chunks.frombytes(part)
+    assert len(chunks) == 8
+    assert chunks.take(2) == b"ab"
+    del chunks[:2]
+    assert chunks.take(3) == b"cde"
+    assert chunks.take(100) == b"cdefgh"
+    del chunks[:3]
+    assert (len(chunks), chunks.take(None)) == (3, b"fgh")
+    del chunks[:]
+    assert len(chunks) == 0
+
+    pipe = sftp._ChunkPipe()
+    pipe.feed(b"0123456789")
+    pipe.feed(b"abc")
+    assert pipe.read(4) == b"0123"
+    assert pipe.read(100) == b"456789abc"
+    assert len(pipe) == 0 and not pipe.read_ready()
+    pipe.close()
+    assert pipe.read(10) == b""

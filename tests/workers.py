@@ -14,7 +14,7 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
+def database_url_of_the_test_run() -> str:
     """DATABASE_URL of the database the test runs on, for processes the test starts."""
     database = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -30,7 +30,7 @@ def worker_cluster() -> Iterator[subprocess.Popen]:
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": database_url_of_the_test_run(),
         "PORTAL_DATA_DIR": str(settings.DATA_DIR),
         "SECRET_KEY": settings.SECRET_KEY,
         "DEBUG": "true",

@@ -8,9 +8,15 @@ other failure is an `SftpError` with a message fit for an operator.
 Performance (measured, see `bench/README.md` and `/work/shared/docs/sftp-performance.md`):
 aes128-gcm when the server offers it, TCP_NODELAY, pipelined 255 KiB writes (OpenSSH's
 `limits@openssh.com`; 32 KiB on other servers), and a download loop of our own with a fixed
-number of read requests in flight. paramiko's `prefetch()` is never used: its race (paramiko PR
-#2519) can make memory grow with the file size. The channel window stays at paramiko's default:
-larger windows make downloads slower.
+number of read requests in flight, whose local hashing and writing (and an upload's reading and
+hashing) run in a helper thread. paramiko's `prefetch()` is never used: its race (paramiko PR
+#2519) can make memory grow with the file size. The channel's receive buffer is replaced by one
+that does not memmove on every read (`_ChunkPipe`), the main cost of paramiko downloads. The
+channel window stays at paramiko's default (2 MiB).
+
+This module relies on a few paramiko internals (`SFTPClient._async_request`, `_read_response`,
+`_request`, `BufferedPipe`'s buffer hooks, `Channel.in_buffer`), checked against paramiko 5.1
+by tests/test_sftp_session.py.
 """
 
 import base64
@@ -477,29 +483,19 @@ class SftpSession:
             channel.in_buffer = _ChunkPipe()  # before any data arrives on the channel
             channel.invoke_subsystem("sftp")
             sftp = _SFTPClient(channel)
+            limits = _limits(sftp)
         except (HostKeyUnknown, HostKeyChanged, SftpError):
             transport.close()
             raise
-        except (paramiko.SSHException, OSError, EOFError) as error:
+        except (paramiko.SSHException, OSError, EOFError, SFTPError) as error:
             transport.close()
             raise SftpError(f"Cannot open SFTP on {self.where}: {_describe(error)}") from None
         self._transport, self._sftp = transport, sftp
         self._read_size = self._write_size = SMALL_REQUEST
-        limits = self._limits()
         if limits is not None:
             _packet, read_length, write_length, _handles = limits
-            self._read_size = min(read_length or LARGE_REQUEST, LARGE_REQUEST)
-            self._write_size = min(write_length or LARGE_REQUEST, LARGE_REQUEST)
-
-    def _limits(self) -> tuple[int, int, int, int] | None:
-        """OpenSSH's `limits@openssh.com`: (packet, read, write, open handles); None if absent."""
-        try:
-            kind, message = self._sftp._request(CMD_EXTENDED, "limits@openssh.com")
-        except OSError:
-            return None  # SSH_FX_OP_UNSUPPORTED
-        if kind != CMD_EXTENDED_REPLY:
-            return None
-        return tuple(message.get_int64() for _ in range(4))
+            self._read_size = max(SMALL_REQUEST, min(read_length or LARGE_REQUEST, LARGE_REQUEST))
+            self._write_size = max(SMALL_REQUEST, min(write_length or LARGE_REQUEST, LARGE_REQUEST))
 
     def close(self) -> None:
         sftp, transport = self._sftp, self._transport
@@ -739,6 +735,17 @@ class SftpSession:
         if progress is not None and received == 0:
             progress(0)  # an empty file: one call, at its size
         return received
+
+
+def _limits(client: paramiko.SFTPClient) -> tuple[int, int, int, int] | None:
+    """OpenSSH's `limits@openssh.com`: (packet, read, write, open handles); None if absent."""
+    try:
+        kind, message = client._request(CMD_EXTENDED, "limits@openssh.com")
+    except OSError:
+        return None  # SSH_FX_OP_UNSUPPORTED: not an OpenSSH server
+    if kind != CMD_EXTENDED_REPLY:
+        return None
+    return tuple(message.get_int64() for _ in range(4))
 
 
 _WRITE_FLAGS = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC

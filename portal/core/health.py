@@ -1,5 +1,8 @@
 """Health of the parts the portal cannot work without, for load balancers and monitoring."""
 
+import socket
+
+from django.conf import settings
 from django.db import connection
 from django_q.brokers import get_broker
 from django_q.status import Stat
@@ -29,6 +32,23 @@ def queue_health() -> dict:
     return result
 
 
+def simulator_health() -> dict | None:
+    """The local Serviceplatform answers with an SSH banner; None when no account uses it."""
+    from transfers.models import Environment, SftpAccount
+
+    if not SftpAccount.objects.filter(environment=Environment.SIMULATOR).exists():
+        return None
+    address = (settings.SIMULATOR_HOST, settings.SIMULATOR_PORT)
+    try:
+        with socket.create_connection(address, timeout=2) as connection:
+            banner = connection.recv(64)
+    except OSError as error:
+        return {"ok": False, "error": f"{address[0]}:{address[1]}: {error}"}
+    if not banner.startswith(b"SSH-"):
+        return {"ok": False, "error": "no SSH banner"}
+    return {"ok": True}
+
+
 def check_health() -> tuple[bool, dict]:
     checks = {"database": database_health()}
     # The queue lives in the database on the embedded default; asking it while the database is
@@ -36,5 +56,7 @@ def check_health() -> tuple[bool, dict]:
     checks["queue"] = (
         queue_health() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
     )
+    if checks["database"]["ok"] and (simulator := simulator_health()) is not None:
+        checks["simulator"] = simulator
     healthy = all(check["ok"] for check in checks.values())
     return healthy, {"status": "ok" if healthy else "error", "checks": checks}
