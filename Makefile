@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres lint messages system-packages compiled-messages clean
+.PHONY: run test test-postgres bench lint messages system-packages compiled-messages clean
 
 run: system-packages $(STAMP)-runtime node_modules/.stamp compiled-messages
 	DEBUG=true $(PY) manage.py migrate --no-input
@@ -19,6 +19,10 @@ test: system-packages $(STAMP)-dev node_modules/.stamp compiled-messages
 # The same suite on PostgreSQL (the CI's second pass).
 test-postgres: system-packages $(STAMP)-dev node_modules/.stamp compiled-messages
 	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -n 2
+
+# Throughput and memory against OpenSSH in the same run; prints a table, writes bench/results/.
+bench: system-packages $(STAMP)-dev
+	$(PY) -m bench.throughput
 
 lint: $(STAMP)-dev
 	$(PY) -m ruff check .

@@ -4,6 +4,7 @@ import dataclasses
 import os
 import re
 import signal
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -741,3 +742,30 @@ def test_registry_from_the_database(tmp_path, people, aarhus):
         SftpAccount.objects.filter(username="gamma").update(environment=Environment.SIMULATOR)
         with sftp_client(sim.port, people["gamma"], host_key=sim.host_key) as gamma:
             assert sorted(gamma.listdir("/")) == ["IN", "OUT"]
+
+
+def test_concurrent_sessions_each_get_their_receipts(sim, people):
+    system = people["alfa"].it_system
+    errors = []
+
+    def upload(worker: int) -> None:
+        try:
+            with sftp_client(sim.port, people["alfa"], host_key=sim.host_key) as client:
+                for n in range(10):
+                    name = f"w{worker}_{n}.csv"
+                    body = f"{worker}:{n}".encode()
+                    send(client, name, body, trigger(name, len(body), sender_it_system=system))
+        except Exception as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=upload, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert sim.router.wait_idle(10)
+    names = {f"w{w}_{n}.csv" for w in range(4) for n in range(10)}
+    assert set(listing(inbox(sim, "beta"))) == names | {f"{n}.metadata" for n in names}
+    assert all(receipt(sim, name).success for name in names)
+    assert listing(outbox(sim, "alfa")) == []

@@ -5,8 +5,10 @@ a crash at any point leaves the pair on the server, and the next fetch finds its
 platform's FileTransferUUID) and finishes the job instead of storing the file twice.
 """
 
+import dataclasses
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +128,12 @@ def _fetch_one(session: SftpSession, account: SftpAccount, name: str, names: set
     if problem:
         _quarantine(account, name, problem, raw)
         return "quarantined"
+    if metadata.file_transfer_uuid is None:
+        # Metadata written as a Trigger carries no FileTransferUUID; a stable stand-in keeps a
+        # repeated fetch of the same file from storing it twice.
+        declared = metadata.descriptor.size
+        stand_in = uuid.uuid5(uuid.NAMESPACE_URL, f"sftp:{account.username}/{name}/{declared}")
+        metadata = dataclasses.replace(metadata, file_transfer_uuid=stand_in)
     done = ReceivedFile.objects.filter(
         account=account, file_transfer_uuid=metadata.file_transfer_uuid
     ).first()

@@ -10,9 +10,10 @@ from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
 
 User = settings.AUTH_USER_MODEL
+# No leading dot: "." and ".." are no names, and dot-names are hidden folders on the server.
 SAFE_NAME = RegexValidator(
-    r"^[A-Za-z0-9._-]{1,255}$",
-    _("Use only letters A–Z, digits, dot, underscore and hyphen (at most 255)."),
+    r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
+    _("Use only letters A–Z, digits, dot, underscore and hyphen, not starting with a dot."),
 )
 
 

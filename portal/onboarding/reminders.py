@@ -49,7 +49,7 @@ def remind_actionable(integration: Integration) -> int:
     """Tell each executor about the tasks that can now start; returns the mails queued."""
     with transaction.atomic():
         candidates = (
-            OnboardingTask.objects.select_for_update()
+            OnboardingTask.objects.select_for_update(of=("self",))
             .filter(integration=integration, state__in=OPEN, reminded_at__isnull=True)
             .select_related("integration__sender__vendor", "integration__receiver__vendor")
         )

@@ -94,7 +94,7 @@ def _errno_code(error: OSError) -> int:
 
 class _ReadAheadSocket:
     """A socket for paramiko's Transport that reads ahead: one recv() takes what the kernel has
-    (up to READ_CHUNK) and the Transport's many small reads (a packet's first block, its rest,
+    (up to READ_AHEAD) and the Transport's many small reads (a packet's first block, its rest,
     its MAC) are served from memory: a few system calls per packet fewer."""
 
     def __init__(self, sock: socket.socket):
@@ -142,7 +142,8 @@ class _SftpServer(paramiko.SFTPServer):
             incoming += chunk
         start = self._position
         self._position += n
-        return bytes(incoming[start : self._position])
+        with memoryview(incoming) as view:  # one copy, and the view is gone before any resize
+            return bytes(view[start : self._position])
 
 
 class _Server(paramiko.ServerInterface):
