@@ -207,3 +207,39 @@ def test_a_csv_naming_an_unknown_municipality_queues_nothing(setup, tmp_path):
     with pytest.raises(ValidationError, match="999"):
         queue_split(setup.routes.values(), source, "kommunekode", user=setup.user)
     assert not Transfer.objects.exists()
+
+
+def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(
+    staff_a, operator, system_a, system_b, aarhus
+):
+    """OpenSSH's sshd does not route: the send ends sent, waiting for the platform's receipt."""
+    from tests.sshd import running_sshd
+
+    with running_sshd() as sshd:
+        (sshd.root / "OUT").mkdir()
+        (sshd.root / "IN").mkdir()
+        integration = engine.ready_integration(
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+        )
+        sender = engine.account(
+            system_a, sshd.username, None, port=sshd.port, host_key=sshd.host_key
+        )
+        sshd.authorize(sender.public_key)
+        route = engine.routes_for(integration, [aarhus])["751"]
+        transfer = queue_send(route, io.BytesIO(DATA), original_name="borgere.csv")
+        try:
+            outcome = tasks.send_transfer(transfer.pk)
+        finally:
+            tasks._drop_session(sender.pk)
+        assert outcome == "sent", Transfer.objects.get(pk=transfer.pk).last_error
+        transfer.refresh_from_db()
+        assert transfer.state == Transfer.State.SENT
+        data = (sshd.root / "OUT" / transfer.remote_name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == transfer.sha256
+        trigger = (sshd.root / "OUT" / f"{transfer.remote_name}.trigger").read_bytes()
+        protocol.validate(trigger)
+        assert protocol.parse_trigger(trigger).descriptor.size == len(DATA)

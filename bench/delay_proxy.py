@@ -1,0 +1,238 @@
+"""A TCP proxy on loopback that adds a fixed one-way delay in each direction, for benchmarks.
+
+    with DelayProxy("127.0.0.1", server_port, delay=0.005) as proxy:  # 5 ms each way: 10 ms RTT
+        connect to ("127.0.0.1", proxy.port)
+
+    .venv/bin/python -m bench.delay_proxy TARGET_PORT [--delay-ms 5] [--port 0]
+
+Each chunk read from one side is stamped with the time it arrived and written to the other side
+when `delay` has passed since then; nothing else is slowed, so bandwidth is not limited (chunks
+that are due together go out in one write). Per connection and direction one thread reads and one
+writes; time.sleep (clock_nanosleep) keeps the delay to within a fraction of a millisecond,
+which asyncio's millisecond timers would not. Memory is bounded: a direction stops reading while
+`max_buffered` bytes wait to be forwarded (16 MiB: far above what a 10 ms delay needs at
+loopback speeds). A half-close is forwarded after the delay too. `stop()` closes the listener
+and every connection and joins every thread.
+
+What it does not model: loss, reordering, a bandwidth limit, or TCP's own behaviour over a long
+link (slow start, Nagle against a real RTT): the endpoints talk TCP to the proxy over loopback.
+"""
+
+import argparse
+import contextlib
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+
+CHUNK = 256 * 1024
+MAX_BUFFERED = 16 * 1024 * 1024
+ACCEPT_POLL = 0.1  # seconds: how soon the accept loop notices stop()
+
+
+class _Direction:
+    """Bytes from `source` to `target`, each chunk held until `delay` after it arrived."""
+
+    def __init__(self, source: socket.socket, target: socket.socket, delay: float, limit: int):
+        self.source, self.target, self.delay, self.limit = source, target, delay, limit
+        self.chunks: deque[tuple[float, bytes | None]] = deque()  # (due, data); None: EOF
+        self.buffered = 0
+        self.stopping = False
+        self.condition = threading.Condition()
+
+    def read(self) -> None:
+        try:
+            while True:
+                data = self.source.recv(CHUNK)
+                due = time.monotonic() + self.delay
+                with self.condition:
+                    while self.buffered >= self.limit and not self.stopping:
+                        self.condition.wait()
+                    if self.stopping:
+                        return
+                    self.chunks.append((due, data or None))
+                    self.buffered += len(data)
+                    self.condition.notify_all()
+                if not data:
+                    return
+        except OSError:
+            self.stop()
+
+    def write(self) -> None:
+        try:
+            while True:
+                with self.condition:
+                    while not self.chunks and not self.stopping:
+                        self.condition.wait()
+                    if self.stopping:
+                        return
+                    due = self.chunks[0][0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                with self.condition:
+                    if self.stopping:
+                        return
+                    now, pieces, end = time.monotonic(), [], False
+                    while self.chunks and self.chunks[0][0] <= now:
+                        _due, data = self.chunks.popleft()
+                        if data is None:
+                            end = True
+                            break
+                        pieces.append(data)
+                        self.buffered -= len(data)
+                    self.condition.notify_all()
+                if pieces:
+                    self.target.sendall(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+                if end:
+                    self.target.shutdown(socket.SHUT_WR)
+                    return
+        except OSError:
+            self.stop()
+
+    def stop(self) -> None:
+        with self.condition:
+            self.stopping = True
+            self.condition.notify_all()
+        for sock in (self.source, self.target):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Connection:
+    def __init__(self, client: socket.socket, upstream: socket.socket, delay: float, limit: int):
+        self.sockets = (client, upstream)
+        self.directions = (
+            _Direction(client, upstream, delay, limit),
+            _Direction(upstream, client, delay, limit),
+        )
+        self.threads = [
+            threading.Thread(target=work, name=f"delay-proxy-{work.__name__}", daemon=True)
+            for direction in self.directions
+            for work in (direction.read, direction.write)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def finished(self) -> bool:
+        return not any(thread.is_alive() for thread in self.threads)
+
+    def stop(self, timeout: float) -> None:
+        for direction in self.directions:
+            direction.stop()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.close()
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+class DelayProxy:
+    """Listens on `host`:`port` (0: a free port, see `.port`) and forwards to the target."""
+
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        delay: float,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_buffered: int = MAX_BUFFERED,
+    ):
+        if delay < 0:
+            raise ValueError("delay must not be negative")
+        self.target = (target_host, target_port)
+        self.delay = delay
+        self.max_buffered = max_buffered
+        self._listener = socket.create_server((host, port))
+        self._listener.settimeout(ACCEPT_POLL)
+        self.host, self.port = self._listener.getsockname()[:2]
+        self._connections: list[_Connection] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="delay-proxy-accept", daemon=True)
+        self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        """Connections still open."""
+        with self._lock:
+            return sum(not connection.finished() for connection in self._connections)
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _address = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, upstream):
+                sock.settimeout(None)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                if self._stopping.is_set():
+                    client.close()
+                    upstream.close()
+                    return
+                for done in [c for c in self._connections if c.finished()]:
+                    done.close()
+                    self._connections.remove(done)
+                self._connections.append(
+                    _Connection(client, upstream, self.delay, self.max_buffered)
+                )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._thread.join(timeout)
+        self._listener.close()
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.stop(timeout)
+
+    def __enter__(self) -> "DelayProxy":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("target_port", type=int)
+    parser.add_argument("--target-host", default="127.0.0.1")
+    parser.add_argument("--delay-ms", type=float, default=5.0, help="one way (default 5)")
+    parser.add_argument("--port", type=int, default=0, help="listen port (default: a free one)")
+    arguments = parser.parse_args(argv)
+    proxy = DelayProxy(
+        arguments.target_host, arguments.target_port, delay=arguments.delay_ms / 1000
+    )
+    print(
+        f"127.0.0.1:{proxy.port} -> {arguments.target_host}:{arguments.target_port}, "
+        f"{arguments.delay_ms:g} ms each way; Ctrl-C stops",
+        flush=True,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    proxy.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
