@@ -291,3 +291,61 @@ class TestPages:
         client.post(url, {"result": "failed", "scope": "Tre kommuner"})
         test.refresh_from_db()
         assert not test.clears_production
+
+
+class TestProcessingAgreement:
+    PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+    def _post(self, client, integration, parties, upload):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        return client.post(
+            reverse("onboarding:agreement", args=[integration.pk]),
+            {
+                "title": "Databehandleraftale 2026",
+                "parties": [p.pk for p in parties],
+                "signed_on": "2026-03-01",
+                "document": SimpleUploadedFile(*upload),
+            },
+        )
+
+    def test_the_signed_agreement_is_kept_with_its_checksum(
+        self, client_for, staff_a, integration, aarhus
+    ):
+        import hashlib
+
+        client = client_for(staff_a)
+        response = self._post(
+            client, integration, [aarhus], ("aftale.pdf", self.PDF, "application/pdf")
+        )
+        assert response.status_code == 302
+        agreement = integration.processing_agreement
+        assert agreement.document_sha256 == hashlib.sha256(self.PDF).hexdigest()
+        download = client.get(reverse("onboarding:agreement_document", args=[agreement.pk]))
+        assert b"".join(download.streaming_content) == self.PDF
+
+    def test_a_file_that_is_not_a_pdf_or_word_document_is_refused(
+        self, client_for, staff_a, integration, aarhus
+    ):
+        png = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
+        response = self._post(
+            client_for(staff_a), integration, [aarhus], ("aftale.pdf", png, "application/pdf")
+        )
+        assert response.status_code == 200
+        assert "PNG" in response.content.decode()
+        from portal.onboarding.models import ProcessingAgreement
+
+        assert not ProcessingAgreement.objects.exists()
+
+    def test_only_the_parties_can_download_it(
+        self, client_for, staff_a, staff_b, integration, aarhus
+    ):
+        from portal.accounts.models import Organisation
+
+        upload = ("aftale.pdf", self.PDF, "application/pdf")
+        self._post(client_for(staff_a), integration, [aarhus], upload)
+        url = reverse("onboarding:agreement_document", args=[integration.processing_agreement.pk])
+        outsider = Organisation.objects.create(kind="vendor", name="Gamma", cvr="29547181")
+        assert client_for(make_user("gamma-staff", outsider)).get(url).status_code == 404
+        # The receiving vendor is a party to the integration and may read it.
+        assert client_for(staff_b).get(url).status_code == 200

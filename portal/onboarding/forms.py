@@ -6,6 +6,7 @@ from gdpr.models import InfRef
 from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import IntegrationTest, OnboardingTask, ProcessingAgreement
+from portal.specs.documents import inspect_document
 
 _DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -69,8 +70,19 @@ class AddMunicipalityForm(forms.Form):
 class ProcessingAgreementForm(forms.ModelForm):
     class Meta:
         model = ProcessingAgreement
-        fields = ["title", "parties", "signed_on"]
+        fields = ["title", "parties", "signed_on", "document"]
         widgets = {"signed_on": _DATE, "parties": ScrollingCheckboxes}
+        help_texts = {"document": _("The signed agreement as PDF or Word (.docx).")}
+
+    def clean_document(self):
+        upload = self.cleaned_data.get("document")
+        if not upload or not hasattr(upload, "content_type"):
+            return upload  # unchanged, or cleared
+        inspection = inspect_document(upload)
+        if inspection.kind not in ("pdf", "docx"):
+            raise forms.ValidationError(_("The agreement must be a PDF or Word document."))
+        self.instance.document_sha256 = inspection.sha256
+        return upload
 
     def __init__(self, *args, integration, **kwargs):
         super().__init__(*args, **kwargs)

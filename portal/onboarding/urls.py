@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/", views.integration_detail, name="detail"),
     path("<int:pk>/municipalities/", views.integration_add_municipality, name="add_municipality"),
     path("<int:pk>/agreement/", views.agreement_edit, name="agreement"),
+    path("agreements/<int:pk>/document/", views.agreement_document, name="agreement_document"),
     path("<int:pk>/test/", views.test_edit, name="test"),
     path("tasks/<int:pk>/", views.task_edit, name="task"),
 ]

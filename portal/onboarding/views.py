@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -28,7 +28,13 @@ from portal.onboarding.forms import (
     ProcessingAgreementForm,
     TaskForm,
 )
-from portal.onboarding.models import Integration, IntegrationTest, OnboardingTask
+from portal.onboarding.models import (
+    Integration,
+    IntegrationTest,
+    OnboardingTask,
+    ProcessingAgreement,
+)
+from transfers.models import Environment, SftpAccount, Transfer
 
 _INTEGRATIONS = Integration.objects.select_related(
     "sender__vendor", "receiver__vendor", "infref"
@@ -129,8 +135,13 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # An architect reads readiness for their own municipality, not the others'.
         municipalities = municipalities.filter(pk__in=scope.municipality_ids)
     may_change = can_change(request.user, integration)
+    accounts = visible(
+        request.user,
+        SftpAccount.objects.filter(it_system__in=[integration.sender_id, integration.receiver_id]),
+    )
     context = {
         "integration": integration,
+        "accounts": accounts,
         "checklist": _checklist(integration, request.user),
         "readiness": [(m, rules.readiness(integration, m)) for m in municipalities],
         "agreement": getattr(integration, "processing_agreement", None),
@@ -194,7 +205,7 @@ def agreement_edit(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_changeable_or_404(request.user, _INTEGRATIONS, pk=pk)
     agreement = getattr(integration, "processing_agreement", None)
     form = ProcessingAgreementForm(
-        request.POST or None, instance=agreement, integration=integration
+        request.POST or None, request.FILES or None, instance=agreement, integration=integration
     )
     if request.method == "POST" and form.is_valid():
         agreement = form.save(commit=False)
@@ -206,6 +217,18 @@ def agreement_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "onboarding/agreement_form.html", {"form": form, "integration": integration}
     )
+
+
+@login_required
+def agreement_document(request: HttpRequest, pk: int) -> FileResponse:
+    agreement = get_visible_or_404(request.user, ProcessingAgreement.objects.all(), pk=pk)
+    if not agreement.document:
+        raise Http404
+    response = FileResponse(
+        agreement.document.open("rb"), as_attachment=True, filename=agreement.document.name
+    )
+    response["X-Content-SHA256"] = agreement.document_sha256
+    return response
 
 
 @login_required
@@ -223,10 +246,16 @@ def test_edit(request: HttpRequest, pk: int) -> HttpResponse:
         test.save()
         messages.success(request, _("The test record is saved."))
         return redirect("onboarding:detail", pk=pk)
+    test_transfers = visible(
+        request.user,
+        Transfer.objects.filter(
+            route__integration=integration, route__environment=Environment.EXTERNAL_TEST
+        ).select_related("route__municipality"),
+    )[:50]
     return render(
         request,
         "onboarding/test_form.html",
-        {"form": form, "integration": integration, "test": test},
+        {"form": form, "integration": integration, "test": test, "transfers": test_transfers},
     )
 
 
