@@ -2,7 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from gdpr.infref import validate_infref_name
-from gdpr.models import GdprDeclaration, InfRef
+from gdpr.models import ANSWER_FIELDS, GdprDeclaration, InfRef
 from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
 
@@ -68,35 +68,7 @@ class DeclarationForm(forms.ModelForm):
 
     class Meta:
         model = GdprDeclaration
-        fields = [
-            "controllers",
-            "receiving_it_systems",
-            "purpose",
-            "data_subject_categories",
-            "personal_data_categories",
-            "includes_cpr",
-            "includes_special_categories",
-            "special_categories_detail",
-            "includes_criminal_offence_data",
-            "criminal_offence_detail",
-            "legal_basis_art6",
-            "legal_basis_art9",
-            "legal_basis_detail",
-            "dpa_title",
-            "dpa_signed_on",
-            "data_specification_version",
-            "retention",
-            "deletion",
-            "security_measures",
-            "transfer_frequency",
-            "transfer_volume",
-            "contact_name",
-            "contact_email",
-            "contact_phone",
-            "signatory_name",
-            "signatory_title",
-            "signed_on",
-        ]
+        fields = ["controllers", "receiving_it_systems", *ANSWER_FIELDS]
         text_area = forms.Textarea(attrs={"rows": 4})
         widgets = {
             "controllers": ScrollingCheckboxes,
