@@ -155,7 +155,7 @@ def route_create(request: HttpRequest) -> HttpResponse:
         form.save()
         messages.success(request, _("The route is ordered."))
         return redirect("transfers:routes")
-    return render(request, "transfers/route_form.html", {"form": form})
+    return render(request, "transfers/form.html", {"form": form, "title": _("Order a route")})
 
 
 @login_required
@@ -193,7 +193,9 @@ def account_create(request: HttpRequest) -> HttpResponse:
         account = form.save()
         messages.success(request, _("The account is registered; now make or import its key."))
         return redirect("transfers:account", pk=account.pk)
-    return render(request, "transfers/account_form.html", {"form": form})
+    return render(
+        request, "transfers/form.html", {"form": form, "title": _("Register an SFTP account")}
+    )
 
 
 @login_required
