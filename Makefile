@@ -23,6 +23,7 @@ test-postgres: system-packages $(STAMP)-dev node_modules/.stamp compiled-message
 # Throughput and memory against OpenSSH in the same run; prints a table, writes bench/results/.
 bench: system-packages $(STAMP)-dev
 	$(PY) -m bench.throughput
+	$(PY) -m bench.many_files
 
 lint: $(STAMP)-dev
 	$(PY) -m ruff check .

@@ -209,6 +209,38 @@ class DelayProxy:
         self.stop()
 
 
+def measure_round_trip(delay: float, count: int = 20) -> list[float]:
+    """Seconds per 1-byte ping through a fresh proxy with `delay` to a throwaway echo server."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def echo() -> None:
+        with contextlib.suppress(OSError):
+            conn, _address = listener.accept()
+            with conn:
+                while data := conn.recv(CHUNK):
+                    conn.sendall(data)
+
+    server = threading.Thread(target=echo, name="delay-proxy-echo", daemon=True)
+    server.start()
+    times = []
+    try:
+        with (
+            DelayProxy("127.0.0.1", listener.getsockname()[1], delay=delay) as proxy,
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock,
+        ):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(count):
+                started = time.perf_counter()
+                sock.sendall(b"x")
+                if sock.recv(1) != b"x":
+                    raise RuntimeError("the echo through the delay proxy failed")
+                times.append(time.perf_counter() - started)
+    finally:
+        listener.close()
+        server.join(5)
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("target_port", type=int)
@@ -226,10 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stopped.wait()
-    except KeyboardInterrupt:
-        pass
     proxy.stop()
     return 0
 

@@ -127,6 +127,20 @@ def test_upload_and_download_keep_size_and_sha256(sshd, tmp_path):
     assert not session.connected
 
 
+def test_a_write_the_server_refuses_fails_the_upload_and_keeps_the_session(sshd, tmp_path):
+    """The writes and the close go out pipelined; a refused one must still be reported."""
+    source = tmp_path / "source.bin"
+    write_file(source, 3 * MIB)
+    with session_for(sshd) as session:
+        with pytest.raises(SftpError):
+            session.put_file(source, "/dev/full")
+        with pytest.raises(SftpError):
+            session.put_bytes(b"<trigger/>" * 1000, "/dev/full")
+        assert session.connected
+        assert session.put_bytes(b"still usable", "after.txt") is None
+        assert (sshd.root / "after.txt").read_bytes() == b"still usable"
+
+
 @pytest.mark.parametrize("size", [0, 1, 261_120, 261_121, 3 * 261_120])
 def test_sizes_at_request_boundaries(sshd, tmp_path, size):
     source = tmp_path / "source.bin"

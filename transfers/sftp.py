@@ -9,7 +9,10 @@ Performance (measured, see `bench/README.md` and `/work/shared/docs/sftp-perform
 aes128-gcm when the server offers it, TCP_NODELAY, pipelined 255 KiB writes (OpenSSH's
 `limits@openssh.com`; 32 KiB on other servers), and a download loop of our own with a fixed
 number of read requests in flight, whose local hashing and writing (and an upload's reading and
-hashing) run in a helper thread. paramiko's `prefetch()` is never used: its race (paramiko PR
+hashing) run in a helper thread. Round trips per uploaded file (what decides many small files on a
+real link): two. The open waits for its handle; the writes and the close then go out without
+waiting, and the file counts as written only once every write and the close are acknowledged;
+no stat before or after. paramiko's `prefetch()` is never used: its race (paramiko PR
 #2519) can make memory grow with the file size. The channel's receive buffer is replaced by one
 that does not memmove on every read (`_ChunkPipe`), the main cost of paramiko downloads. The
 channel window stays at paramiko's default (2 MiB).
@@ -573,18 +576,30 @@ class SftpSession:
     # -- files --------------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes, remote_path: str) -> None:
-        """Write a small file (a trigger): open, one write request, close."""
+        """Write a small file (a trigger): open, then the writes and the close pipelined.
+
+        Two round trips; returns only when every write and the close are acknowledged.
+        """
         client = self._client()
         try:
             handle = _open_handle(client, remote_path, _WRITE_FLAGS)
+            replies = _Replies()
+            pending: deque[int] = deque()
             try:
                 for offset in range(0, len(data), self._write_size):
                     piece = data[offset : offset + self._write_size]
-                    client._request(CMD_WRITE, handle, int64(offset), piece)
+                    pending.append(
+                        client._async_request(replies, CMD_WRITE, handle, int64(offset), piece)
+                    )
+                    if len(pending) >= WRITES_IN_FLIGHT:
+                        _check_written(replies.wait(client, pending.popleft()), SMALL_REQUEST)
             except BaseException:
                 _close_quietly(client, handle)
                 raise
-            client._request(CMD_CLOSE, handle)
+            closing = client._async_request(replies, CMD_CLOSE, handle)
+            while pending:
+                _check_written(replies.wait(client, pending.popleft()), SMALL_REQUEST)
+            _check_closed(replies.wait(client, closing))
         except _TRANSFER_ERRORS as error:
             raise self._fail(f"Writing {remote_path}", error) from None
 
@@ -617,6 +632,7 @@ class SftpSession:
         replies = _Replies()
         pending: deque[int] = deque()
         offset = 0
+        closing = None  # the CLOSE request's number once sent, right behind the last write
         reader = _BlockReader(local, digest)
         try:
             while block := reader.next_block(self.timeout):
@@ -633,16 +649,19 @@ class SftpSession:
                         _check_written(replies.wait(client, pending.popleft()), request_size)
                 if progress is not None:
                     progress(offset)
+            # No waiting for the last acknowledgements first: that would cost a round trip.
+            closing = client._async_request(replies, CMD_CLOSE, handle)
             while pending:
                 _check_written(replies.wait(client, pending.popleft()), request_size)
+            _check_closed(replies.wait(client, closing))
             if progress is not None and offset == 0:
                 progress(0)  # an empty file: one call, at its size
         except BaseException:
-            _close_quietly(client, handle)
+            if closing is None:
+                _close_quietly(client, handle)
             raise
         finally:
             reader.stop()
-        client._request(CMD_CLOSE, handle)
         return offset, digest.hexdigest()
 
     def get_file(
@@ -775,6 +794,14 @@ def _check_written(reply, request_size: int) -> None:
         if request_size > SMALL_REQUEST:
             raise _WriteRefused(text)
         raise OSError(text)
+
+
+def _check_closed(reply) -> None:
+    kind, message = reply
+    if kind != CMD_STATUS:
+        raise SFTPError("Expected a status reply to a close")
+    if message.get_int() != SFTP_OK:
+        raise OSError(message.get_text())
 
 
 class _WriteRefused(OSError):
