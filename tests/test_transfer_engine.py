@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import io
 import os
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,33 @@ def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(
         trigger = (sshd.root / "OUT" / f"{transfer.remote_name}.trigger").read_bytes()
         protocol.validate(trigger)
         assert protocol.parse_trigger(trigger).descriptor.size == len(DATA)
+
+
+def test_metadata_naming_another_sender_is_quarantined(setup):
+    import uuid
+    from datetime import datetime
+
+    route = setup.routes["751"]
+    name = "impostor_FDD_1.csv"
+    metadata = protocol.Metadata(
+        file_transfer_uuid=uuid.uuid4(),
+        descriptor=protocol.FileDescriptor(
+            file_name=name, size=4, sender="impostor", recipients=(protocol.ROUTING_RECIPIENT,)
+        ),
+        routing=protocol.RoutingInfo(
+            infref=route.infref.name,
+            sender_it_system=route.sender.uuid,
+            sender_authority_cvr=route.municipality.cvr,
+            transaction_id=uuid.uuid4(),
+            sender_timestamp=datetime.now(UTC),
+            recipient_authority_cvr=route.municipality.cvr,
+            recipient_it_system=route.receiver.uuid,
+        ),
+    )
+    folder = setup.sim.data_dir / "beta_journal" / "IN"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b"data")
+    (folder / f"{name}.metadata").write_bytes(protocol.build_metadata(metadata))
+    assert fetch_inbox(setup.receiver.pk).quarantined == 1
+    assert "impostor" in ReceivedFile.objects.get().reason
+    assert inbox(setup) == [name, f"{name}.metadata"]

@@ -78,6 +78,16 @@ def _check(
         )
     if route.state != Route.State.ESTABLISHED:
         return None, f"the route is {route.state}, not established"
+    sender = (
+        SftpAccount.objects.filter(it_system_id=route.sender_id, environment=account.environment)
+        .values_list("username", flat=True)
+        .first()
+    )
+    if sender and descriptor.sender != sender:
+        return None, (
+            f"the metadata names the sender {descriptor.sender!r}, but the route's sending "
+            f"IT system is the SFTP user {sender!r}"
+        )
     return route, ""
 
 
