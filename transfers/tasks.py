@@ -106,10 +106,9 @@ def send_transfer(transfer_id: int) -> str:
         session = _session(transfer.account)
         if transfer.trigger_started_at is None:
             _upload_data(session, transfer)
+            _write_trigger(session, transfer)
         else:
             _resume_after_trigger(session, transfer)
-            return "sent"
-        _write_trigger(session, transfer)
     except (HostKeyChanged, HostKeyUnknown) as error:
         return _fail(transfer, str(error))
     except (SftpError, OSError) as error:
@@ -185,7 +184,6 @@ def _resume_after_trigger(session: SftpSession, transfer: Transfer) -> None:
         session.put_bytes(transfer.trigger_xml.encode(), f"{name}.trigger")
     # Otherwise the trigger is there, or the platform has taken the file: the receipt will say.
     _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
-    _await_receipt(session, transfer)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -210,11 +208,19 @@ def _retry_later(transfer: Transfer, error: Exception) -> str:
 
 
 def _await_receipt(session: SftpSession, transfer: Transfer) -> None:
+    """Wait briefly for the receipt on the open session; the schedule collects it otherwise.
+
+    The file is sent by now, so a failure here must not put the transfer back in the queue.
+    """
     deadline = time.monotonic() + RECEIPT_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if _collect_receipt(session, transfer.pk):
-            return
-        time.sleep(0.1)
+    try:
+        while time.monotonic() < deadline:
+            if _collect_receipt(session, transfer.pk):
+                return
+            time.sleep(0.1)
+    except (SftpError, OSError) as error:
+        log.warning("receipt of %s left to the schedule: %s", transfer.remote_name, error)
+        _drop_session(transfer.account_id)
 
 
 def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
