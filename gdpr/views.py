@@ -22,6 +22,8 @@ from portal.accounts.access import (
     vendors_acted_for,
     visible,
 )
+from portal.audit.log import record
+from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 
 _REQUESTS = InfRefRequest.objects.select_related(
@@ -198,8 +200,14 @@ def declaration_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def declaration_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     declaration = get_visible_or_404(request.user, _DECLARATIONS, pk=pk)
     pdf = render_declaration_pdf(declaration)
-    DeclarationDownload.objects.create(
-        declaration=declaration, user=request.user, sha256=hashlib.sha256(pdf).hexdigest()
+    sha256 = hashlib.sha256(pdf).hexdigest()
+    DeclarationDownload.objects.create(declaration=declaration, user=request.user, sha256=sha256)
+    record(
+        request.user,
+        AuditEvent.Action.DOWNLOAD,
+        declaration,
+        concerns=[declaration.infref.vendor, *declaration.controllers.all()],
+        sha256=sha256,
     )
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = (

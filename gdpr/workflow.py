@@ -14,6 +14,8 @@ from gdpr import mail
 from gdpr.infref import infref_name
 from gdpr.models import ANSWER_FIELDS, GdprDeclaration, InfRef, InfRefRequest
 from gdpr.signals import infref_changed
+from portal.audit.log import record
+from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 
 # What a declaration must answer before it can be submitted; drafts may be saved half-done.
@@ -162,6 +164,13 @@ def submit_declaration(declaration: GdprDeclaration, user) -> GdprDeclaration:
             submission_mail=declaration.submission_mail
         )
         infref_changed.send(sender=InfRef, infref=declaration.infref)
+        record(
+            user,
+            AuditEvent.Action.DECLARATION_SUBMITTED,
+            declaration,
+            concerns=[declaration.infref.vendor, *declaration.controllers.all()],
+            sha256=declaration.content_sha256,
+        )
     return declaration
 
 

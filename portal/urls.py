@@ -21,5 +21,7 @@ urlpatterns = [
     path("specifications/", include("portal.specs.urls")),
     path("integrations/", include("portal.onboarding.urls")),
     path("transfers/", include("transfers.urls")),
+    path("review/", include("portal.review.urls")),
+    path("audit/", include("portal.audit.urls")),
     path("admin/", admin.site.urls),
 ]

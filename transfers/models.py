@@ -205,6 +205,8 @@ class Transfer(models.Model):
         indexes = [
             models.Index(fields=["state", "queued_at"], name="transfer_state_queued"),
             models.Index(fields=["route", "queued_at"], name="transfer_route_queued"),
+            # The list's search finds a transfer by the id in KOMBIT's receipt.
+            models.Index(fields=["file_transfer_uuid"], name="transfer_file_transfer_uuid"),
         ]
 
     def __str__(self) -> str:

@@ -97,8 +97,8 @@ def send_transfer(transfer_id: int) -> str:
     transfer = Transfer.objects.select_related(
         "route__infref", "route__sender", "route__receiver", "route__municipality", "account"
     ).get(pk=transfer_id)
-    if transfer.started_at is None:
-        _update(transfer.pk, started_at=now)
+    # Each attempt starts the file afresh, so the rate shown is the current attempt's.
+    _update(transfer.pk, started_at=now)
     blockers = route_blockers(transfer.route)
     if blockers:
         return _fail(transfer, " ".join(blockers))

@@ -5,8 +5,12 @@ from transfers import views
 app_name = "transfers"
 urlpatterns = [
     path("", views.transfer_list, name="list"),
+    path("rows/", views.transfer_rows, name="rows"),
+    path("export/", views.transfer_export, name="export"),
     path("send/", views.send, name="send"),
     path("<int:pk>/", views.transfer_detail, name="detail"),
+    path("<int:pk>/progress/", views.transfer_progress, name="progress"),
+    path("<int:pk>/download/", views.transfer_download, name="download"),
     path("<int:pk>/resubmit/", views.transfer_resubmit, name="resubmit"),
     path("<int:pk>/cancel/", views.transfer_cancel, name="cancel"),
     path("received/", views.received_list, name="received"),

@@ -1,25 +1,46 @@
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
 from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from lxml import etree
 
 from portal.accounts.access import (
     acts_for_kombit,
     can_change,
     get_changeable_or_404,
     get_visible_or_404,
+    scope_of,
     vendors_acted_for,
     visible,
 )
+from portal.audit.log import record
+from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
-from transfers import keys, tasks
+from transfers import keys, listing, tasks
 from transfers.forms import AccountForm, GenerateKeyForm, ImportKeyForm, RouteForm, SendForm
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.queueing import queue_send, route_blockers
@@ -30,34 +51,296 @@ _TRANSFERS = Transfer.objects.select_related(
     "route__infref", "route__municipality", "route__sender", "route__receiver", "account"
 )
 _ROUTES = Route.objects.select_related("infref", "sender", "receiver", "municipality")
+PROGRESS_SECONDS = 1
+ROWS_SECONDS_LIVE, ROWS_SECONDS_SETTLED = 2, 15
+
+
+def fragment(page_url: Callable[..., str]):
+    """A piece of a page that htmx polls. Without htmx (no JavaScript, or a copied link) the
+    request goes on to the whole page; a session that ended sends the browser to log in."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                if request.htmx:
+                    back = request.htmx.current_url_abs_path or page_url(request, *args, **kwargs)
+                    return HttpResponseClientRedirect(redirect_to_login(back).url)
+                return redirect_to_login(request.get_full_path())
+            if not request.htmx:
+                return redirect(page_url(request, *args, **kwargs))
+            response = view(request, *args, **kwargs)
+            add_never_cache_headers(response)
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def _url(name: str, form: listing.TransferFilter, **extra: str) -> str:
+    """The URL of `name` with the list's valid filters and `extra` (empty values left out)."""
+    params = QueryDict(mutable=True)
+    params.update(form.query())
+    params.update({key: value for key, value in extra.items() if value})
+    query = params.urlencode()
+    return reverse(name) + (f"?{query}" if query else "")
+
+
+def _filter_form(request: HttpRequest, options: listing.Options | None = None):
+    form = listing.TransferFilter(request.GET, options)
+    form.is_valid()  # a field that does not validate is left out; the others still filter
+    return form
+
+
+def _results(request: HttpRequest, form: listing.TransferFilter) -> dict:
+    """The rows of the page asked for, its links, and how often the page asks again."""
+    transfers = listing.apply_filters(listing.transfers_seen(request.user), form.values)
+    cursor = request.GET.get("cursor", "")
+    page = listing.read_page(transfers, cursor)
+    return {
+        "page": page,
+        "newer_url": page.newer and _url("transfers:list", form, cursor=page.newer),
+        "older_url": page.older and _url("transfers:list", form, cursor=page.older),
+        "newest_url": _url("transfers:list", form),
+        "export_url": _url("transfers:export", form),
+        # The page polls for the rows it shows: same filters, same cursor, and the states shown.
+        "poll_url": _url(
+            "transfers:rows",
+            form,
+            cursor="" if page.is_first else cursor,
+            shown=listing.encode_states(page.rows),
+        ),
+        "poll_seconds": ROWS_SECONDS_SETTLED if page.all_final else ROWS_SECONDS_LIVE,
+    }
 
 
 @login_required
 def transfer_list(request: HttpRequest) -> HttpResponse:
-    transfers = visible(request.user, _TRANSFERS.all())
-    state = request.GET.get("state", "")
-    if state in Transfer.State.values:
-        transfers = transfers.filter(state=state)
+    form = _filter_form(request, listing.filter_options(request.user))
     return render(
         request,
         "transfers/transfer_list.html",
         {
-            "transfers": transfers[:PAGE],
-            "state": state,
-            "states": Transfer.State.choices,
+            "form": form,
+            "filtered": bool(form.query()),
             "may_send": vendors_acted_for(request.user).exists(),
+            **_results(request, form),
         },
     )
+
+
+def _list_page_url(request: HttpRequest) -> str:
+    params = request.GET.copy()
+    params.pop("shown", None)
+    return reverse("transfers:list") + (f"?{params.urlencode()}" if params else "")
+
+
+@fragment(_list_page_url)
+def transfer_rows(request: HttpRequest) -> HttpResponse:
+    """The list's rows, polled: only the user's transfers, with the filters and cursor given."""
+    context = _results(request, _filter_form(request))
+    shown = listing.decode_states(request.GET.get("shown", ""))
+    context["changes"] = [
+        transfer
+        for transfer in context["page"].rows
+        if shown.get(transfer.pk, transfer.state) != transfer.state
+    ]
+    return render(request, "transfers/_rows.html", context)
+
+
+@login_required
+def transfer_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered rows as CSV, streamed: a million rows never sit in memory at once."""
+    form = _filter_form(request)
+    transfers = listing.apply_filters(listing.transfers_seen(request.user), form.values)
+    stamp = timezone.localtime(timezone.now(), listing.DANISH_TIME).strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(
+        listing.csv_lines(transfers), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="transfers-{stamp}.csv"'
+    add_never_cache_headers(response)
+    return response
+
+
+# One transfer ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a send has come, read from the row the worker updates."""
+
+    done: int
+    size: int
+    percent: int
+    bytes_per_second: float | None
+    seconds_left: int | None
+
+    @classmethod
+    def of(cls, transfer: Transfer, now: datetime | None = None) -> "Progress":
+        size = transfer.size
+        done = size if transfer.state == Transfer.State.SENT else min(transfer.bytes_done, size)
+        percent = 100 if size == 0 else done * 100 // size
+        rate = left = None
+        if transfer.state == Transfer.State.SENDING and transfer.started_at and done:
+            # bytes_done is written with heartbeat_at, so that is the moment it was true.
+            until = transfer.heartbeat_at or now or timezone.now()
+            elapsed = (until - transfer.started_at).total_seconds()
+            if elapsed > 0:
+                rate = done / elapsed
+                left = math.ceil((size - done) / rate) or None
+        return cls(done, size, percent, rate, left)
+
+    @property
+    def done_text(self) -> str:
+        return _amount(self.done)
+
+    @property
+    def size_text(self) -> str:
+        return _amount(self.size)
+
+    @property
+    def rate_text(self) -> str:
+        if self.bytes_per_second is None:
+            return ""
+        return _("%(rate)s MB/s") % {
+            "rate": number_format(self.bytes_per_second / 1e6, decimal_pos=1)
+        }
+
+    @property
+    def time_left_text(self) -> str:
+        if self.seconds_left is None:
+            return ""
+        minutes, seconds = divmod(self.seconds_left, 60)
+        hours, minutes = divmod(minutes, 60)
+        if hours:
+            return _("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
+        if minutes:
+            return _("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": seconds}
+        return _("%(seconds)d s") % {"seconds": seconds}
+
+
+def _amount(size: int) -> str:
+    if size < 10**6:
+        return _("%(bytes)s bytes") % {"bytes": number_format(size, force_grouping=True)}
+    return _("%(megabytes)s MB") % {"megabytes": number_format(size / 1e6, decimal_pos=1)}
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    at: datetime | None
+
+
+def timeline(transfer: Transfer) -> list[Step]:
+    """What happened when; steps still to come are listed without a time while it runs."""
+    final = transfer.state in listing.FINAL_STATES
+    steps = [
+        Step(_("Queued"), transfer.queued_at),
+        Step(_("Started"), transfer.started_at),
+        Step(_("Sent"), transfer.sent_at),
+    ]
+    if final:
+        steps = [step for step in steps if step.at]
+        steps.append(Step(transfer.get_state_display(), transfer.finished_at))
+    else:
+        steps.append(Step(_("Receipt from KOMBIT"), None))
+    return steps
+
+
+def pretty_xml(text: str) -> str:
+    """The XML indented for reading, or the text as it is when it does not parse."""
+    if not text:
+        return ""
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, remove_blank_text=True
+    )
+    try:
+        root = etree.fromstring(text.encode(), parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return text
+    etree.indent(root, space="  ")
+    return etree.tostring(root, encoding="unicode")
+
+
+def _may_download(user, transfer: Transfer) -> bool:
+    """The local copy is the sending vendor's data: its staff (and superusers) may fetch it."""
+    scope = scope_of(user)
+    return scope.is_superuser or transfer.route.sender.vendor_id in scope.vendor_ids
+
+
+def _status(request: HttpRequest, transfer: Transfer, shown: str = "") -> dict:
+    """What the polled status panel shows."""
+    final = transfer.state in listing.FINAL_STATES
+    return {
+        "transfer": transfer,
+        "final": final,
+        "progress": None if final else Progress.of(transfer),
+        "timeline": timeline(transfer),
+        "may_change": can_change(request.user, transfer),
+        "poll_url": f"{reverse('transfers:progress', args=[transfer.pk])}?shown={transfer.state}",
+        "poll_seconds": PROGRESS_SECONDS,
+        # Told to screen readers only when the state is not the one the page last showed.
+        "announce": shown in Transfer.State.values and shown != transfer.state,
+        "was_running": shown in Transfer.State.values and shown not in listing.FINAL_STATES,
+    }
 
 
 @login_required
 def transfer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     transfer = get_visible_or_404(request.user, _TRANSFERS, pk=pk)
+    may_download = _may_download(request.user, transfer)
     return render(
         request,
         "transfers/transfer_detail.html",
-        {"transfer": transfer, "may_change": can_change(request.user, transfer)},
+        {
+            **_status(request, transfer),
+            "may_download": may_download,
+            "copy_kept": may_download and Path(transfer.payload).is_file(),
+            "trigger": pretty_xml(transfer.trigger_xml),
+            "receipt": pretty_xml(transfer.receipt_xml),
+        },
     )
+
+
+@fragment(lambda request, pk: reverse("transfers:detail", args=[pk]))
+def transfer_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The status panel of one transfer, polled every second until the state is final."""
+    transfer = get_visible_or_404(request.user, _TRANSFERS, pk=pk)
+    return render(
+        request,
+        "transfers/_progress.html",
+        _status(request, transfer, request.GET.get("shown", "")),
+    )
+
+
+def _route_parties(route: Route) -> list:
+    return [route.sender.vendor, route.receiver.vendor, route.municipality]
+
+
+def _audit_transfer(request: HttpRequest, action: str, transfer: Transfer) -> None:
+    route = Route.objects.select_related("sender__vendor", "receiver__vendor", "municipality").get(
+        pk=transfer.route_id
+    )
+    record(request.user, action, transfer, concerns=_route_parties(route), sha256=transfer.sha256)
+
+
+def _audit_account(request: HttpRequest, action: str, account: SftpAccount, **details) -> None:
+    record(request.user, action, account, concerns=[account.it_system.vendor], **details)
+
+
+@login_required
+def transfer_download(request: HttpRequest, pk: int) -> FileResponse:
+    transfer = get_visible_or_404(request.user, _TRANSFERS, pk=pk)
+    if not _may_download(request.user, transfer):
+        raise PermissionDenied
+    path = Path(transfer.payload)
+    if not path.is_file():
+        raise Http404
+    response = FileResponse(path.open("rb"), as_attachment=True, filename=transfer.original_name)
+    response["X-Content-SHA256"] = transfer.sha256
+    _audit_transfer(request, AuditEvent.Action.DOWNLOAD, transfer)
+    return response
 
 
 @login_required
@@ -76,6 +359,7 @@ def send(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error)
         else:
+            _audit_transfer(request, AuditEvent.Action.SEND, transfer)
             messages.success(request, _("The file is queued."))
             return redirect("transfers:detail", pk=transfer.pk)
     return render(request, "transfers/send.html", {"form": form})
@@ -88,6 +372,7 @@ def transfer_resubmit(request: HttpRequest, pk: int) -> HttpResponse:
     if not Path(transfer.payload).exists():
         messages.error(request, _("The local copy of the file is gone; queue the file again."))
     elif tasks.resubmit(transfer):
+        _audit_transfer(request, AuditEvent.Action.RESUBMIT, transfer)
         messages.success(request, _("The transfer is queued again."))
     else:
         messages.error(request, _("Only a failed transfer can be sent again."))
@@ -102,6 +387,7 @@ def transfer_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         state=Transfer.State.CANCELLED, finished_at=timezone.now()
     )
     if cancelled:
+        _audit_transfer(request, AuditEvent.Action.CANCEL, transfer)
         messages.success(request, _("The transfer is cancelled."))
     else:
         messages.error(request, _("Only a queued transfer can be cancelled."))
@@ -152,7 +438,14 @@ def route_create(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     form = RouteForm(request.POST or None, vendors=vendors)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        route = form.save()
+        record(
+            request.user,
+            AuditEvent.Action.ROUTE_CHANGED,
+            route,
+            concerns=_route_parties(route),
+            state=route.state,
+        )
         messages.success(request, _("The route is ordered."))
         return redirect("transfers:routes")
     return render(request, "transfers/form.html", {"form": form, "title": _("Order a route")})
@@ -169,6 +462,13 @@ def route_state(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied
     route.state = state
     route.save(update_fields=["state", "changed_at"])
+    record(
+        request.user,
+        AuditEvent.Action.ROUTE_CHANGED,
+        route,
+        concerns=_route_parties(route),
+        state=state,
+    )
     messages.success(request, _("The route is %(state)s.") % {"state": route.get_state_display()})
     return redirect("transfers:routes")
 
@@ -232,6 +532,9 @@ def account_generate_key(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         pair = keys.generate(form.cleaned_data["kind"], comment=account.username)
         _store_key(account, pair)
+        _audit_account(
+            request, AuditEvent.Action.KEY_GENERATED, account, fingerprint=pair.fingerprint
+        )
         messages.success(
             request, _("A new key is made. Register the public key below with KOMBIT.")
         )
@@ -254,6 +557,9 @@ def account_import_key(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, " ".join(error.messages))
         else:
             _store_key(account, pair)
+            _audit_account(
+                request, AuditEvent.Action.KEY_IMPORTED, account, fingerprint=pair.fingerprint
+            )
             messages.success(
                 request, _("The key is imported; the private key is stored encrypted.")
             )
@@ -298,5 +604,11 @@ def account_confirm_host_key(request: HttpRequest, pk: int) -> HttpResponse:
         account.host_key_mismatch_at = None
         account.offered_host_key = account.offered_host_key_fingerprint = ""
         account.save()
+        _audit_account(
+            request,
+            AuditEvent.Action.HOST_KEY_CONFIRMED,
+            account,
+            fingerprint=account.host_key_fingerprint,
+        )
     messages.success(request, _("The host key is pinned."))
     return redirect("transfers:account", pk=pk)

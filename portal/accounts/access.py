@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 
 from gdpr.models import GdprDeclaration, InfRef, InfRefRequest
 from portal.accounts.models import Membership, Organisation
+from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import (
     Integration,
@@ -242,6 +243,9 @@ RULES: dict[type[Model], Rules] = {
     ReceivedFile: Rules(
         view=_received_seen,
         change=lambda scope: Q(account__it_system__vendor_id__in=scope.vendor_ids),
+    ),
+    AuditEvent: Rules(
+        view=lambda scope: Q(concerns__in=scope.organisation_ids), change=_no_one, distinct=True
     ),
     GdprDeclaration: Rules(view=_declarations_seen, change=_declarations_changed, distinct=True),
 }

@@ -9,7 +9,7 @@ def navigation(request: HttpRequest) -> dict:
     if user is None or not user.is_authenticated:
         return {}
     return {
-        "menu": menu_for(request.path),
+        "menu": menu_for(request.path, scope_of(user)),
         "memberships": list(user.memberships.select_related("organisation")),
         "access": scope_of(user),
     }

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET
 
 from portal.accounts.access import scope_of, visible
 from portal.accounts.models import Membership, Organisation
+from portal.core import charts
 from portal.core.health import check_health
 from portal.itsystems.models import ItSystem
 
@@ -29,6 +30,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "colleagues": colleagues,
         "show_register_overview": scope.is_kombit or scope.is_superuser,
     }
+    # KOMBIT sees no transfers (they carry municipal data), so its operators get no day charts.
+    if scope.vendor_ids or scope.municipality_ids or scope.is_superuser:
+        day_charts = charts.day_charts(user)
+        context["charts"] = day_charts
+        context["descriptions"] = charts.describe_day_charts(day_charts)
+    if scope.organisation_ids or scope.is_superuser:
+        context["onboarding"] = charts.onboarding_chart(user)
     if context["show_register_overview"]:
         context["counts"] = {
             "vendors": Organisation.objects.filter(kind=Organisation.Kind.VENDOR).count(),

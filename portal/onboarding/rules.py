@@ -14,6 +14,8 @@ from django.utils.translation import gettext as _
 from gdpr import workflow as gdpr_workflow
 from gdpr.models import InfRef
 from portal.accounts.models import Organisation
+from portal.audit.log import record
+from portal.audit.models import AuditEvent
 from portal.onboarding.catalogue import BY_NUMBER, ONCE, PER_MUNICIPALITY
 from portal.onboarding.models import Integration, IntegrationMunicipality, OnboardingTask
 from portal.onboarding.reminders import remind_actionable
@@ -73,6 +75,15 @@ def set_state(task: OnboardingTask, state: str, user, *, comment: str | None = N
     task.changed_by = user
     task.changed_at = timezone.now()
     task.save()
+    integration = task.integration
+    record(
+        user,
+        AuditEvent.Action.TASK_CHANGED,
+        task,
+        concerns=[integration.sender.vendor, integration.receiver.vendor, task.municipality],
+        integration=integration.name,
+        state=task.state,
+    )
     _remind_after_commit(task.integration)
 
 

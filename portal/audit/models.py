@@ -1,0 +1,54 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from portal.accounts.models import Organisation
+
+
+class AuditEvent(models.Model):
+    """Who did what to which record, and when. Rows are only ever added."""
+
+    class Action(models.TextChoices):
+        SEND = "send", _("File queued for sending")
+        RESUBMIT = "resubmit", _("Transfer sent again")
+        CANCEL = "cancel", _("Transfer cancelled")
+        DOWNLOAD = "download", _("File downloaded")
+        KEY_GENERATED = "key_generated", _("Key made")
+        KEY_IMPORTED = "key_imported", _("Key imported")
+        HOST_KEY_CONFIRMED = "host_key_confirmed", _("Host key confirmed")
+        ROUTE_CHANGED = "route_changed", _("Route changed")
+        DECLARATION_SUBMITTED = "declaration_submitted", _("GDPR declaration submitted")
+        TASK_CHANGED = "task_changed", _("Onboarding task changed")
+
+    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("who"),
+    )
+    action = models.CharField(_("action"), max_length=32, choices=Action.choices, db_index=True)
+    object_type = models.CharField(_("record type"), max_length=100)
+    object_id = models.CharField(_("record id"), max_length=64)
+    summary = models.CharField(_("record"), max_length=500)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    concerns = models.ManyToManyField(
+        Organisation, related_name="audit_events", verbose_name=_("concerns")
+    )
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()}: {self.summary}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise PermissionError("The audit log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The audit log is append-only.")

@@ -1,0 +1,403 @@
+"""The municipal architect's review: everything that flows into and out of one municipality.
+
+For each route of the municipality, grouped by integration and InfRef, the transfers (recent
+first, 50 a page, paged by cursor rather than offset), each with the data-specification version
+and the GDPR declaration it ran under, and the files received for the municipality with their
+metadata.
+
+"Ran under" is derived from the time a transfer was queued: the latest version of the
+integration's data specification created before it, and the declaration of the route's InfRef
+submitted most recently before it (a superseded one counts: it was in force then). The versions
+and declarations of the integrations and InfRefs on the page are read once and matched in
+Python, so the page costs the same number of queries however many rows it shows.
+
+An architect reviews the municipalities they act for, and a superuser any one; to anyone else a
+municipality is missing (404), as everywhere in the portal.
+"""
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, F, Max, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from gdpr.models import GdprDeclaration, InfRef
+from portal.accounts.access import scope_of, visible
+from portal.accounts.models import Organisation
+from portal.onboarding.models import Integration
+from portal.specs.models import SpecificationVersion
+from transfers.models import ReceivedFile, Route, Transfer
+
+PAGE_SIZE = 50
+SENT = (GdprDeclaration.Status.SUBMITTED, GdprDeclaration.Status.SUPERSEDED)
+FLOW_PARAMS = ("integration", "infref")
+CURSOR_PARAMS = ("before", "after", "received_before", "received_after")
+# Left out of the list: long texts the review does not show.
+_TRANSFER_TEXTS = ("trigger_xml", "receipt_xml", "last_error", "error_text", "payload")
+
+
+def reviewable_municipalities(user) -> QuerySet:
+    """The municipalities `user` may review: those they act for; every one for a superuser."""
+    municipalities = Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY)
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return municipalities
+    return municipalities.filter(pk__in=scope.municipality_ids)
+
+
+@dataclass
+class RanUnder:
+    """What a transfer ran under: a specification version and a GDPR declaration, or none."""
+
+    version: SpecificationVersion | None = None
+    version_visible: bool = False
+    declaration: GdprDeclaration | None = None
+    declaration_visible: bool = False
+    # Whether the declaration names the municipality as data controller.
+    names_municipality: bool = False
+    # The declaration had been marked outdated (the specification moved on) before the transfer.
+    declaration_outdated: bool = False
+
+    @property
+    def declared_version_differs(self) -> bool:
+        declared = self.declaration.data_specification_version if self.declaration else ""
+        return bool(self.version and declared and declared != self.version.label)
+
+
+def _latest_before(items: list, keys: list[datetime], moment: datetime):
+    """The last of `items` (sorted by `keys`) whose key is strictly before `moment`."""
+    index = bisect_left(keys, moment)
+    return items[index - 1] if index else None
+
+
+@dataclass
+class _Timeline:
+    items: list = field(default_factory=list)
+    keys: list[datetime] = field(default_factory=list)
+
+    def add(self, item, key: datetime) -> None:
+        self.items.append(item)
+        self.keys.append(key)
+
+    def at(self, moment: datetime):
+        return _latest_before(self.items, self.keys, moment)
+
+
+def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Transfer]) -> None:
+    """Set `ran_under` on each transfer, in a fixed number of queries whatever their number.
+
+    The versions and declarations are chosen among all of them, not only those `user` may open:
+    which one was in force is a fact about a transfer the user sees. Only the link to a record
+    follows `visible`.
+    """
+    transfers = list(transfers)
+    integration_ids = {t.route.integration_id for t in transfers if t.route.integration_id}
+    infref_ids = {t.route.infref_id for t in transfers}
+
+    versions: dict[int, _Timeline] = defaultdict(_Timeline)
+    if integration_ids:
+        rows = (
+            SpecificationVersion.objects.filter(specification__integration_id__in=integration_ids)
+            .annotate(integration_pk=F("specification__integration_id"))
+            .only("pk", "specification_id", "major", "minor", "created_at")
+            .order_by("created_at", "major", "minor", "pk")
+        )
+        for version in rows:
+            versions[version.integration_pk].add(version, version.created_at)
+
+    declarations: dict[int, _Timeline] = defaultdict(_Timeline)
+    if infref_ids:
+        rows = (
+            GdprDeclaration.objects.filter(
+                infref_id__in=infref_ids, status__in=SENT, submitted_at__isnull=False
+            )
+            .only(
+                "pk",
+                "infref_id",
+                "version",
+                "status",
+                "submitted_at",
+                "outdated_at",
+                "data_specification_version",
+            )
+            .order_by("submitted_at", "version", "pk")
+        )
+        for declaration in rows:
+            declarations[declaration.infref_id].add(declaration, declaration.submitted_at)
+
+    ran_under = {}
+    for transfer in transfers:
+        found = RanUnder(
+            version=versions[transfer.route.integration_id].at(transfer.queued_at)
+            if transfer.route.integration_id
+            else None,
+            declaration=declarations[transfer.route.infref_id].at(transfer.queued_at),
+        )
+        ran_under[transfer.pk] = found
+
+    version_ids = {r.version.pk for r in ran_under.values() if r.version}
+    declaration_ids = {r.declaration.pk for r in ran_under.values() if r.declaration}
+    visible_versions = set()
+    if version_ids:
+        visible_versions = set(
+            visible(user, SpecificationVersion.objects.filter(pk__in=version_ids)).values_list(
+                "pk", flat=True
+            )
+        )
+    visible_declarations, naming = set(), set()
+    if declaration_ids:
+        visible_declarations = set(
+            visible(user, GdprDeclaration.objects.filter(pk__in=declaration_ids)).values_list(
+                "pk", flat=True
+            )
+        )
+        naming = set(
+            GdprDeclaration.controllers.through.objects.filter(
+                gdprdeclaration_id__in=declaration_ids, organisation_id=municipality.pk
+            ).values_list("gdprdeclaration_id", flat=True)
+        )
+    for transfer in transfers:
+        found = ran_under[transfer.pk]
+        found.version_visible = found.version is not None and found.version.pk in visible_versions
+        if found.declaration is not None:
+            declaration = found.declaration
+            found.declaration_visible = declaration.pk in visible_declarations
+            found.names_municipality = declaration.pk in naming
+            found.declaration_outdated = (
+                declaration.outdated_at is not None and declaration.outdated_at < transfer.queued_at
+            )
+        transfer.ran_under = found
+
+
+@dataclass
+class Flow:
+    """The routes of one integration and InfRef for the municipality, with their totals."""
+
+    integration: Integration | None
+    infref: InfRef
+    routes: list[Route]
+    query: str  # the query string that shows only this flow
+
+    @property
+    def transfer_count(self) -> int:
+        return sum(route.transfer_count for route in self.routes)
+
+
+def _flows(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
+    """The municipality's routes grouped into flows, with their transfer counts: two queries.
+
+    The counts are grouped by the route's id alone, in a query of their own: grouping them with
+    the routes' joined rows would make the database sort every transfer by all those columns.
+    """
+    routes = list(
+        visible(user, Route.objects.filter(municipality=municipality))
+        .select_related("integration", "infref", "sender__vendor", "receiver__vendor")
+        .order_by(
+            F("integration__name").asc(nulls_last=True),
+            "integration_id",
+            "infref__number",
+            "environment",
+            "sender__name",
+            "receiver__name",
+            "pk",
+        )
+    )
+    stats = {}
+    if routes:
+        stats = {
+            row["route_id"]: row
+            for row in visible(user, Transfer.objects.filter(route__in=routes))
+            .order_by()
+            .values("route_id")
+            .annotate(
+                total=Count("pk"),
+                delivered=Count("pk", filter=Q(state=Transfer.State.DELIVERED)),
+                failed=Count("pk", filter=Q(state=Transfer.State.FAILED)),
+                last=Max("queued_at"),
+            )
+        }
+    flows: list[Flow] = []
+    for route in routes:
+        row = stats.get(route.pk, {})
+        route.transfer_count = row.get("total", 0)
+        route.delivered_count = row.get("delivered", 0)
+        route.failed_count = row.get("failed", 0)
+        route.last_queued_at = row.get("last")
+        if flows and (flows[-1].integration, flows[-1].infref) == (route.integration, route.infref):
+            flows[-1].routes.append(route)
+            continue
+        query = params.copy()
+        for name in FLOW_PARAMS + CURSOR_PARAMS:
+            query.pop(name, None)
+        query["integration"] = str(route.integration_id) if route.integration_id else "none"
+        query["infref"] = str(route.infref_id)
+        flows.append(Flow(route.integration, route.infref, [route], query.urlencode()))
+    return flows
+
+
+def _flow_filter(params: QueryDict) -> tuple[Q, dict]:
+    """The flow chosen by `?integration=` and `?infref=`, as a filter on `route`; junk ignored."""
+    condition, chosen = Q(), {}
+    integration = params.get("integration", "")
+    if integration == "none":
+        condition &= Q(route__integration__isnull=True)
+        chosen["integration"] = "none"
+    elif integration.isdigit():
+        condition &= Q(route__integration_id=int(integration))
+        chosen["integration"] = int(integration)
+    infref = params.get("infref", "")
+    if infref.isdigit():
+        condition &= Q(route__infref_id=int(infref))
+        chosen["infref"] = int(infref)
+    return condition, chosen
+
+
+@dataclass
+class KeysetPage:
+    """One page of a list, newest first, with links to the newer and older pages, if any."""
+
+    object_list: list
+    newer: str = ""
+    older: str = ""
+    newest: str = ""
+
+    @property
+    def has_other_pages(self) -> bool:
+        return bool(self.newer or self.older)
+
+
+def keyset_page(
+    queryset: QuerySet, field_name: str, params: QueryDict, prefix: str = ""
+) -> KeysetPage:
+    """`PAGE_SIZE` rows of `queryset` ordered newest first by `field_name` and then by pk.
+
+    A page is found from the row it follows (`?before=<pk>`) or precedes (`?after=<pk>`), not
+    by an offset, so page 1,000 costs what page 1 costs and no row is counted. The cursor row
+    is looked up in `queryset` itself: a pk the user may not see starts from the newest page.
+    """
+    before_param, after_param = f"{prefix}before", f"{prefix}after"
+    newest_first = (f"-{field_name}", "-pk")
+    cursor, direction = None, None
+    for param, way in ((before_param, "older"), (after_param, "newer")):
+        value = params.get(param, "")
+        if value.isdigit():
+            cursor = queryset.filter(pk=int(value)).values_list(field_name, "pk").first()
+            direction = way
+            break
+    if cursor is None:
+        rows = list(queryset.order_by(*newest_first)[: PAGE_SIZE + 1])
+        newer_exists, older_exists = False, len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+    elif direction == "older":
+        moment, pk = cursor
+        rows = list(
+            queryset.filter(**{f"{field_name}__lte": moment})
+            .filter(Q(**{f"{field_name}__lt": moment}) | Q(pk__lt=pk))
+            .order_by(*newest_first)[: PAGE_SIZE + 1]
+        )
+        older_exists, newer_exists = len(rows) > PAGE_SIZE, True
+        rows = rows[:PAGE_SIZE]
+    else:
+        moment, pk = cursor
+        rows = list(
+            queryset.filter(**{f"{field_name}__gte": moment})
+            .filter(Q(**{f"{field_name}__gt": moment}) | Q(pk__gt=pk))
+            .order_by(field_name, "pk")[: PAGE_SIZE + 1]
+        )
+        newer_exists, older_exists = len(rows) > PAGE_SIZE, True
+        rows = rows[:PAGE_SIZE][::-1]
+
+    def link(param: str | None = None, value: int | None = None) -> str:
+        query = params.copy()
+        query.pop(before_param, None)
+        query.pop(after_param, None)
+        if param:
+            query[param] = str(value)
+        return "?" + query.urlencode()
+
+    return KeysetPage(
+        object_list=rows,
+        newer=link(after_param, rows[0].pk) if rows and newer_exists else "",
+        older=link(before_param, rows[-1].pk) if rows and older_exists else "",
+        newest=link() if newer_exists else "",
+    )
+
+
+@login_required
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    scope = scope_of(user)
+    if not (scope.municipality_ids or scope.is_superuser):
+        raise Http404
+    choices = reviewable_municipalities(user).order_by("name")
+    code = request.GET.get("municipality", "").strip()
+    if code:
+        municipality = get_object_or_404(choices, municipality_code=code)
+    elif scope.is_superuser:
+        # A superuser chooses; there is no municipality of their own to start from.
+        return render(request, "review/overview.html", {"municipality": None, "choices": choices})
+    else:
+        municipality = choices.first()
+        if municipality is None:  # pragma: no cover - a membership always names one
+            raise Http404
+
+    params = request.GET.copy()
+    params["municipality"] = municipality.municipality_code
+    flow_condition, chosen = _flow_filter(params)
+
+    transfers = (
+        visible(user, Transfer.objects.filter(route__municipality=municipality))
+        .filter(flow_condition)
+        .select_related("route__integration", "route__infref", "route__sender", "route__receiver")
+        .defer(*_TRANSFER_TEXTS)
+        .order_by("-queued_at", "-pk")
+    )
+    transfer_page = keyset_page(transfers, "queued_at", params)
+    attach_ran_under(user, municipality, transfer_page.object_list)
+
+    received = (
+        visible(user, ReceivedFile.objects.filter(route__municipality=municipality))
+        .filter(flow_condition)
+        .select_related("route__infref", "route__sender", "account__it_system")
+        .defer("metadata_xml")
+        .order_by("-received_at", "-pk")
+    )
+    received_page = keyset_page(received, "received_at", params, prefix="received_")
+
+    flows = _flows(user, municipality, params)
+    chosen_flow = None
+    if chosen:
+        chosen_flow = next(
+            (
+                flow
+                for flow in flows
+                if chosen.get("infref") in (None, flow.infref.pk)
+                and chosen.get("integration")
+                in (None, flow.integration.pk if flow.integration else "none")
+            ),
+            None,
+        )
+    unfiltered = params.copy()
+    for name in FLOW_PARAMS + CURSOR_PARAMS:
+        unfiltered.pop(name, None)
+    return render(
+        request,
+        "review/overview.html",
+        {
+            "municipality": municipality,
+            "choices": choices if scope.is_superuser or len(scope.municipality_ids) > 1 else None,
+            "flows": flows,
+            "filtered": bool(chosen),
+            "chosen_flow": chosen_flow,
+            "unfiltered_query": unfiltered.urlencode(),
+            "transfer_page": transfer_page,
+            "received_page": received_page,
+        },
+    )

@@ -1,0 +1,369 @@
+"""The municipal review: what ran under which specification and declaration, for whom, at what cost.
+
+Assertions read English text: each test client chooses English.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from gdpr.models import GdprDeclaration
+from portal.specs.models import DataSpecification, SpecificationVersion
+from tests.conftest import make_user
+from tests.test_dashboard import english, make_integration, make_route, make_transfers
+from transfers.models import ReceivedFile, Transfer
+
+URL = reverse("review:overview")
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def at(hours: int) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def make_version(integration, major, minor, created_at, user):
+    specification, _created = DataSpecification.objects.get_or_create(integration=integration)
+    version = SpecificationVersion.objects.create(
+        specification=specification,
+        major=major,
+        minor=minor,
+        format="csv",
+        delimiter=";",
+        frequency="Dagligt",
+        created_by=user,
+    )
+    SpecificationVersion.objects.filter(pk=version.pk).update(created_at=created_at)
+    return version
+
+
+def declare(infref, version, submitted_at, user, controllers, spec_version="1.0"):
+    """A submitted declaration; the one before it, if any, superseded."""
+    draft = GdprDeclaration.objects.create(
+        infref=infref, version=version, created_by=user, data_specification_version=spec_version
+    )
+    draft.controllers.set(controllers)
+    infref.declarations.filter(status="submitted").update(status="superseded")
+    GdprDeclaration.objects.filter(pk=draft.pk).update(
+        status="submitted",
+        submitted_by=user,
+        submitted_at=submitted_at,
+        submitted_content={"version": version},
+        content_sha256="a" * 64,
+    )
+    return GdprDeclaration.objects.get(pk=draft.pk)
+
+
+def receive(route, name, **fields):
+    from tests.test_dashboard import account_for
+
+    return ReceivedFile.objects.create(
+        account=account_for(route.receiver, route.environment),
+        remote_name=name,
+        state=fields.pop("state", "received"),
+        infref_name=route.infref.name,
+        sender_username="alfa_omsorg",
+        route=route,
+        **fields,
+    )
+
+
+@pytest.fixture
+def integration(system_a, system_b, staff_a, aarhus, odense):
+    return make_integration(system_a, system_b, staff_a, [aarhus, odense])
+
+
+@pytest.fixture
+def route(integration, aarhus, operator):
+    return make_route(integration, aarhus, operator)
+
+
+def ran_under(response) -> dict[str, tuple]:
+    """File name → (specification version, declaration version) as the page derived them."""
+    return {
+        t.original_name: (
+            t.ran_under.version.label if t.ran_under.version else None,
+            t.ran_under.declaration.version if t.ran_under.declaration else None,
+        )
+        for t in response.context["transfer_page"].object_list
+    }
+
+
+# --- What a transfer ran under ---------------------------------------------------------------
+
+
+def test_each_transfer_shows_the_version_and_declaration_in_force_when_queued(
+    client_for, architect, staff_a, aarhus, route, integration
+):
+    make_transfers(route, 1, name="before-everything", at=at(0))
+    make_version(integration, 1, 0, at(1), staff_a)
+    first = declare(route.infref, 1, at(2), staff_a, [aarhus])
+    make_transfers(route, 1, name="v1.0-d1", at=at(3))
+    make_version(integration, 1, 1, at(4), staff_a)
+    GdprDeclaration.objects.filter(pk=first.pk).update(outdated_at=at(4))
+    make_transfers(route, 1, name="v1.1-d1", at=at(5))
+    declare(route.infref, 2, at(6), staff_a, [aarhus], spec_version="1.1")
+    make_transfers(route, 1, name="v1.1-d2", at=at(7))
+    # At the very moment a version appears, the transfer still ran under the one before.
+    make_transfers(route, 1, name="same-instant", at=at(4))
+
+    response = english(client_for(architect)).get(URL)
+    assert response.status_code == 200
+    assert ran_under(response) == {
+        "before-everything-0.csv": (None, None),
+        "v1.0-d1-0.csv": ("1.0", 1),
+        "same-instant-0.csv": ("1.0", 1),
+        "v1.1-d1-0.csv": ("1.1", 1),
+        "v1.1-d2-0.csv": ("1.1", 2),
+    }
+    rows = {t.original_name: t.ran_under for t in response.context["transfer_page"].object_list}
+    # Declaration 1 was marked outdated by version 1.1 before this transfer, and declares 1.0.
+    assert rows["v1.1-d1-0.csv"].declaration_outdated
+    assert rows["v1.1-d1-0.csv"].declared_version_differs
+    assert not rows["v1.0-d1-0.csv"].declaration_outdated
+    assert not rows["v1.1-d2-0.csv"].declared_version_differs
+    html = response.content.decode()
+    assert "None submitted before the transfer" in html
+    assert "Marked outdated before the transfer" in html
+    assert "Declares specification version 1.0" in html
+    # Newest first.
+    names = [t.original_name for t in response.context["transfer_page"].object_list]
+    assert names[0] == "v1.1-d2-0.csv" and names[-1] == "before-everything-0.csv"
+
+
+def test_a_declaration_that_does_not_name_the_municipality_is_flagged_not_hidden(
+    client_for, architect, staff_a, odense, route, integration
+):
+    make_version(integration, 1, 0, at(0), staff_a)
+    declaration = declare(route.infref, 1, at(1), staff_a, [odense])
+    make_transfers(route, 1, name="for-aarhus", at=at(2))
+    response = english(client_for(architect)).get(URL)
+    found = response.context["transfer_page"].object_list[0].ran_under
+    assert found.declaration == declaration
+    assert not found.names_municipality
+    # Aarhus may not open a declaration that does not name it, so there is no link.
+    assert not found.declaration_visible
+    html = response.content.decode()
+    assert "Does not name Aarhus Kommune as data controller" in html
+    assert reverse("gdpr:declaration", args=[declaration.pk]) not in html
+    # The version is the architect's to read: it links.
+    assert found.version_visible
+    assert reverse("specs:version", args=[found.version.pk]) in html
+
+
+def test_versions_and_declarations_of_other_integrations_do_not_mix(
+    client_for, architect, staff_a, aarhus, route, integration, system_a, system_b, operator
+):
+    other = make_integration(system_a, system_b, staff_a, [aarhus], name="Anden")
+    other_route = make_route(other, aarhus, operator)
+    make_version(integration, 1, 0, at(0), staff_a)
+    make_version(other, 3, 0, at(0), staff_a)
+    declare(route.infref, 1, at(0), staff_a, [aarhus])
+    declare(other_route.infref, 7, at(0), staff_a, [aarhus])
+    make_transfers(route, 1, name="first", at=at(1))
+    make_transfers(other_route, 1, name="second", at=at(1))
+    response = english(client_for(architect)).get(URL)
+    assert ran_under(response) == {"first-0.csv": ("1.0", 1), "second-0.csv": ("3.0", 7)}
+
+
+# --- Who sees what ---------------------------------------------------------------------------
+
+
+def test_an_architect_reviews_only_their_own_municipality(
+    client_for, architect, staff_a, operator, integration, route, odense
+):
+    odense_route = make_route(integration, odense, operator, infref=route.infref)
+    make_transfers(route, 2, name="aarhus")
+    make_transfers(odense_route, 3, name="odense")
+    receive(route, "aarhus.csv", size=10, sha256="b" * 64)
+    receive(odense_route, "odense.csv", size=20, sha256="c" * 64)
+    client = english(client_for(architect))
+
+    response = client.get(URL)
+    assert response.context["municipality"].municipality_code == "751"
+    assert {t.original_name for t in response.context["transfer_page"].object_list} == {
+        "aarhus-0.csv",
+        "aarhus-1.csv",
+    }
+    assert [f.remote_name for f in response.context["received_page"].object_list] == ["aarhus.csv"]
+    html = response.content.decode()
+    assert "odense" not in html.lower().replace("odense kommune", "")
+
+    # Another municipality is missing, whether it exists or not.
+    assert client.get(URL, {"municipality": "461"}).status_code == 404
+    assert client.get(URL, {"municipality": "999"}).status_code == 404
+    assert client.get(URL, {"municipality": "751"}).status_code == 200
+
+
+@pytest.mark.parametrize("user_fixture", ["staff_a", "staff_b", "operator"])
+def test_who_acts_for_no_municipality_finds_no_review(request, client_for, user_fixture, route):
+    client = client_for(request.getfixturevalue(user_fixture))
+    assert client.get(URL).status_code == 404
+    assert client.get(URL, {"municipality": "751"}).status_code == 404
+
+
+def test_an_anonymous_visitor_is_sent_to_log_in(client, route):
+    response = client.get(URL, {"municipality": "751"})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_a_superuser_chooses_a_municipality(client_for, superuser, route):
+    make_transfers(route, 1)
+    client = english(client_for(superuser))
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert response.context["municipality"] is None
+    assert "Choose a municipality" in response.content.decode()
+    response = client.get(URL, {"municipality": "751"})
+    assert len(response.context["transfer_page"].object_list) == 1
+    assert client.get(URL, {"municipality": "999"}).status_code == 404
+
+
+def test_an_architect_of_two_municipalities_switches_between_them(
+    client_for, aarhus, odense, integration, route, operator
+):
+    from portal.accounts.models import Membership
+
+    both = make_user("architect-both", aarhus)
+    Membership.objects.create(user=both, organisation=odense)
+    make_transfers(make_route(integration, odense, operator, infref=route.infref), 1)
+    client = english(client_for(both))
+    response = client.get(URL)
+    assert [c.municipality_code for c in response.context["choices"]] == ["751", "461"]
+    assert response.context["municipality"] == aarhus
+    response = client.get(URL, {"municipality": "461"})
+    assert len(response.context["transfer_page"].object_list) == 1
+
+
+# --- What the page shows ---------------------------------------------------------------------
+
+
+def test_received_files_show_their_metadata_size_and_hash(client_for, architect, route):
+    receive(route, "modtaget.csv", size=2048, sha256="d" * 64)
+    receive(route, "mistænkt.csv", state="quarantined", reason="Metadata mangler.")
+    html = english(client_for(architect)).get(URL).content.decode()
+    assert "modtaget.csv" in html and "d" * 64 in html and "2.0\xa0KB" in html
+    assert route.infref.name in html and "alfa_omsorg" in html
+    assert (
+        reverse(
+            "transfers:received_download",
+            args=[ReceivedFile.objects.get(remote_name="modtaget.csv").pk],
+        )
+        in html
+    )
+    assert "Quarantined: Metadata mangler." in html
+
+
+def test_flows_are_grouped_by_integration_and_infref_and_filter_the_lists(
+    client_for, architect, aarhus, route, integration, operator
+):
+    second = make_route(integration, aarhus, operator)  # another InfRef, same integration
+    make_transfers(route, 2, name="first", state="failed")
+    make_transfers(second, 3, name="second")
+    receive(route, "first.csv")
+    receive(second, "second.csv")
+    client = english(client_for(architect))
+    response = client.get(URL)
+    flows = response.context["flows"]
+    assert [(f.infref, f.transfer_count) for f in flows] == [(route.infref, 2), (second.infref, 3)]
+    assert flows[0].routes[0].failed_count == 2
+
+    response = client.get(URL + "?" + flows[1].query)
+    assert response.context["chosen_flow"].infref == second.infref
+    assert {t.route_id for t in response.context["transfer_page"].object_list} == {second.pk}
+    assert [f.remote_name for f in response.context["received_page"].object_list] == ["second.csv"]
+    assert "Show every flow" in response.content.decode()
+    # Junk in the filter is ignored, not an error.
+    assert client.get(URL, {"integration": "x", "infref": "'"}).status_code == 200
+
+
+def test_transfers_come_fifty_a_page_and_the_links_keep_the_municipality(
+    client_for, superuser, route
+):
+    # 120 transfers, some sharing a moment, so the order falls back on the id.
+    ids = make_transfers(route, 60, at=at(0)) + make_transfers(route, 60, at=at(1))
+    newest_first = sorted(ids, key=lambda pk: (pk > ids[59], pk), reverse=True)
+    client = english(client_for(superuser))
+
+    def shown(response):
+        return [t.pk for t in response.context["transfer_page"].object_list]
+
+    response = client.get(URL, {"municipality": "751"})
+    page = response.context["transfer_page"]
+    assert shown(response) == newest_first[:50]
+    assert not page.newer and not page.newest
+    assert "municipality=751" in page.older and f"before={newest_first[49]}" in page.older
+    assert page.older.replace("&", "&amp;") in response.content.decode()
+
+    second = client.get(URL + page.older)
+    assert shown(second) == newest_first[50:100]
+    third = client.get(URL + second.context["transfer_page"].older)
+    assert shown(third) == newest_first[100:]
+    assert not third.context["transfer_page"].older
+    back = client.get(URL + third.context["transfer_page"].newer)
+    assert shown(back) == newest_first[50:100]
+    first_again = client.get(URL + back.context["transfer_page"].newer)
+    assert shown(first_again) == newest_first[:50]
+    assert not first_again.context["transfer_page"].newer
+
+    # A cursor that is no row of the list starts from the newest.
+    assert shown(client.get(URL, {"municipality": "751", "before": "999999"})) == shown(response)
+
+
+def test_a_cursor_from_another_municipality_reveals_nothing(
+    client_for, architect, route, integration, odense, operator
+):
+    make_transfers(route, 3, at=at(5))
+    odense_ids = make_transfers(make_route(integration, odense, operator, infref=route.infref), 1)
+    client = client_for(architect)
+    response = client.get(URL, {"before": str(odense_ids[0])})
+    assert len(response.context["transfer_page"].object_list) == 3
+
+
+def _review_queries(client, **params) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(URL, params).status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize("user_fixture", ["architect", "superuser"])
+def test_the_review_costs_the_same_queries_however_many_rows(
+    request,
+    client_for,
+    user_fixture,
+    staff_a,
+    aarhus,
+    route,
+    integration,
+    system_a,
+    system_b,
+    operator,
+):
+    client = client_for(request.getfixturevalue(user_fixture))
+    make_version(integration, 1, 0, at(0), staff_a)
+    declare(route.infref, 1, at(0), staff_a, [aarhus])
+    make_transfers(route, 2, at=at(1))
+    receive(route, "one.csv")
+    few = _review_queries(client, municipality="751")
+
+    for n in range(4):
+        other = make_integration(system_a, system_b, staff_a, [aarhus], name=f"Flere {n}")
+        other_route = make_route(other, aarhus, operator)
+        make_version(other, 1, 0, at(n), staff_a)
+        make_version(other, 2, 0, at(n + 10), staff_a)
+        declare(other_route.infref, 1, at(n), staff_a, [aarhus])
+        declare(other_route.infref, 2, at(n + 10), staff_a, [aarhus])
+        make_transfers(other_route, 15, at=at(n + 5))
+        make_transfers(other_route, 15, at=at(n + 20))
+        for i in range(15):
+            receive(other_route, f"file-{n}-{i}.csv")
+    assert Transfer.objects.count() == 122
+    assert _review_queries(client, municipality="751") == few
+    # A later page looks its cursor row up: one query more, whatever the depth.
+    cursor = Transfer.objects.order_by("-queued_at", "-pk").values_list("pk", flat=True)[70]
+    deeper = _review_queries(client, municipality="751", before=str(cursor))
+    assert deeper == few + 1
+    cursor = Transfer.objects.order_by("-queued_at", "-pk").values_list("pk", flat=True)[120]
+    assert _review_queries(client, municipality="751", before=str(cursor)) == deeper
