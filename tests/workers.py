@@ -33,6 +33,7 @@ def worker_cluster() -> Iterator[subprocess.Popen]:
         "DATABASE_URL": database_url_of_the_test_run(),
         "PORTAL_DATA_DIR": str(settings.DATA_DIR),
         "SECRET_KEY": settings.SECRET_KEY,
+        "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
         "DEBUG": "true",
     }
     process = subprocess.Popen(
