@@ -11,7 +11,7 @@ from gdpr.forms import DeclarationForm
 from portal.onboarding import rules
 from portal.onboarding.models import IntegrationTest, OnboardingTask
 from tests.test_infref_process import complete_answers
-from transfers import keys, tasks
+from transfers import keys, sessions
 from transfers.models import Environment, Route, SftpAccount
 from transfers.simulator.registry import Registry, StaticRegistry
 from transfers.simulator.server import Simulator
@@ -96,8 +96,7 @@ def simulator(tmp_path, host_key_file: str = "host_key"):
         yield sim
     finally:
         sim.stop()
-        for account_id in list(tasks._sessions):
-            tasks._drop_session(account_id)
+        sessions.drop_all_sessions()
 
 
 def load_registry(sim: Simulator, **changes) -> Registry:

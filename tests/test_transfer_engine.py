@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from tests import engine
-from transfers import protocol, tasks
+from transfers import protocol, sessions, tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, SftpAccount, Transfer
 from transfers.queueing import queue_send
@@ -89,7 +89,7 @@ def test_a_duplicated_task_delivers_once(setup):
 
 def test_a_retry_after_the_trigger_was_written_does_not_send_again(setup):
     transfer = queue(setup)
-    session = tasks._session(setup.sender)
+    session = sessions.session_for(setup.sender)
     # A worker uploads the data and writes the trigger, then dies before recording it.
     Transfer.objects.filter(pk=transfer.pk).update(state=Transfer.State.SENDING)
     transfer = Transfer.objects.select_related(
@@ -235,7 +235,7 @@ def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(
         try:
             outcome = tasks.send_transfer(transfer.pk)
         finally:
-            tasks._drop_session(sender.pk)
+            sessions.drop_session(sender.pk)
         assert outcome == "sent", Transfer.objects.get(pk=transfer.pk).last_error
         transfer.refresh_from_db()
         assert transfer.state == Transfer.State.SENT

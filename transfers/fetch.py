@@ -15,8 +15,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from portal.alerts import service as alerts
 from transfers import protocol
 from transfers.models import ReceivedFile, Route, SftpAccount
+from transfers.sessions import drop_session, session_for
 from transfers.sftp import SftpSession
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ def _store_dir(account: SftpAccount) -> Path:
 
 def _quarantine(account: SftpAccount, name: str, reason: str, metadata: bytes = b"") -> bool:
     """Record a file the portal will not accept; the remote files stay for a person to look at."""
-    _record, created = ReceivedFile.objects.get_or_create(
+    record, created = ReceivedFile.objects.get_or_create(
         account=account,
         remote_name=name,
         state=ReceivedFile.State.QUARANTINED,
@@ -48,6 +50,7 @@ def _quarantine(account: SftpAccount, name: str, reason: str, metadata: bytes = 
     )
     if created:
         log.warning("quarantined %s on %s: %s", name, account, reason)
+        alerts.fetch_quarantined(record.pk)
     return created
 
 
@@ -92,12 +95,10 @@ def _check(
 
 
 def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchResult:
-    from transfers.tasks import _drop_session, _session
-
     account = SftpAccount.objects.get(pk=account_id)
     result = FetchResult()
     try:
-        session = session or _session(account)
+        session = session or session_for(account)
         names = set(session.listdir(IN))
         for name in sorted(names):
             if name.endswith(SIDE_FILES) or name.startswith("."):
@@ -105,7 +106,7 @@ def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchRes
             outcome = _fetch_one(session, account, name, names)
             setattr(result, outcome, getattr(result, outcome) + 1)
     except Exception:
-        _drop_session(account_id)
+        drop_session(account_id)
         raise
     return result
 

@@ -17,10 +17,11 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
+from portal.alerts import service as alerts
 from transfers import protocol
-from transfers.keys import decrypt_private_key
 from transfers.models import SftpAccount, Transfer
-from transfers.queueing import enqueue, route_blockers
+from transfers.queueing import SEND_TASK, enqueue, route_blockers
+from transfers.sessions import drop_session, session_for
 from transfers.sftp import HostKeyChanged, HostKeyUnknown, SftpError, SftpSession
 
 log = logging.getLogger(__name__)
@@ -30,45 +31,6 @@ OUT, IN = "OUT", "IN"
 # How long a send waits on its open session for the receipt before leaving it to the schedule.
 RECEIPT_WAIT_SECONDS = 5.0
 HEARTBEAT_SECONDS = 1.0
-
-_sessions: dict[int, SftpSession] = {}
-
-
-def _session(account: SftpAccount) -> SftpSession:
-    """The worker's open session for the account, connected once and reused across files."""
-    session = _sessions.get(account.pk)
-    if session is not None and session.connected:
-        return session
-    session = SftpSession(
-        host=account.host,
-        port=account.port,
-        username=account.username,
-        private_key=decrypt_private_key(account.private_key_encrypted),
-        host_key=account.host_key or None,
-    )
-    try:
-        session.connect()
-    except HostKeyChanged as error:
-        # A changed host key stops every transfer on the account until an operator looks.
-        SftpAccount.objects.filter(pk=account.pk).update(
-            host_key_mismatch_at=timezone.now(),
-            offered_host_key=error.offered,
-            offered_host_key_fingerprint=error.offered_fingerprint,
-        )
-        raise
-    except HostKeyUnknown as error:
-        SftpAccount.objects.filter(pk=account.pk).update(
-            offered_host_key=error.offered, offered_host_key_fingerprint=error.fingerprint
-        )
-        raise
-    _sessions[account.pk] = session
-    return session
-
-
-def _drop_session(account_id: int) -> None:
-    session = _sessions.pop(account_id, None)
-    if session is not None:
-        session.close()
 
 
 def _update(transfer_id: int, **fields) -> None:
@@ -83,6 +45,7 @@ def _fail(transfer: Transfer, message: str, **fields) -> str:
         finished_at=timezone.now(),
         **fields,
     )
+    alerts.transfer_failed(transfer.pk)
     return "failed"
 
 
@@ -103,7 +66,7 @@ def send_transfer(transfer_id: int) -> str:
     if blockers:
         return _fail(transfer, " ".join(blockers))
     try:
-        session = _session(transfer.account)
+        session = session_for(transfer.account)
         if transfer.trigger_started_at is None:
             _upload_data(session, transfer)
             _write_trigger(session, transfer)
@@ -112,7 +75,7 @@ def send_transfer(transfer_id: int) -> str:
     except (HostKeyChanged, HostKeyUnknown) as error:
         return _fail(transfer, str(error))
     except (SftpError, OSError) as error:
-        _drop_session(transfer.account_id)
+        drop_session(transfer.account_id)
         return _retry_later(transfer, error)
     _await_receipt(session, transfer)
     return "sent"
@@ -198,7 +161,7 @@ def _retry_later(transfer: Transfer, error: Exception) -> str:
     with transaction.atomic():
         _update(transfer.pk, state=State.QUEUED, last_error=message, heartbeat_at=None)
         schedule(
-            "transfers.tasks.send_transfer",
+            SEND_TASK,
             transfer.pk,
             name=f"transfer-retry-{transfer.pk}-{transfer.attempts}-{uuid.uuid4().hex[:8]}",
             schedule_type=Schedule.ONCE,
@@ -220,7 +183,7 @@ def _await_receipt(session: SftpSession, transfer: Transfer) -> None:
             time.sleep(0.1)
     except (SftpError, OSError) as error:
         log.warning("receipt of %s left to the schedule: %s", transfer.remote_name, error)
-        _drop_session(transfer.account_id)
+        drop_session(transfer.account_id)
 
 
 def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
@@ -264,6 +227,8 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
             last_error="",
         )
     _update(transfer.pk, **fields)
+    if fields["state"] == State.FAILED:
+        alerts.transfer_failed(transfer.pk)
     # Removed only once recorded: a crash in between reads the same receipt again.
     session.remove(path)
     local.unlink(missing_ok=True)
@@ -302,12 +267,12 @@ def collect_receipts() -> int:
     for account_id in waiting.values_list("account_id", flat=True).distinct():
         account = SftpAccount.objects.get(pk=account_id)
         try:
-            session = _session(account)
+            session = session_for(account)
             for transfer_id in waiting.filter(account=account).values_list("pk", flat=True):
                 settled += _collect_receipt(session, transfer_id)
         except (SftpError, HostKeyChanged, HostKeyUnknown, OSError) as error:
             log.warning("receipts for %s: %s", account, error)
-            _drop_session(account_id)
+            drop_session(account_id)
     return settled
 
 
