@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "portal.outbox",
     "portal.onboarding",
     "portal.audit",
+    "portal.alerts",
     "portal.specs",
     "portal.review",
     "portal.core",

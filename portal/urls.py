@@ -23,5 +23,6 @@ urlpatterns = [
     path("transfers/", include("transfers.urls")),
     path("review/", include("portal.review.urls")),
     path("audit/", include("portal.audit.urls")),
+    path("alerts/", include("portal.alerts.urls")),
     path("admin/", admin.site.urls),
 ]

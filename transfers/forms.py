@@ -53,7 +53,21 @@ class ImportKeyForm(forms.Form):
 class RouteForm(forms.ModelForm):
     class Meta:
         model = Route
-        fields = ["environment", "integration", "infref", "sender", "receiver", "municipality"]
+        fields = [
+            "environment",
+            "integration",
+            "infref",
+            "sender",
+            "receiver",
+            "municipality",
+            "expected_frequency",
+            "expected_by",
+            "contacts",
+        ]
+        widgets = {
+            "expected_by": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "contacts": forms.Textarea(attrs={"rows": 3}),
+        }
 
     def __init__(self, *args, vendors, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,7 +1,9 @@
+import re
 import uuid
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator, validate_email
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -15,6 +17,23 @@ SAFE_NAME = RegexValidator(
     r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
     _("Use only letters A–Z, digits, dot, underscore and hyphen, not starting with a dot."),
 )
+
+
+def split_addresses(text: str) -> list[str]:
+    """The e-mail addresses in a comma-, semicolon- or newline-separated text."""
+    return [address for address in (a.strip() for a in re.split(r"[,;\n]", text)) if address]
+
+
+def validate_addresses(text: str) -> None:
+    for address in split_addresses(text):
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(
+                _("%(address)s is not an e-mail address."),
+                code="invalid",
+                params={"address": address},
+            ) from None
 
 
 class Environment(models.TextChoices):
@@ -99,6 +118,12 @@ class Route(models.Model):
         ESTABLISHED = "established", _("Established")
         SUSPENDED = "suspended", _("Suspended")
 
+    class Frequency(models.TextChoices):
+        NONE = "", _("No expectation")
+        DAILY = "daily", _("Every day")
+        WEEKDAYS = "weekdays", _("Every weekday (Monday to Friday)")
+        WEEKLY = "weekly", _("Every week (by Monday)")
+
     environment = models.CharField(_("environment"), max_length=16, choices=Environment.choices)
     infref = models.ForeignKey(InfRef, on_delete=models.PROTECT, related_name="routes")
     sender = models.ForeignKey(
@@ -129,6 +154,24 @@ class Route(models.Model):
         _("state"), max_length=16, choices=State.choices, default=State.ORDERED
     )
     changed_at = models.DateTimeField(_("changed at"), auto_now=True)
+    # When a file is expected: a missed one raises an alert (portal.alerts).
+    expected_frequency = models.CharField(
+        _("file expected"), max_length=16, choices=Frequency.choices, blank=True, default=""
+    )
+    expected_by = models.TimeField(
+        _("expected by"),
+        null=True,
+        blank=True,
+        help_text=_("Danish time. Without a time, the file is expected by the end of the day."),
+    )
+    contacts = models.TextField(
+        _("contacts"),
+        blank=True,
+        validators=[validate_addresses],
+        help_text=_(
+            "E-mail addresses, separated by commas or line breaks, to alert about the route."
+        ),
+    )
 
     class Meta:
         verbose_name = _("route")
@@ -147,6 +190,10 @@ class Route(models.Model):
     @property
     def recipient_authority(self) -> str:
         return f"urn:oio:cvr-nr:{self.municipality.cvr}"
+
+    @property
+    def contact_addresses(self) -> list[str]:
+        return split_addresses(self.contacts)
 
 
 class Transfer(models.Model):

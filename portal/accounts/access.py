@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404
 
 from gdpr.models import GdprDeclaration, InfRef, InfRefRequest
 from portal.accounts.models import Membership, Organisation
+from portal.alerts.models import Alert
 from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import (
@@ -246,6 +247,11 @@ RULES: dict[type[Model], Rules] = {
     ),
     AuditEvent: Rules(
         view=lambda scope: Q(concerns__in=scope.organisation_ids), change=_no_one, distinct=True
+    ),
+    Alert: Rules(
+        view=lambda scope: Q(concerns__in=scope.organisation_ids),
+        change=lambda scope: Q(concerns__in=scope.organisation_ids),
+        distinct=True,
     ),
     GdprDeclaration: Rules(view=_declarations_seen, change=_declarations_changed, distinct=True),
 }

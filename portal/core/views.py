@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET
 
 from portal.accounts.access import scope_of, visible
 from portal.accounts.models import Membership, Organisation
+from portal.alerts.models import Alert
 from portal.core import charts
 from portal.core.health import check_health
 from portal.itsystems.models import ItSystem
@@ -21,7 +22,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .exclude(user=user)
         .order_by("organisation__name", "user__first_name", "user__username")
     )
+    alerts = visible(
+        user,
+        Alert.objects.filter(resolved_at__isnull=True).select_related("route__municipality"),
+    ).order_by("-raised_at", "-id")
     context = {
+        "alerts": alerts[:10],
+        "alert_count": alerts.count(),
         "scope": scope,
         "vendors": Organisation.objects.filter(pk__in=scope.vendor_ids),
         "municipalities": Organisation.objects.filter(pk__in=scope.municipality_ids),
