@@ -209,6 +209,11 @@ def _received_seen(scope: Scope) -> Q:
     )
 
 
+def _concerned(scope: Scope) -> Q:
+    """Events and alerts: for the organisations they name as concerned."""
+    return Q(concerns__in=scope.organisation_ids)
+
+
 RULES: dict[type[Model], Rules] = {
     # Names, CVR numbers and municipality codes are public facts.
     Organisation: Rules(view=_everyone, change=_no_one),
@@ -245,12 +250,10 @@ RULES: dict[type[Model], Rules] = {
         view=_received_seen,
         change=lambda scope: Q(account__it_system__vendor_id__in=scope.vendor_ids),
     ),
-    AuditEvent: Rules(
-        view=lambda scope: Q(concerns__in=scope.organisation_ids), change=_no_one, distinct=True
-    ),
+    AuditEvent: Rules(view=_concerned, change=_no_one, distinct=True),
     Alert: Rules(
-        view=lambda scope: Q(concerns__in=scope.organisation_ids),
-        change=lambda scope: Q(concerns__in=scope.organisation_ids),
+        view=_concerned,
+        change=_concerned,
         distinct=True,
     ),
     GdprDeclaration: Rules(view=_declarations_seen, change=_declarations_changed, distinct=True),
