@@ -78,6 +78,13 @@ def test_a_worker_killed_mid_upload_leaves_a_transfer_that_ends_delivered_once(
         out = sim.data_dir / "alfa_omsorg" / "OUT"
         assert not (out / f"{transfer.remote_name}.trigger").exists()
 
+        # In service the sweeper waits TRANSFER_STALE_SECONDS; by then the server has noticed
+        # the dead connection and closed its handle. The test waits for exactly that.
+        deadline = time.monotonic() + 30
+        while sim.router.is_being_written("alfa_omsorg", transfer.remote_name):
+            assert time.monotonic() < deadline, "the server kept the dead session's file open"
+            time.sleep(0.05)
+
         # The worker's heartbeat has stopped; the sweeper hands the row to a new worker.
         settings.TRANSFER_STALE_SECONDS = 0
         assert tasks.requeue_abandoned() == 1

@@ -160,6 +160,11 @@ class Router:
             base = trigger_base(filename)
             return base is not None and (user, base) in self._busy
 
+    def is_being_written(self, user: str, filename: str) -> bool:
+        """True while a session, perhaps one whose client has died, holds `OUT/filename` open."""
+        with self._condition:
+            return self._writers.get((user, filename), 0) > 0
+
     def writer_opened(self, user: str, filename: str) -> None:
         with self._condition:
             self._writers[(user, filename)] += 1
