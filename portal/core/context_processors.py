@@ -8,8 +8,9 @@ def navigation(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    scope = scope_of(user)
     return {
-        "menu": menu_for(request.path, scope_of(user)),
+        "menu": menu_for(request.path, scope),
         "memberships": list(user.memberships.select_related("organisation")),
-        "access": scope_of(user),
+        "access": scope,
     }
