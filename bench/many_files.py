@@ -32,8 +32,9 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.common import ROOT, Row, machine, now, save
 from bench.delay_proxy import DelayProxy, measure_round_trip
-from bench.throughput import RESULTS, ROOT, file_sha256, machine, openssh_cipher, run_openssh
+from bench.throughput import file_sha256, openssh_cipher, run_openssh
 
 SESSIONS = (1, 2, 4)
 DEFAULT_WORKERS = 2  # Q_WORKERS in portal/settings.py
@@ -252,7 +253,7 @@ def benchmark(count: int, size_kib: int, runs: int, rtt_ms: float, base: str | N
     delay = rtt_ms / 2000
     rtt = measure_round_trip(delay)
     report = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "date": now(),
         "machine": machine(),
         "settings": {
             "files": count,
@@ -260,6 +261,7 @@ def benchmark(count: int, size_kib: int, runs: int, rtt_ms: float, base: str | N
             "runs": runs,
             "sessions": list(SESSIONS),
             "default_workers": DEFAULT_WORKERS,
+            "rtt_ms": rtt_ms,
             "one_way_delay_ms": delay * 1000,
             "measured_rtt_ms": {
                 "min": round(min(rtt) * 1000, 2),
@@ -305,7 +307,41 @@ def benchmark(count: int, size_kib: int, runs: int, rtt_ms: float, base: str | N
         "holds": floor["ratio"] <= 1.0,
     }
     report["machine"]["load_average_after"] = os.getloadavg()
+    report["rows"] = [row.as_dict() for row in rows_of(report)]
     return report
+
+
+def rows_of(report: dict) -> list[Row]:
+    summary = report["summary"]
+    rtt = report["settings"]["rtt_ms"]
+    count = report["settings"]["files"]
+    workers = f"portal_{DEFAULT_WORKERS}"
+    return [
+        Row(
+            "many-files",
+            f"{count} sends at {rtt:g} ms RTT, {DEFAULT_WORKERS} workers / OpenSSH batch",
+            summary["floor"]["ratio"],
+            "ratio",
+            "<= 1.00",
+            summary["floor"]["holds"],
+        ),
+        Row(
+            "many-files",
+            f"{count} sends at {rtt:g} ms RTT, {DEFAULT_WORKERS} workers",
+            summary["delay"][workers]["seconds"],
+            "s",
+        ),
+        Row(
+            "many-files",
+            f"{count} sends on loopback, {DEFAULT_WORKERS} workers",
+            summary["loopback"][workers]["files_per_s"],
+            "files/s",
+        ),
+    ]
+
+
+def run(quick: bool = False) -> dict:
+    return benchmark(98, 100, 1 if quick else 3, 10.0, None)
 
 
 def print_report(report: dict) -> None:
@@ -373,11 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_report(report)
     if not arguments.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = RESULTS / f"many-files-{stamp}.json"
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {path.relative_to(ROOT)}")
+        print(f"\nwrote {save('many-files', report).relative_to(ROOT)}")
     return 0
 
 

@@ -1,8 +1,9 @@
-"""SftpSession against OpenSSH's own `sftp`, same sshd, same run: throughput and client memory.
+"""SftpSession against OpenSSH's own `sftp`, same server, same run: throughput and client memory.
 
     .venv/bin/python -m bench.throughput [--size-mib 1024] [--runs 3] [--dir /dev/shm]
 
-Starts a real sshd (tests/sshd.py) on loopback, then for each run uploads and downloads the file
+Starts a real sshd (tests/sshd.py) on loopback, then the portal's Serviceplatform simulator
+(`manage.py serviceplatform`), and against each, for each run, uploads and downloads the file
 with `sftp -b` (OpenSSH defaults) and with SftpSession (each transfer in a fresh subprocess),
 alternating which goes first. Prints medians and ratios, and the peak RSS above idle of the
 SftpSession process (VmHWM) for 10 MiB, 100 MiB and the full size; writes everything to
@@ -10,11 +11,10 @@ bench/results/throughput-<date>.json. See bench/README.md.
 """
 
 import argparse
-import datetime
+import dataclasses
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -22,15 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.common import ROOT, Row, machine, now, save
+
 FLOORS = {"upload": 0.75, "download": 0.45}
 MEMORY_LIMIT_MIB = 100
 MB = 1_000_000
 SFTP = shutil.which("sftp") or "/usr/bin/sftp"
-SSH = shutil.which("ssh") or "/usr/bin/ssh"
+SERVERS = ("sshd", "simulator")
 
 
 # -- the SftpSession side, run in a subprocess ------------------------------------------------
@@ -182,130 +184,155 @@ def remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def machine() -> dict:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as info:
-        memory_kib = int(info.readline().split()[1])
-    import cryptography
+# -- the servers -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Target:
+    """An SFTP server to measure against, and where its files live on this machine's disk."""
+
+    name: str
+    host: str
+    port: int
+    username: str
+    private_key_path: Path
+    host_key: str
+    upload_dir: str  # remote folder uploads go to ("" for the start directory)
+    download_dir: str  # remote folder downloads come from
+    root: Path  # the local directory the remote paths are relative to
+
+    def remote(self, folder: str, name: str) -> str:
+        return f"{folder}/{name}" if folder else name
+
+    def local(self, remote: str) -> Path:
+        path = self.root / remote
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return path
+
+
+@contextmanager
+def sshd_target(base: str | None) -> Iterator[Target]:
+    from tests.sshd import running_sshd
+
+    with running_sshd(base) as server:
+        yield Target(
+            "sshd",
+            server.host,
+            server.port,
+            server.username,
+            server.private_key_path,
+            server.host_key,
+            "",
+            "",
+            server.root,
+        )
+
+
+@contextmanager
+def simulator_target(base: str | None) -> Iterator[Target]:
+    """The portal's own simulator (`manage.py serviceplatform`) with one user: OUT/ and IN/."""
     import paramiko
 
-    ssh = subprocess.run([SSH, "-V"], capture_output=True, text=True, check=False)  # noqa: S603
-    sshd = subprocess.run(["/usr/sbin/sshd", "-V"], capture_output=True, text=True, check=False)
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu,
-        "memory_gib": round(memory_kib / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "paramiko": paramiko.__version__,
-        "cryptography": cryptography.__version__,
-        "openssh_client": (ssh.stderr or ssh.stdout).strip(),
-        "openssh_server": (sshd.stderr or sshd.stdout).strip().splitlines()[0],
-        "load_average_before": os.getloadavg(),
-    }
+    from tests.simulator_fixtures import make_user, simulator_process, write_registry
+
+    with tempfile.TemporaryDirectory(dir=base) as temp:
+        directory = Path(temp)
+        user = make_user("bench", directory / "keys")
+        registry = write_registry(directory / "registry.json", users=[user])
+        data_dir = directory / "serviceplatform"
+        with simulator_process(data_dir, registry) as process:
+            host_key = paramiko.PKey.from_path(data_dir / ".simulator" / "ssh_host_ed25519_key")
+            yield Target(
+                "simulator",
+                process.host,
+                process.port,
+                user.username,
+                user.key_path,
+                f"{host_key.get_name()} {host_key.get_base64()}",
+                "OUT",
+                "IN",
+                data_dir / user.username,
+            )
 
 
 # -- the benchmark ------------------------------------------------------------------------------
 
 
-def benchmark(size_mib: int, runs: int, base: str | None) -> dict:
-    from tests.sshd import running_sshd
-
-    size = size_mib << 20
-    report = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "settings": {"size_mib": size_mib, "runs": runs, "dir": base or tempfile.gettempdir()},
-        "runs": [],
-    }
-    with running_sshd(base) as server, tempfile.TemporaryDirectory(dir=base) as temp:
-        work = Path(temp)
-        source = work / "source.bin"
-        print(f"Writing a {size_mib} MiB random file in {work} ...", flush=True)
-        source_sha = make_file(source, size_mib)
-        shutil.copyfile(source, server.root / "download.bin")
-        report["settings"]["openssh_cipher"] = openssh_cipher(server)
-
-        for run in range(runs):
-            order = ("openssh", "session") if run % 2 == 0 else ("session", "openssh")
-            row = {}
-            for direction in ("upload", "download"):
-                for client in order:
-                    key = f"{client}_{direction}"
-                    if direction == "upload":
-                        remote = f"up-{client}.bin"
-                        remove(server.root / remote)
-                        if client == "openssh":
-                            result = run_openssh(server, f"put {source} {remote}\n")
-                        else:
-                            result = run_session(server, "upload", source, remote)
-                        if file_sha256(server.root / remote) != source_sha:
-                            raise RuntimeError(f"{key}: the uploaded file differs")
+def measure(target: Target, work: Path, source: Path, source_sha: str, runs: int) -> list[dict]:
+    """Interleaved runs against one server: upload and download with each client."""
+    size = source.stat().st_size
+    download = target.remote(target.download_dir, "download.bin")
+    shutil.copyfile(source, target.local(download))
+    rows = []
+    for run in range(runs):
+        order = ("openssh", "session") if run % 2 == 0 else ("session", "openssh")
+        row = {}
+        for direction in ("upload", "download"):
+            for client in order:
+                key = f"{client}_{direction}"
+                if direction == "upload":
+                    remote = target.remote(target.upload_dir, f"up-{client}.bin")
+                    remove(target.local(remote))
+                    if client == "openssh":
+                        result = run_openssh(target, f"put {source} {remote}\n")
                     else:
-                        local = work / f"down-{client}.bin"
-                        remove(local)
-                        if client == "openssh":
-                            result = run_openssh(server, f"get download.bin {local}\n")
-                            if file_sha256(local) != source_sha:
-                                raise RuntimeError(f"{key}: the downloaded file differs")
-                        else:
-                            result = run_session(server, "download", local, "download.bin")
-                            if result["sha256"] != source_sha:
-                                raise RuntimeError(f"{key}: the downloaded file differs")
-                        remove(local)
-                    result["mb_per_s"] = size / result["seconds"] / MB
-                    row[key] = result
-                    print(f"  run {run + 1} {key:17} {result['mb_per_s']:7.1f} MB/s", flush=True)
-            report["runs"].append(row)
-            for client in ("openssh", "session"):
-                remove(server.root / f"up-{client}.bin")
+                        result = run_session(target, "upload", source, remote)
+                    if file_sha256(target.local(remote)) != source_sha:
+                        raise RuntimeError(f"{target.name} {key}: the uploaded file differs")
+                    remove(target.local(remote))
+                else:
+                    local = work / f"down-{client}.bin"
+                    remove(local)
+                    if client == "openssh":
+                        result = run_openssh(target, f"get {download} {local}\n")
+                        result["sha256"] = file_sha256(local)
+                    else:
+                        result = run_session(target, "download", local, download)
+                    if result["sha256"] != source_sha:
+                        raise RuntimeError(f"{target.name} {key}: the downloaded file differs")
+                    remove(local)
+                result["mb_per_s"] = size / result["seconds"] / MB
+                row[key] = result
+                print(
+                    f"  {target.name:9} run {run + 1} {key:17} {result['mb_per_s']:7.1f} MB/s",
+                    flush=True,
+                )
+        rows.append(row)
+    remove(target.local(download))
+    return rows
 
-        memory = {}
-        for mib in sorted({10, 100, size_mib}):
-            if mib == size_mib:
-                above = {
-                    direction: max(
-                        row[f"session_{direction}"]["above_idle_mib"] for row in report["runs"]
-                    )
-                    for direction in ("upload", "download")
-                }
-            else:
-                small = work / f"source-{mib}.bin"
-                make_file(small, mib)
-                shutil.copyfile(small, server.root / f"download-{mib}.bin")
-                local = work / f"down-{mib}.bin"
-                above = {
-                    "upload": run_session(server, "upload", small, f"up-{mib}.bin")[
-                        "above_idle_mib"
-                    ],
-                    "download": run_session(server, "download", local, f"download-{mib}.bin")[
-                        "above_idle_mib"
-                    ],
-                }
-                for path in (
-                    small,
-                    local,
-                    server.root / f"download-{mib}.bin",
-                    server.root / f"up-{mib}.bin",
-                ):
-                    remove(path)
-            memory[str(mib)] = above
-        report["memory_above_idle_mib"] = memory
-        report["session_cipher"] = report["runs"][0]["session_upload"]["cipher"]
 
+def memory_table(target: Target, work: Path, size_mib: int, rows: list[dict]) -> dict:
+    """SftpSession's peak RSS above idle for 10 MiB, 100 MiB and the full size."""
+    memory = {}
+    for mib in sorted({10, 100, size_mib}):
+        if mib == size_mib:
+            above = {
+                direction: max(row[f"session_{direction}"]["above_idle_mib"] for row in rows)
+                for direction in ("upload", "download")
+            }
+        else:
+            small = work / f"source-{mib}.bin"
+            make_file(small, mib)
+            download = target.remote(target.download_dir, f"download-{mib}.bin")
+            upload = target.remote(target.upload_dir, f"up-{mib}.bin")
+            shutil.copyfile(small, target.local(download))
+            local = work / f"down-{mib}.bin"
+            above = {
+                "upload": run_session(target, "upload", small, upload)["above_idle_mib"],
+                "download": run_session(target, "download", local, download)["above_idle_mib"],
+            }
+            for path in (small, local, target.local(download), target.local(upload)):
+                remove(path)
+        memory[str(mib)] = above
+    return memory
+
+
+def summarise(rows: list[dict]) -> dict:
     summary = {}
     for direction in ("upload", "download"):
-        openssh = statistics.median(
-            row[f"openssh_{direction}"]["mb_per_s"] for row in report["runs"]
-        )
-        session = statistics.median(
-            row[f"session_{direction}"]["mb_per_s"] for row in report["runs"]
-        )
+        openssh = statistics.median(row[f"openssh_{direction}"]["mb_per_s"] for row in rows)
+        session = statistics.median(row[f"session_{direction}"]["mb_per_s"] for row in rows)
         summary[direction] = {
             "openssh_mb_per_s": round(openssh, 1),
             "session_mb_per_s": round(session, 1),
@@ -313,47 +340,131 @@ def benchmark(size_mib: int, runs: int, base: str | None) -> dict:
             "floor": FLOORS[direction],
             "meets_floor": session / openssh >= FLOORS[direction],
         }
-    peak = max(max(values.values()) for values in report["memory_above_idle_mib"].values())
-    summary["memory"] = {
+    return summary
+
+
+def benchmark(size_mib: int, runs: int, base: str | None, servers=SERVERS) -> dict:
+    report = {
+        "date": now(),
+        "machine": machine(),
+        "settings": {
+            "size_mib": size_mib,
+            "runs": runs,
+            "dir": base or tempfile.gettempdir(),
+            "servers": list(servers),
+        },
+        "servers": {},
+    }
+    with tempfile.TemporaryDirectory(dir=base) as temp:
+        work = Path(temp)
+        source = work / "source.bin"
+        print(f"Writing a {size_mib} MiB random file in {work} ...", flush=True)
+        source_sha = make_file(source, size_mib)
+        for name in servers:
+            with TARGETS[name](base) as target:
+                rows = measure(target, work, source, source_sha, runs)
+                result = {
+                    "openssh_cipher": openssh_cipher(target),
+                    "session_cipher": rows[0]["session_upload"]["cipher"],
+                    "runs": rows,
+                    "summary": summarise(rows),
+                }
+                if name == "sshd":
+                    # The client's memory does not depend on the server: measured once.
+                    result["memory_above_idle_mib"] = memory_table(target, work, size_mib, rows)
+                report["servers"][name] = result
+    memory = report["servers"]["sshd"]["memory_above_idle_mib"] if "sshd" in servers else {}
+    peak = max((max(values.values()) for values in memory.values()), default=0.0)
+    report["memory"] = {
         "peak_above_idle_mib": round(peak, 1),
         "limit_mib": MEMORY_LIMIT_MIB,
         "meets_limit": peak < MEMORY_LIMIT_MIB,
+        "grows_with_file": bool(memory) and _grows(memory),
     }
-    report["summary"] = summary
     report["machine"]["load_average_after"] = os.getloadavg()
+    report["rows"] = [row.as_dict() for row in rows_of(report)]
     return report
 
 
+def _grows(memory: dict) -> bool:
+    """Peak at the largest size more than 20 MiB above the peak at 10 MiB: it follows the file."""
+    sizes = sorted(memory, key=int)
+    return max(memory[sizes[-1]].values()) > max(memory[sizes[0]].values()) + 20
+
+
+def rows_of(report: dict) -> list[Row]:
+    size = report["settings"]["size_mib"]
+    rows = []
+    for name, result in report["servers"].items():
+        for direction in ("upload", "download"):
+            line = result["summary"][direction]
+            rows.append(
+                Row(
+                    "throughput",
+                    f"{size} MiB {direction} via {name}: SftpSession / OpenSSH sftp",
+                    line["ratio"],
+                    "ratio",
+                    f">= {line['floor']:.2f}",
+                    line["meets_floor"],
+                )
+            )
+            rows.append(
+                Row(
+                    "throughput",
+                    f"{size} MiB {direction} via {name}: SftpSession",
+                    line["session_mb_per_s"],
+                    "MB/s",
+                )
+            )
+    if report["memory"]["peak_above_idle_mib"]:
+        memory = report["memory"]
+        rows.append(
+            Row(
+                "throughput",
+                "SftpSession peak RSS above idle, 10 MiB to full size",
+                memory["peak_above_idle_mib"],
+                "MiB",
+                f"< {MEMORY_LIMIT_MIB}, flat",
+                memory["meets_limit"] and not memory["grows_with_file"],
+            )
+        )
+    return rows
+
+
+TARGETS = {"sshd": sshd_target, "simulator": simulator_target}
+
+
+def run(quick: bool = False) -> dict:
+    return benchmark(128 if quick else 1024, 1 if quick else 3, None)
+
+
 def print_report(report: dict) -> None:
-    summary = report["summary"]
     settings = report["settings"]
     print()
     print(
         f"{settings['size_mib']} MiB, {settings['runs']} runs, medians; MB = 10^6 bytes; "
         f"files in {settings['dir']}"
     )
-    print(
-        f"OpenSSH sftp ({settings['openssh_cipher']}) vs SftpSession ({report['session_cipher']})"
-    )
-    print(f"{'':10} {'OpenSSH':>10} {'SftpSession':>12} {'ratio':>7} {'floor':>6}")
-    for direction in ("upload", "download"):
-        line = summary[direction]
-        verdict = "ok" if line["meets_floor"] else "MISSED"
+    print(f"{'':20} {'OpenSSH':>10} {'SftpSession':>12} {'ratio':>7} {'floor':>6}")
+    for name, result in report["servers"].items():
         print(
-            f"{direction:10} {line['openssh_mb_per_s']:10.1f} {line['session_mb_per_s']:12.1f} "
-            f"{line['ratio']:7.2f} {line['floor']:6.2f} {verdict}"
+            f"{name}: OpenSSH sftp ({result['openssh_cipher']}) vs SftpSession "
+            f"({result['session_cipher']})"
         )
-    print()
-    print("SftpSession peak RSS above idle (VmHWM after - before the transfer), MiB")
-    print(f"{'size':>10} {'upload':>8} {'download':>9}")
-    for mib, values in report["memory_above_idle_mib"].items():
-        print(f"{mib + ' MiB':>10} {values['upload']:8.1f} {values['download']:9.1f}")
-    print()
-    for run, row in enumerate(report["runs"], 1):
-        print(
-            f"run {run}: "
-            + ", ".join(f"{key} {value['mb_per_s']:.0f}" for key, value in row.items())
-        )
+        for direction in ("upload", "download"):
+            line = result["summary"][direction]
+            verdict = "ok" if line["meets_floor"] else "MISSED"
+            print(
+                f"  {direction:18} {line['openssh_mb_per_s']:10.1f} "
+                f"{line['session_mb_per_s']:12.1f} {line['ratio']:7.2f} {line['floor']:6.2f} "
+                f"{verdict}"
+            )
+    if "sshd" in report["servers"]:
+        print()
+        print("SftpSession peak RSS above idle (VmHWM after - before the transfer), MiB")
+        print(f"{'size':>10} {'upload':>8} {'download':>9}")
+        for mib, values in report["servers"]["sshd"]["memory_above_idle_mib"].items():
+            print(f"{mib + ' MiB':>10} {values['upload']:8.1f} {values['download']:9.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,7 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--dir", default=None, help="where sshd and the files live (default: TMPDIR)"
+        "--dir", default=None, help="where the servers and the files live (default: TMPDIR)"
+    )
+    parser.add_argument(
+        "--server", choices=SERVERS, action="append", help="only this server (repeatable)"
     )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -369,14 +483,12 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.child:
         print(json.dumps(child(json.loads(arguments.child))))
         return 0
-    report = benchmark(arguments.size_mib, arguments.runs, arguments.dir)
+    report = benchmark(
+        arguments.size_mib, arguments.runs, arguments.dir, tuple(arguments.server or SERVERS)
+    )
     print_report(report)
     if not arguments.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = RESULTS / f"throughput-{stamp}.json"
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {path.relative_to(ROOT)}")
+        print(f"\nwrote {save('throughput', report).relative_to(ROOT)}")
     return 0
 
 

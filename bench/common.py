@@ -1,0 +1,90 @@
+"""What every benchmark shares: the machine it ran on, where results go, and the summary row.
+
+Each benchmark module offers `run(quick: bool = False) -> dict` (its full report, with a "rows"
+list of `Row` dicts for the summary table) besides its own command line; `python -m bench` runs
+them all and prints one table.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+SSH = shutil.which("ssh") or "/usr/bin/ssh"
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the summary table: a measured figure and the floor it is held to, if any."""
+
+    benchmark: str
+    measure: str
+    value: float
+    unit: str
+    floor: str = ""
+    holds: bool | None = None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def machine() -> dict:
+    """What the figures came from: a figure means little without the machine and its load."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as info:
+        memory_kib = int(info.readline().split()[1])
+    import cryptography
+    import django
+    import paramiko
+
+    ssh = subprocess.run([SSH, "-V"], capture_output=True, text=True, check=False)  # noqa: S603
+    sshd = subprocess.run(["/usr/sbin/sshd", "-V"], capture_output=True, text=True, check=False)
+    return {
+        "hostname": platform.node(),
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "django": django.__version__,
+        "paramiko": paramiko.__version__,
+        "cryptography": cryptography.__version__,
+        "openssh_client": (ssh.stderr or ssh.stdout).strip(),
+        "openssh_server": ((sshd.stderr or sshd.stdout).strip().splitlines() or ["unknown"])[0],
+        "load_average_before": os.getloadavg(),
+    }
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def save(name: str, report: dict) -> Path:
+    """Write a report to bench/results/<name>-<local time>.json and return the path."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return path
+
+
+def print_rows(rows: list[dict]) -> None:
+    """The summary table: one line per figure, its floor and whether the floor holds."""
+    print(f"{'benchmark':16} {'measure':62} {'value':>10} {'unit':8} {'floor':18} verdict")
+    for row in rows:
+        verdict = {True: "ok", False: "MISSED", None: ""}[row["holds"]]
+        print(
+            f"{row['benchmark']:16} {row['measure']:62} {row['value']:10.2f} {row['unit']:8} "
+            f"{row['floor']:18} {verdict}"
+        )
