@@ -40,7 +40,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.forms",
     "django_htmx",
-    "django_q",
     "portal.accounts",
     "portal.itsystems",
     "portal.outbox",
@@ -50,7 +49,9 @@ INSTALLED_APPS = [
     "portal.specs",
     "portal.review",
     "portal.core",
+    # Before django_q: transfers' `qcluster` checks the SFTP keys before the workers start.
     "transfers",
+    "django_q",
     "gdpr",
 ]
 

@@ -2,13 +2,16 @@
 
 The encryption key comes from the environment (`SFTP_KEY_ENCRYPTION_KEY`, a Fernet key); a private
 key is decrypted only in the worker that connects, and never shown again after it is made.
+
+To rotate, the setting takes several keys separated by commas: the first encrypts, all of them
+decrypt, until `manage.py rotate_sftp_keys` has re-encrypted every private key with the first.
 """
 
 import base64
 import hashlib
 from dataclasses import dataclass
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.conf import settings
@@ -23,6 +26,13 @@ class KeyUnavailable(ImproperlyConfigured):
     """The workers cannot decrypt private keys: stop with one clear message, not per transfer."""
 
 
+_UNDECRYPTABLE = (
+    "A private key cannot be decrypted with SFTP_KEY_ENCRYPTION_KEY; the key it was encrypted "
+    "with may have been replaced without re-encrypting (keep the old key after the new one, "
+    "separated by a comma, and run `manage.py rotate_sftp_keys`)."
+)
+
+
 @dataclass(frozen=True)
 class KeyPair:
     kind: str  # "rsa" or "ed25519"
@@ -31,16 +41,39 @@ class KeyPair:
     private_encrypted: bytes
 
 
-def _fernet() -> Fernet:
-    key = settings.SFTP_KEY_ENCRYPTION_KEY
-    if not key:
+def _fernet() -> MultiFernet:
+    """The configured keys: the first encrypts, every one of them decrypts."""
+    setting = settings.SFTP_KEY_ENCRYPTION_KEY
+    if not setting:
         raise KeyUnavailable("SFTP_KEY_ENCRYPTION_KEY is not set; private keys cannot be used.")
+    ciphers = []
+    for position, key in enumerate(setting.split(","), 1):
+        try:
+            ciphers.append(Fernet(key.strip()))
+        except (ValueError, TypeError) as error:
+            # The key itself is never echoed: error messages end up in logs.
+            raise KeyUnavailable(
+                f"SFTP_KEY_ENCRYPTION_KEY: key {position} is not a valid Fernet key: {error}"
+            ) from None
+    return MultiFernet(ciphers)
+
+
+def check_setting() -> None:
+    """Raise KeyUnavailable if SFTP_KEY_ENCRYPTION_KEY is missing or malformed."""
+    _fernet()
+
+
+def new_encryption_key() -> str:
+    """A fresh key for SFTP_KEY_ENCRYPTION_KEY."""
+    return Fernet.generate_key().decode()
+
+
+def reencrypt(private_encrypted: bytes) -> bytes:
+    """The same private key, encrypted with the first configured key."""
     try:
-        return Fernet(key)
-    except (ValueError, TypeError) as error:
-        raise KeyUnavailable(
-            f"SFTP_KEY_ENCRYPTION_KEY is not a valid Fernet key: {error}"
-        ) from None
+        return _fernet().rotate(bytes(private_encrypted))
+    except InvalidToken:
+        raise KeyUnavailable(_UNDECRYPTABLE) from None
 
 
 def fingerprint(public_openssh: str) -> str:
@@ -113,7 +146,4 @@ def decrypt_private_key(private_encrypted: bytes) -> bytes:
     try:
         return _fernet().decrypt(bytes(private_encrypted))
     except InvalidToken:
-        raise KeyUnavailable(
-            "A private key cannot be decrypted with SFTP_KEY_ENCRYPTION_KEY; "
-            "the key may have been rotated without re-encrypting."
-        ) from None
+        raise KeyUnavailable(_UNDECRYPTABLE) from None

@@ -19,6 +19,7 @@ from django_q.tasks import async_task, schedule
 
 from portal.alerts import service as alerts
 from transfers import protocol
+from transfers.keys import KeyUnavailable
 from transfers.models import SftpAccount, Transfer
 from transfers.queueing import SEND_TASK, enqueue, route_blockers
 from transfers.sessions import drop_session, session_for
@@ -31,6 +32,8 @@ OUT, IN = "OUT", "IN"
 # How long a send waits on its open session for the receipt before leaving it to the schedule.
 RECEIPT_WAIT_SECONDS = 5.0
 HEARTBEAT_SECONDS = 1.0
+# How often a send whose private key the worker cannot decrypt looks again.
+KEY_WAIT_SECONDS = 300
 
 
 def _update(transfer_id: int, **fields) -> None:
@@ -74,11 +77,34 @@ def send_transfer(transfer_id: int) -> str:
             _resume_after_trigger(session, transfer)
     except (HostKeyChanged, HostKeyUnknown) as error:
         return _fail(transfer, str(error))
+    except KeyUnavailable as error:
+        return _wait_for_key(transfer, error)
     except (SftpError, OSError) as error:
         drop_session(transfer.account_id)
         return _retry_later(transfer, error)
     _await_receipt(session, transfer)
     return "sent"
+
+
+def _wait_for_key(transfer: Transfer, error: KeyUnavailable) -> str:
+    """Not the transfer's fault: it waits, uncounted, for workers that hold the right key."""
+    log.error("transfer %s waits: %s", transfer.pk, error)
+    with transaction.atomic():
+        _update(
+            transfer.pk,
+            state=State.QUEUED,
+            last_error=str(error),
+            heartbeat_at=None,
+            attempts=F("attempts") - 1,
+        )
+        schedule(
+            SEND_TASK,
+            transfer.pk,
+            name=f"transfer-key-{transfer.pk}-{uuid.uuid4().hex[:8]}",
+            schedule_type=Schedule.ONCE,
+            next_run=timezone.now() + timedelta(seconds=KEY_WAIT_SECONDS),
+        )
+    return "waiting for key"
 
 
 def _upload_data(session: SftpSession, transfer: Transfer) -> None:

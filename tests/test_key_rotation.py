@@ -1,0 +1,139 @@
+"""Private keys at rest: rotated to a new encryption key, and no worker runs without one."""
+
+import io
+import os
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import CommandError, call_command
+
+from tests import engine
+from tests.workers import ROOT, database_url_of_the_test_run
+from transfers import keys, tasks
+from transfers.models import SftpAccount, Transfer
+from transfers.queueing import queue_send
+
+OLD = Fernet.generate_key().decode()
+NEW = Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def accounts(settings, system_a, system_b):
+    """Two accounts whose private keys were encrypted with OLD."""
+    settings.SFTP_KEY_ENCRYPTION_KEY = OLD
+    made = []
+    for system, username in ((system_a, "alfa_omsorg"), (system_b, "beta_journal")):
+        pair = keys.generate("ed25519")
+        made.append(
+            SftpAccount.objects.create(
+                it_system=system,
+                environment="simulator",
+                username=username,
+                host="127.0.0.1",
+                port=2222,
+                public_key=pair.public_openssh,
+                key_fingerprint=pair.fingerprint,
+                private_key_encrypted=pair.private_encrypted,
+            )
+        )
+    return {account.pk: keys.decrypt_private_key(account.private_key_encrypted) for account in made}
+
+
+def stored(pk: int) -> bytes:
+    return bytes(SftpAccount.objects.get(pk=pk).private_key_encrypted)
+
+
+def rotate(*args: str) -> str:
+    out = io.StringIO()
+    call_command("rotate_sftp_keys", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_rotation_re_encrypts_every_key_with_the_new_one(settings, accounts):
+    settings.SFTP_KEY_ENCRYPTION_KEY = f"{NEW},{OLD}"
+    assert "Re-encrypted 2 private key(s)" in rotate()
+
+    settings.SFTP_KEY_ENCRYPTION_KEY = NEW
+    for pk, private in accounts.items():
+        assert keys.decrypt_private_key(stored(pk)) == private
+    assert "Every private key can be decrypted." in rotate("--check")
+    settings.SFTP_KEY_ENCRYPTION_KEY = OLD
+    for pk in accounts:
+        with pytest.raises(keys.KeyUnavailable):
+            keys.decrypt_private_key(stored(pk))
+
+
+def test_rotation_without_the_old_key_changes_nothing_and_names_the_accounts(settings, accounts):
+    before = {pk: stored(pk) for pk in accounts}
+    settings.SFTP_KEY_ENCRYPTION_KEY = NEW
+    with pytest.raises(CommandError, match=r"2 SFTP account\(s\): alfa_omsorg .*beta_journal"):
+        rotate()
+    with pytest.raises(CommandError, match="cannot decrypt"):
+        rotate("--check")
+    assert {pk: stored(pk) for pk in accounts} == before
+
+
+def test_a_new_key_is_a_valid_fernet_key():
+    Fernet(rotate("--new-key").strip())
+
+
+def test_a_malformed_key_in_the_list_is_named_by_position_not_echoed(settings, accounts):
+    settings.SFTP_KEY_ENCRYPTION_KEY = f"{NEW},not-a-key-at-all"
+    with pytest.raises(CommandError) as refused:
+        rotate()
+    assert "key 2 is not a valid Fernet key" in str(refused.value)
+    assert "not-a-key-at-all" not in str(refused.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_refuse_to_start_without_the_key(settings, accounts):
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": database_url_of_the_test_run(),
+        "PORTAL_DATA_DIR": str(settings.DATA_DIR),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "SFTP_KEY_ENCRYPTION_KEY": NEW,
+        "DEBUG": "true",
+    }
+    started = subprocess.run(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode != 0
+    assert "The workers do not start" in started.stderr
+    assert "alfa_omsorg" in started.stderr and "rotate_sftp_keys" in started.stderr
+    assert NEW not in started.stderr + started.stdout
+
+
+def test_a_send_waits_uncounted_instead_of_failing_when_the_key_is_missing(
+    settings, tmp_path, staff_a, operator, system_a, system_b, aarhus
+):
+    with engine.simulator(tmp_path) as sim:
+        integration = engine.ready_integration(
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+        )
+        engine.account(system_a, "alfa_omsorg", sim)
+        route = engine.routes_for(integration, [aarhus])["751"]
+        engine.load_registry(sim)
+        transfer = queue_send(route, io.BytesIO(b"a;b\r\n"), original_name="x.csv", user=staff_a)
+        settings.SFTP_KEY_ENCRYPTION_KEY = NEW
+
+        assert tasks.send_transfer(transfer.pk) == "waiting for key"
+        transfer.refresh_from_db()
+        assert transfer.state == Transfer.State.QUEUED
+        assert transfer.attempts == 0
+        assert "rotate_sftp_keys" in transfer.last_error
+        assert NEW not in transfer.last_error
+        assert not list((sim.data_dir / "alfa_omsorg" / "OUT").glob("*"))
