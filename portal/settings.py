@@ -216,6 +216,10 @@ TRANSFER_DATA_DIR = DATA_DIR / "transfers"
 TRANSFER_MAX_ATTEMPTS = env_int("TRANSFER_MAX_ATTEMPTS", 5, minimum=1)
 # A send that shows no progress for this long has lost its worker and is queued again.
 TRANSFER_STALE_SECONDS = env_int("TRANSFER_STALE_SECONDS", 120, minimum=10)
+# Data minimisation: days a sent file's local copy, and a received file, are kept once the
+# transfer is final or the file is fetched. The records, checksums and audit trail stay.
+TRANSFER_PAYLOAD_RETENTION_DAYS = env_int("TRANSFER_PAYLOAD_RETENTION_DAYS", 30, minimum=1)
+RECEIVED_FILE_RETENTION_DAYS = env_int("RECEIVED_FILE_RETENTION_DAYS", 30, minimum=1)
 SIMULATOR_HOST = env_str("SIMULATOR_HOST", "127.0.0.1")
 SIMULATOR_PORT = env_int("SIMULATOR_PORT", 2222, minimum=1)
 SIMULATOR_DATA_DIR = env_path("SIMULATOR_DATA_DIR", DATA_DIR / "serviceplatform")

@@ -241,6 +241,8 @@ class Transfer(models.Model):
     trigger_started_at = models.DateTimeField(_("trigger started at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Data minimisation: the local copy goes after the retention period; the record stays.
+    payload_deleted_at = models.DateTimeField(_("local copy deleted at"), null=True, blank=True)
     created_by = models.ForeignKey(
         User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -285,6 +287,7 @@ class ReceivedFile(models.Model):
     )
     received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    file_deleted_at = models.DateTimeField(_("file deleted at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("received file")

@@ -19,6 +19,7 @@ class AuditEvent(models.Model):
         ROUTE_CHANGED = "route_changed", _("Route changed")
         DECLARATION_SUBMITTED = "declaration_submitted", _("GDPR declaration submitted")
         TASK_CHANGED = "task_changed", _("Onboarding task changed")
+        RETENTION_DELETED = "retention_deleted", _("File deleted after the retention period")
 
     at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
