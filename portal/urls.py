@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from portal.accounts import two_factor
 from portal.core import views as core_views
 
 urlpatterns = [
@@ -13,6 +14,8 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/two-factor/", two_factor.verify, name="two_factor_verify"),
+    path("login/two-factor/setup/", two_factor.setup, name="two_factor_setup"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("organisations/", include("portal.accounts.urls")),
     path("it-systems/", include("portal.itsystems.urls")),

@@ -24,3 +24,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file, not memory, so worker processes started by a test see the same test database.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+# The rest of the suite logs operators and superusers in with a password alone (force_login,
+# the test client's login(), which also bypasses the request django-axes needs): two-step login
+# and login throttling are switched on again by the tests that check them
+# (tests/test_two_factor.py, tests/test_web_security.py, tests/test_isolation_matrix.py).
+TWO_FACTOR_REQUIRED = False
+AXES_ENABLED = False

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 RSA_BITS = 4096
 RSA_MINIMUM_BITS = 3072
@@ -33,6 +34,11 @@ _UNDECRYPTABLE = (
 )
 
 
+# The functions below that hold a private key, a passphrase or the encryption key are marked
+# @sensitive_variables(): Django's error reports blank their local variables (and those of the
+# frames they call), so a failure while a key is handled never mails or shows the key.
+
+
 @dataclass(frozen=True)
 class KeyPair:
     kind: str  # "rsa" or "ed25519"
@@ -41,6 +47,7 @@ class KeyPair:
     private_encrypted: bytes
 
 
+@sensitive_variables()
 def _fernet() -> MultiFernet:
     """The configured keys: the first encrypts, every one of them decrypts."""
     setting = settings.SFTP_KEY_ENCRYPTION_KEY
@@ -68,6 +75,7 @@ def new_encryption_key() -> str:
     return Fernet.generate_key().decode()
 
 
+@sensitive_variables()
 def reencrypt(private_encrypted: bytes) -> bytes:
     """The same private key, encrypted with the first configured key."""
     try:
@@ -83,6 +91,7 @@ def fingerprint(public_openssh: str) -> str:
     return f"SHA256:{digest}"
 
 
+@sensitive_variables()
 def _pair(private_key, kind: str, comment: str) -> KeyPair:
     public = (
         private_key.public_key()
@@ -98,6 +107,7 @@ def _pair(private_key, kind: str, comment: str) -> KeyPair:
     return KeyPair(kind, public, fingerprint(public), _fernet().encrypt(pem))
 
 
+@sensitive_variables()
 def generate(kind: str = "rsa", comment: str = "") -> KeyPair:
     if kind == "ed25519":
         return _pair(ed25519.Ed25519PrivateKey.generate(), kind, comment)
@@ -108,6 +118,7 @@ def generate(kind: str = "rsa", comment: str = "") -> KeyPair:
     raise ValueError(f"unknown key kind {kind!r}")
 
 
+@sensitive_variables()
 def import_private_key(data: bytes, passphrase: str | None = None, comment: str = "") -> KeyPair:
     """Take an OpenSSH or PEM private key, checking its kind and size; refuse anything else."""
     try:
@@ -141,6 +152,7 @@ def import_private_key(data: bytes, passphrase: str | None = None, comment: str 
     raise ValidationError(_("Only RSA and Ed25519 keys are accepted."), code="kind")
 
 
+@sensitive_variables()
 def decrypt_private_key(private_encrypted: bytes) -> bytes:
     """The private key as OpenSSH PEM, for the worker that connects."""
     try:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from lxml import etree
@@ -543,6 +544,8 @@ def account_generate_key(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@sensitive_post_parameters("passphrase")
+@sensitive_variables()
 def account_import_key(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_changeable_or_404(request.user, SftpAccount.objects.all(), pk=pk)
     form = ImportKeyForm(request.POST, request.FILES)

@@ -1,5 +1,8 @@
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.models import Membership, Organisation
 
@@ -28,3 +31,17 @@ class MembershipAdmin(admin.ModelAdmin):
     @admin.display(description=_("role"))
     def role_label(self, membership: Membership) -> str:
         return membership.role.label
+
+
+# Devices are made only by their owner on the setup page, so no one else ever sees a secret;
+# a superuser may list them and delete one to reset a lost phone (the owner sets up anew).
+admin.site.unregister(TOTPDevice)
+
+
+@admin.register(TOTPDevice)
+class TwoFactorDeviceAdmin(TOTPDeviceAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: TOTPDevice | None = None) -> bool:
+        return False

@@ -118,7 +118,9 @@ class BaseFieldFormSet(forms.BaseFormSet):
 
     def clean(self):
         super().clean()
-        if any(self.errors):
+        # Without its management form (a crafted POST) the rows cannot be read, and Django has
+        # already said so; ordered_forms would raise.
+        if any(self.errors) or not self.management_form.is_valid():
             return
         seen = set()
         for form in self.ordered_forms:

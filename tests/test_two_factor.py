@@ -1,0 +1,236 @@
+"""Two-step login (TOTP) for KOMBIT operators and superusers, before any page (issue 8, point 6).
+
+The codes are computed from the secret the setup page shows, as the person's phone would.
+"""
+
+import io
+import re
+import time
+from urllib.parse import urlencode
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from portal.accounts import two_factor
+from tests.conftest import PASSWORD
+from tests.totp import confirmed_device, secret_of, totp_code, verified_client
+from tests.urlwalk import all_patterns
+
+SETUP = reverse("two_factor_setup")
+VERIFY = reverse("two_factor_verify")
+STEP = 30
+
+
+@pytest.fixture(autouse=True)
+def two_factor_on(settings, client):
+    settings.TWO_FACTOR_REQUIRED = True
+    # One wrong code would otherwise hold the next one back for a second.
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    # The messages are checked in English: the Danish catalogue is translated separately.
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+
+def log_in(client: Client, username: str) -> None:
+    response = client.post(reverse("login"), {"username": username, "password": PASSWORD})
+    assert response.status_code == 302, response.content.decode()[:500]
+
+
+def shown_secret(page: str) -> str:
+    found = re.search(r'<code class="totp-secret">([A-Z2-7 ]+)</code>', page)
+    assert found, "the setup page shows no key"
+    return found.group(1).replace(" ", "")
+
+
+def test_an_operator_sets_up_an_app_at_first_login_then_enters_a_code_each_time(client, operator):
+    log_in(client, "operator")
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302
+    assert response["Location"] == f"{SETUP}?{urlencode({'next': '/'})}"
+
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert "no-store" in page["Cache-Control"]
+    html = page.content.decode()
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and 'class="totp-qr"' in html
+    secret = shown_secret(html)
+    device = TOTPDevice.objects.get(user=operator)
+    assert not device.confirmed and secret == secret_of(device)
+
+    # A reload shows the same key: the one scanned a moment ago still counts.
+    assert shown_secret(client.get(SETUP).content.decode()) == secret
+
+    wrong = f"{(int(totp_code(secret)) + 1) % 1_000_000:06d}"
+    refused = client.post(SETUP, {"token": wrong, "next": "/"})
+    assert refused.status_code == 200
+    assert "The code is not right" in refused.content.decode()
+    assert client.get(reverse("dashboard")).status_code == 302
+
+    now = time.time()
+    done = client.post(SETUP, {"token": totp_code(secret, at=now), "next": "/"})
+    assert done.status_code == 302 and done["Location"] == "/"
+    assert client.get(reverse("dashboard")).status_code == 200
+    device.refresh_from_db()
+    assert device.confirmed
+
+    # The next login asks for the code, and the setup page no longer offers a new key.
+    client.post(reverse("logout"))
+    log_in(client, "operator")
+    response = client.get(reverse("itsystems:list"))
+    assert response["Location"] == f"{VERIFY}?{urlencode({'next': reverse('itsystems:list')})}"
+    assert client.get(SETUP)["Location"].startswith(VERIFY)
+    verify_page = client.get(VERIFY).content.decode()
+    assert secret not in verify_page
+    # The code already used is refused (no replay); the app's next code is taken.
+    replay = client.post(VERIFY, {"token": totp_code(secret, at=now)})
+    assert replay.status_code == 200
+    response = client.post(
+        VERIFY, {"token": totp_code(secret, at=now + STEP), "next": reverse("itsystems:list")}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("itsystems:list")
+    assert secret not in client.get(reverse("itsystems:list")).content.decode()
+    assert TOTPDevice.objects.filter(user=operator).count() == 1
+
+
+def test_the_session_key_changes_when_the_code_is_accepted(client, operator):
+    device = confirmed_device(operator)
+    log_in(client, "operator")
+    before = client.cookies["sessionid"].value
+    client.post(VERIFY, {"token": totp_code(secret_of(device))})
+    assert client.cookies["sessionid"].value != before
+    assert client.get(reverse("dashboard")).status_code == 200
+
+
+def test_a_superuser_needs_the_code_for_the_admin_too(client, superuser):
+    device = confirmed_device(superuser)
+    # Through the admin's own login form: the password is right, the admin still waits.
+    response = client.post(
+        reverse("admin:login"), {"username": "root", "password": PASSWORD, "next": "/admin/"}
+    )
+    assert response.status_code == 302
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(VERIFY)
+    client.post(VERIFY, {"token": totp_code(secret_of(device))})
+    assert client.get(reverse("admin:index")).status_code == 200
+
+
+@pytest.mark.parametrize("who", ["staff_a", "architect"])
+def test_other_users_log_in_with_their_password_alone(client, request, who):
+    user = request.getfixturevalue(who)
+    log_in(client, user.username)
+    assert client.get(reverse("dashboard")).status_code == 200
+    # They are never asked to set up an app.
+    assert client.get(SETUP)["Location"] == reverse("dashboard")
+    assert not TOTPDevice.objects.exists()
+
+
+def test_a_password_alone_cannot_enrol_a_second_app(client, operator):
+    device = confirmed_device(operator)
+    log_in(client, "operator")
+    assert client.get(SETUP)["Location"].startswith(VERIFY)
+    client.post(SETUP, {"token": totp_code(secret_of(device))})
+    assert list(TOTPDevice.objects.filter(user=operator)) == [device]
+
+
+def test_wrong_codes_in_a_row_hold_even_the_right_one_back(client, operator, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 60
+    device = confirmed_device(operator)
+    log_in(client, "operator")
+    client.post(VERIFY, {"token": "000000" if totp_code(secret_of(device)) != "000000" else "1"})
+    held = client.post(VERIFY, {"token": totp_code(secret_of(device))})
+    assert held.status_code == 200
+    assert "Too many wrong codes in a row" in held.content.decode()
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+@pytest.mark.parametrize("token", ["", "12345", "1234567", "abcdef"])
+def test_malformed_codes_are_refused(client, operator, token):
+    confirmed_device(operator)
+    log_in(client, "operator")
+    response = client.post(VERIFY, {"token": token})
+    assert response.status_code == 200
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_next_never_leads_off_the_site(client, operator):
+    device = confirmed_device(operator)
+    log_in(client, "operator")
+    response = client.post(
+        VERIFY, {"token": totp_code(secret_of(device)), "next": "https://evil.example/"}
+    )
+    assert response["Location"] == reverse("dashboard")
+
+
+def test_an_htmx_poll_without_the_code_is_sent_to_the_code_page(client, operator):
+    confirmed_device(operator)
+    log_in(client, "operator")
+    response = client.get(
+        reverse("transfers:rows"),
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/transfers/"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"{VERIFY}?{urlencode({'next': '/transfers/'})}"
+
+
+def test_the_admin_never_shows_a_devices_secret(operator, superuser):
+    device = confirmed_device(operator)
+    secret_hex, secret = device.key, secret_of(device)
+    client = verified_client(superuser)
+    for url in (
+        reverse("admin:otp_totp_totpdevice_changelist"),
+        reverse("admin:otp_totp_totpdevice_change", args=[device.pk]),
+    ):
+        page = client.get(url)
+        assert page.status_code == 200
+        assert secret_hex not in page.content.decode() and secret not in page.content.decode()
+    for name in ("admin:otp_totp_totpdevice_config", "admin:otp_totp_totpdevice_qrcode"):
+        assert client.get(reverse(name, args=[device.pk])).status_code == 403
+    assert client.get(reverse("admin:otp_totp_totpdevice_add")).status_code == 403
+    # A superuser may delete the device of someone who lost their phone.
+    delete = reverse("admin:otp_totp_totpdevice_delete", args=[device.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 302
+    assert not TOTPDevice.objects.filter(user=operator).exists()
+
+
+def test_reset_two_factor_lets_the_user_set_up_a_new_app(operator):
+    confirmed_device(operator)
+    out = io.StringIO()
+    call_command("reset_two_factor", "operator", stdout=out)
+    assert "1 device(s) deleted" in out.getvalue()
+    assert not TOTPDevice.objects.filter(user=operator).exists()
+
+
+def test_who_needs_the_code(staff_a, architect, operator, superuser):
+    needs = {u.username: two_factor.requires_two_factor(u) for u in (staff_a, architect)}
+    assert needs == {"staff-a": False, "architect-aarhus": False}
+    assert two_factor.requires_two_factor(operator) and two_factor.requires_two_factor(superuser)
+
+
+# Before any page: every URL pattern, walked from the resolver.
+
+PATTERNS = all_patterns()
+# The two steps themselves, logging in or out, the language and the load balancer's health check.
+REACHABLE_BEFORE_THE_CODE = {
+    "two_factor_setup",
+    "two_factor_verify",
+    "login",
+    "logout",
+    "set_language",
+    "healthz",
+}
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=[p.key for p in PATTERNS])
+def test_no_page_opens_before_the_code(client, operator, pattern):
+    if pattern.key in REACHABLE_BEFORE_THE_CODE:
+        return
+    confirmed_device(operator)
+    client.force_login(operator)
+    for method in (client.get, client.post):
+        response = method(pattern.path())
+        assert response.status_code == 302, f"{pattern.key}: {response.status_code}"
+        assert response["Location"].startswith(VERIFY), f"{pattern.key}: {response['Location']}"
