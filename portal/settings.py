@@ -58,6 +58,9 @@ INSTALLED_APPS = [
     "transfers",
     "django_q",
     "gdpr",
+    # The REST API, watched folders and commands that hand files over without a person.
+    "ninja",
+    "handoff",
 ]
 
 MIDDLEWARE = [
@@ -278,6 +281,16 @@ RECEIVED_FILE_RETENTION_DAYS = env_int("RECEIVED_FILE_RETENTION_DAYS", 30, minim
 SIMULATOR_HOST = env_str("SIMULATOR_HOST", "127.0.0.1")
 SIMULATOR_PORT = env_int("SIMULATOR_PORT", 2222, minimum=1)
 SIMULATOR_DATA_DIR = env_path("SIMULATOR_DATA_DIR", DATA_DIR / "serviceplatform")
+# Uploads above this size go to a file on disk as they arrive; a 2 GB send never sits in memory.
+# The API writes its uploads straight into TRANSFER_DATA_DIR (handoff.uploads) whatever the size.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Drop folders (per route) and delivery folders (per receiving IT system) live under this root;
+# the UI takes only paths inside it, so no one picks a folder elsewhere on the portal's host.
+HANDOFF_FOLDER_ROOT = env_path("HANDOFF_FOLDER_ROOT", DATA_DIR / "handoff")
+# How long a file in a drop folder must stay unchanged before it is taken (new folders' default).
+HANDOFF_SETTLE_SECONDS = env_int("HANDOFF_SETTLE_SECONDS", 10, minimum=0)
+# Pause between rounds of `manage.py watch_folders` when it runs without --once.
+HANDOFF_WATCH_SECONDS = env_int("HANDOFF_WATCH_SECONDS", 5, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from handoff.api import api
 from portal.accounts import two_factor
 from portal.core import views as core_views
 
@@ -19,6 +20,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("organisations/", include("portal.accounts.urls")),
     path("it-systems/", include("portal.itsystems.urls")),
+    path("it-systems/", include("handoff.urls")),
     path("outbox/", include("portal.outbox.urls")),
     path("infrefs/", include("gdpr.urls")),
     path("specifications/", include("portal.specs.urls")),
@@ -27,5 +29,6 @@ urlpatterns = [
     path("review/", include("portal.review.urls")),
     path("audit/", include("portal.audit.urls")),
     path("alerts/", include("portal.alerts.urls")),
+    path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -61,9 +61,21 @@ def remote_name(account: SftpAccount, original_name: str) -> str:
     return f"{account.username}_FDD_{uuid.uuid4()}.{extension}"
 
 
+def display_name(original_name: str) -> str:
+    """The uploaded file's name as a label: no folders, no control characters, at most 255."""
+    name = unicodedata.normalize("NFC", re.split(r"[/\\]", original_name)[-1])
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    return name.strip()[:255] or "file"
+
+
 def _store(source: BinaryIO, destination: Path) -> tuple[int, str]:
     """Copy into the payload store, hashing on the way; a partial copy never stays behind."""
     destination.parent.mkdir(parents=True, exist_ok=True)
+    move_to = getattr(source, "move_to", None)
+    if callable(move_to):
+        # An upload already on disk and hashed on its way (handoff.uploads) is moved, not
+        # copied: a 2 GB file is not written twice.
+        return move_to(destination)
     partial = destination.with_name(destination.name + ".part")
     digest, size = hashlib.sha256(), 0
     try:

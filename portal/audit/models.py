@@ -20,6 +20,8 @@ class AuditEvent(models.Model):
         DECLARATION_SUBMITTED = "declaration_submitted", _("GDPR declaration submitted")
         TASK_CHANGED = "task_changed", _("Onboarding task changed")
         RETENTION_DELETED = "retention_deleted", _("File deleted after the retention period")
+        API_TOKEN_CREATED = "api_token_created", _("API token made")
+        API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
 
     at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

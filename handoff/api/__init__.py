@@ -1,0 +1,42 @@
+"""The portal's REST API, version 1, at /api/v1/ (OpenAPI at /api/v1/openapi.json, docs at
+/api/v1/docs). Every call carries a per-IT-system token; see docs/api.md."""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import translation
+from ninja import NinjaAPI
+
+from handoff.api import errors, received, sends
+from handoff.api.auth import TokenAuth
+
+
+def _language(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Messages in the language the client asks for (Accept-Language), Danish by default: a
+    program has no language switcher to click."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        language = translation.get_language_from_request(request)
+        with translation.override(language):
+            response = view(request, *args, **kwargs)
+        response["Content-Language"] = language
+        return response
+
+    return wrapper
+
+
+api = NinjaAPI(
+    title="FDD portal API",
+    version="1",
+    description="Queue files on routes, follow transfers, and take received files, "
+    "without a person. Authenticate with `Authorization: Bearer <token>`, a token made on "
+    "the IT system's page in the portal.",
+    auth=TokenAuth(),
+    urls_namespace="api-v1",
+)
+errors.install(api)
+api.add_decorator(_language, mode="view")
+api.add_router("", sends.router)
+api.add_router("", received.router)

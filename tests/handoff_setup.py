@@ -1,0 +1,104 @@
+"""Shared by the hand-off tests (API, folders, commands): a route that may send, and tokens."""
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+from handoff import tokens
+from tests import engine
+from tests.workers import ROOT, database_url_of_the_test_run
+from transfers.models import ReceivedFile, Route, SftpAccount
+
+# route_blockers only asks that a host key is pinned; no test here opens a session.
+PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly"
+
+
+@dataclasses.dataclass
+class Ready:
+    sender: SftpAccount
+    receiver: SftpAccount
+    routes: dict[str, Route]
+    staff: object
+
+    @property
+    def route(self) -> Route:
+        return self.routes["751"]
+
+
+def skip_declaration_pdf(monkeypatch) -> None:
+    """The declaration's PDF for KOMBIT is not what these tests look at, and takes a second."""
+    monkeypatch.setattr("gdpr.mail.render_declaration_pdf", lambda declaration: b"%PDF-1.7\n")
+
+
+@pytest.fixture
+def no_declaration_pdf(monkeypatch) -> None:
+    skip_declaration_pdf(monkeypatch)
+
+
+@pytest.fixture(name="ready")
+def ready_fixture(staff_a, operator, system_a, system_b, aarhus, odense, monkeypatch) -> Ready:
+    skip_declaration_pdf(monkeypatch)
+    integration = engine.ready_integration(
+        staff=staff_a,
+        operator=operator,
+        sender=system_a,
+        receiver=system_b,
+        municipalities=[aarhus, odense],
+    )
+    return Ready(
+        sender=engine.account(system_a, "alfa_omsorg", None, host_key=PINNED),
+        receiver=engine.account(system_b, "beta_journal", None, host_key=PINNED),
+        routes=engine.routes_for(integration, [aarhus, odense]),
+        staff=staff_a,
+    )
+
+
+def token_for(it_system, user=None, days: int = 30) -> str:
+    _token, plain = tokens.issue(it_system, name="test", valid_days=days, user=user)
+    return plain
+
+
+def bearer(plain: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {plain}"}
+
+
+def received_file(account: SftpAccount, route: Route, tmp_path, data: bytes, name: str):
+    stored = tmp_path / name
+    stored.write_bytes(data)
+    return ReceivedFile.objects.create(
+        account=account,
+        remote_name=name,
+        state=ReceivedFile.State.RECEIVED,
+        stored_path=str(stored),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        infref_name=route.infref.name,
+        sender_username="alfa_omsorg",
+        route=route,
+    )
+
+
+def manage(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` in its own process on the test's database: real exit codes."""
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": database_url_of_the_test_run(),
+        "PORTAL_DATA_DIR": str(settings.DATA_DIR),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
+        "DEBUG": "true",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
