@@ -274,6 +274,19 @@ TRANSFER_DATA_DIR = DATA_DIR / "transfers"
 TRANSFER_MAX_ATTEMPTS = env_int("TRANSFER_MAX_ATTEMPTS", 5, minimum=1)
 # A send that shows no progress for this long has lost its worker and is queued again.
 TRANSFER_STALE_SECONDS = env_int("TRANSFER_STALE_SECONDS", 120, minimum=10)
+# A send that failed is tried again after this long, each further time twice as long (at most
+# TRANSFER_RETRY_MAX_SECONDS), until TRANSFER_MAX_ATTEMPTS.
+TRANSFER_RETRY_SECONDS = env_int("TRANSFER_RETRY_SECONDS", 10, minimum=1)
+TRANSFER_RETRY_MAX_SECONDS = env_int("TRANSFER_RETRY_MAX_SECONDS", 600, minimum=1)
+# How long a worker waits for the SFTP server (to connect, to answer a request) before it gives
+# the connection up; a stalled connection costs a worker no more than this.
+TRANSFER_TIMEOUT_SECONDS = env_int("TRANSFER_TIMEOUT_SECONDS", 30, minimum=1)
+if TRANSFER_STALE_SECONDS <= TRANSFER_TIMEOUT_SECONDS:
+    # Else a worker still waiting on a slow server would look dead, and its send (or the file
+    # its fetch is staging) would be handed on while it still writes.
+    raise ImproperlyConfigured(
+        "TRANSFER_STALE_SECONDS must be longer than TRANSFER_TIMEOUT_SECONDS."
+    )
 # Data minimisation: days a sent file's local copy, and a received file, are kept once the
 # transfer is final or the file is fetched. The records, checksums and audit trail stay.
 TRANSFER_PAYLOAD_RETENTION_DAYS = env_int("TRANSFER_PAYLOAD_RETENTION_DAYS", 30, minimum=1)

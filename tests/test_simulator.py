@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -718,9 +719,10 @@ def test_registry_from_the_database(tmp_path, people, aarhus):
             for name in ("db.csv", "db.csv.metadata"):
                 (inbox(sim, "beta") / name).unlink()
 
-            # Changes in the portal take effect without a restart.
+            # Changes in the portal take effect without a restart, within a second.
             the_route.state = Route.State.SUSPENDED
             the_route.save()
+            time.sleep(1.1)
             send(
                 alfa,
                 "db2.csv",
@@ -730,6 +732,7 @@ def test_registry_from_the_database(tmp_path, people, aarhus):
             assert_refused(sim, "db2.csv", ErrorCode.NO_ROUTE)
 
             InfRef.objects.filter(pk=infref.pk).update(created_on_serviceplatform_at=None)
+            time.sleep(1.1)
             send(
                 alfa,
                 "db3.csv",
@@ -740,6 +743,7 @@ def test_registry_from_the_database(tmp_path, people, aarhus):
 
         assert_login_refused(sim.port, people["gamma"])
         SftpAccount.objects.filter(username="gamma").update(environment=Environment.SIMULATOR)
+        time.sleep(1.1)
         with sftp_client(sim.port, people["gamma"], host_key=sim.host_key) as gamma:
             assert sorted(gamma.listdir("/")) == ["IN", "OUT"]
 

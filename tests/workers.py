@@ -26,7 +26,12 @@ def database_url_of_the_test_run() -> str:
 
 
 @contextmanager
-def worker_cluster() -> Iterator[subprocess.Popen]:
+def worker_cluster(output: Path | None = None) -> Iterator[subprocess.Popen]:
+    """`manage.py qcluster` on the test's database and data folder, stopped on exit.
+
+    `output` keeps its log (stdout and stderr), which names every task a worker took: how to
+    tell which of several clusters, all with the one queue name they must share, did what.
+    """
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings",
@@ -36,14 +41,17 @@ def worker_cluster() -> Iterator[subprocess.Popen]:
         "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
         "DEBUG": "true",
     }
+    log = output.open("ab") if output is not None else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "manage.py", "qcluster"],
         cwd=ROOT,
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
         start_new_session=True,
     )
+    if output is not None:
+        log.close()  # the cluster has its own copy
     try:
         yield process
     finally:

@@ -3,11 +3,17 @@
 The remote pair is deleted only after the local file is complete, fsynced, in place and recorded;
 a crash at any point leaves the pair on the server, and the next fetch finds its record (by the
 platform's FileTransferUUID) and finishes the job instead of storing the file twice.
+
+Several fetches of one inbox may run at once (a fetch is queued for each delivered send, and
+every worker of every cluster may take one): each stages under names of its own, and a pair that
+leaves IN/ between a fetch's listing and its turn was taken by another fetch, not lost.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +25,8 @@ from portal.alerts import service as alerts
 from transfers import protocol
 from transfers.models import ReceivedFile, Route, SftpAccount
 from transfers.sessions import drop_session, session_for
-from transfers.sftp import SftpSession
+from transfers.sftp import SftpError, SftpSession
+from transfers.soon import starting
 
 log = logging.getLogger(__name__)
 IN = "IN"
@@ -34,6 +41,7 @@ class FetchResult:
     received: int = 0
     quarantined: int = 0
     waiting: int = 0
+    gone: int = 0  # taken by another fetch of the same inbox after this one listed it
 
 
 def _store_dir(account: SftpAccount) -> Path:
@@ -96,11 +104,16 @@ def _check(
 
 def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchResult:
     account = SftpAccount.objects.get(pk=account_id)
+    starting(f"{__name__}.fetch_inbox", account.pk, account.key_fingerprint)
     result = FetchResult()
+    _sweep_staging(account)
     try:
         session = session or session_for(account)
         names = set(session.listdir(IN))
         for name in sorted(names):
+            if name.endswith(".metadata") and name.removesuffix(".metadata") not in names:
+                _leftover_metadata(session, account, name.removesuffix(".metadata"))
+                continue
             if name.endswith(SIDE_FILES) or name.startswith("."):
                 continue
             outcome = _fetch_one(session, account, name, names)
@@ -111,25 +124,68 @@ def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchRes
     return result
 
 
+def _sweep_staging(account: SftpAccount) -> None:
+    """Remove what a dead fetch left in the staging folder: files nobody has written to for
+    TRANSFER_STALE_SECONDS (a live fetch writes its file all the time)."""
+    staging = _store_dir(account) / ".incoming"
+    limit = time.time() - settings.TRANSFER_STALE_SECONDS
+    try:
+        entries = list(os.scandir(staging))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
+                os.unlink(entry.path)
+                log.info("removed %s, left by a fetch that stopped", entry.path)
+
+
+def _leftover_metadata(session: SftpSession, account: SftpAccount, name: str) -> None:
+    """`IN/<name>.metadata` without its data file: a fetch that stopped between its two deletes
+    left it. Removed once the file it describes is recorded as received; any other stays."""
+    if ReceivedFile.objects.filter(
+        account=account, remote_name=name, state=ReceivedFile.State.RECEIVED
+    ).exists():
+        session.remove(f"{IN}/{name}.metadata", missing_ok=True)
+
+
 def _fetch_one(session: SftpSession, account: SftpAccount, name: str, names: set[str]) -> str:
+    if not protocol.is_file_name(name):
+        # A name the protocol does not allow may be a path or hide control characters: it is
+        # never used on this disk nor in a path on the server; a person looks at it.
+        _quarantine(
+            account, protocol.printable(name), "the file name is not one the protocol allows"
+        )
+        return "quarantined"
     remote = f"{IN}/{name}"
     if f"{name}.metadata" not in names:
         age = session.age(remote)
-        if age is not None and age < METADATA_GRACE_SECONDS:
+        if age is None:
+            return "gone"
+        if age < METADATA_GRACE_SECONDS:
             return "waiting"
         _quarantine(account, name, "the data file arrived without its metadata file")
         return "quarantined"
     metadata_path = f"{remote}.metadata"
     size = session.size(metadata_path)
+    # A fetch removes the data file before its metadata: both gone means another fetch has it.
+    if size is None and session.size(remote) is None:
+        return "gone"
     if size is None or size > protocol.MAX_XML_BYTES:
         _quarantine(account, name, f"the metadata file is missing or too large ({size} bytes)")
         return "quarantined"
     staging = _store_dir(account) / ".incoming"
     staging.mkdir(parents=True, exist_ok=True)
-    local_metadata = staging / f"{name}.metadata"
-    session.get_file(metadata_path, local_metadata)
-    raw = local_metadata.read_bytes()
-    local_metadata.unlink()
+    local_metadata = staging / f"{uuid.uuid4().hex}.metadata"
+    try:
+        session.get_file(metadata_path, local_metadata)
+        raw = local_metadata.read_bytes()
+    except SftpError:
+        if session.size(remote) is None:
+            return "gone"
+        raise
+    finally:
+        local_metadata.unlink(missing_ok=True)
     try:
         metadata = protocol.parse_metadata(raw)
     except protocol.ProtocolError as error:
@@ -148,20 +204,30 @@ def _fetch_one(session: SftpSession, account: SftpAccount, name: str, names: set
     done = ReceivedFile.objects.filter(
         account=account, file_transfer_uuid=metadata.file_transfer_uuid
     ).first()
-    if done is None and not _download(session, account, name, metadata, route, raw):
-        return "quarantined"
+    if done is None:
+        outcome = _download(session, account, name, metadata, route, raw)
+        if outcome != "received":
+            return outcome
     # Stored and recorded (now or by an earlier run): only now may the pair leave the server.
-    session.remove(remote)
-    session.remove(metadata_path)
+    session.remove(remote, missing_ok=True)
+    session.remove(metadata_path, missing_ok=True)
     return "received"
 
 
-def _download(session, account, name, metadata, route, raw: bytes) -> bool:
-    """Store the data file and record it; False if it proved not to match its metadata."""
+def _download(session, account, name, metadata, route, raw: bytes) -> str:
+    """Store the data file and record it: "received", or "quarantined" if it proved not to
+    match its metadata, or "gone" if another fetch took it first."""
     directory = _store_dir(account)
-    final = directory / f"{metadata.file_transfer_uuid}-{name}"
-    partial = directory / ".incoming" / f"{name}.part"
-    size, sha256 = session.get_file(f"{IN}/{name}", partial)
+    # Within the 255 bytes a file name may have here, whatever the remote name's length.
+    final = directory / f"{metadata.file_transfer_uuid}-{name}"[:255]
+    partial = directory / ".incoming" / f"{uuid.uuid4().hex}.part"
+    try:
+        size, sha256 = session.get_file(f"{IN}/{name}", partial)
+    except SftpError:
+        partial.unlink(missing_ok=True)
+        if session.size(f"{IN}/{name}") is None:
+            return "gone"
+        raise
     if size != metadata.descriptor.size:
         partial.unlink(missing_ok=True)
         _quarantine(
@@ -170,7 +236,8 @@ def _download(session, account, name, metadata, route, raw: bytes) -> bool:
             f"the file is {size} bytes but the metadata says {metadata.descriptor.size}",
             raw,
         )
-        return False
+        return "quarantined"
+    # A concurrent fetch may replace `final` with its own copy: the same bytes, whole either way.
     os.replace(partial, final)
     _fsync_directory(directory)
     try:
@@ -190,7 +257,7 @@ def _download(session, account, name, metadata, route, raw: bytes) -> bool:
             )
     except IntegrityError:
         pass  # recorded by a concurrent fetch of the same file: the same bytes, kept once
-    return True
+    return "received"
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -377,6 +377,16 @@ def _show(value: str, limit: int = 80) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
+def printable(value: str, limit: int = 80) -> str:
+    """A name from outside as it may be shown and stored: quoted, escaped, cut to `limit`."""
+    return _show(value, limit)
+
+
+def is_file_name(value: str) -> bool:
+    """A file name the protocol allows: 1-255 of A-Z a-z 0-9 . _ - and not '.' or '..'."""
+    return isinstance(value, str) and bool(_NAME.fullmatch(value)) and value not in (".", "..")
+
+
 def _parse_xml(data: bytes, what: str = "the document") -> etree._Element:
     """Parse untrusted bytes into an element tree, refusing anything dangerous or odd."""
     if isinstance(data, (bytearray, memoryview)):

@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+import re
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -114,7 +116,7 @@ def queue_send(route: Route, source: BinaryIO, *, original_name: str, user=None)
             transfer = Transfer.objects.create(
                 route=route,
                 account=account,
-                original_name=original_name[:255],
+                original_name=display_name(original_name),
                 payload=str(payload),
                 size=size,
                 sha256=sha256,

@@ -4,6 +4,7 @@ Connecting costs a few round trips and a key exchange; a worker that sends or fe
 files keeps its session until it breaks or the account's host key turns out to have changed.
 """
 
+from django.conf import settings
 from django.utils import timezone
 
 from transfers.keys import decrypt_private_key
@@ -24,6 +25,7 @@ def session_for(account: SftpAccount) -> SftpSession:
         username=account.username,
         private_key=decrypt_private_key(account.private_key_encrypted),
         host_key=account.host_key or None,
+        timeout=settings.TRANSFER_TIMEOUT_SECONDS,
     )
     try:
         session.connect()

@@ -104,6 +104,11 @@ class SftpError(Exception):
     """A connection or transfer failed; the message says what and where."""
 
 
+class SftpRefused(SftpError):
+    """The server answered "permission denied": it is there and said no (the Serviceplatform
+    refuses to write or remove a name while it routes it)."""
+
+
 def host_key_fingerprint(key_line: str) -> str:
     """OpenSSH's fingerprint ("SHA256:...", as `ssh-keygen -l` prints it) of "type base64"."""
     blob = _key_blob(key_line)
@@ -484,7 +489,7 @@ class SftpSession:
             channel = transport.open_session(timeout=self.timeout)
             channel.settimeout(self.timeout)
             channel.in_buffer = _ChunkPipe()  # before any data arrives on the channel
-            channel.invoke_subsystem("sftp")
+            _invoke_sftp(transport, channel, self.timeout)
             sftp = _SFTPClient(channel)
             limits = _limits(sftp)
         except (HostKeyUnknown, HostKeyChanged, SftpError):
@@ -528,7 +533,8 @@ class SftpSession:
         )
         if not (status_error and self.connected):
             self.close()
-        return SftpError(f"{action} on {self.where} failed: {_describe(error)}")
+        kind = SftpRefused if isinstance(error, PermissionError) else SftpError
+        return kind(f"{action} on {self.where} failed: {_describe(error)}")
 
     # -- small operations ---------------------------------------------------------------------
 
@@ -559,10 +565,13 @@ class SftpSession:
             raise self._fail(f"Stat of {path}", error) from None
         return max(0.0, time.time() - (modified or 0))
 
-    def remove(self, path: str) -> None:
+    def remove(self, path: str, *, missing_ok: bool = False) -> None:
         client = self._client()
         try:
             client.remove(path)
+        except FileNotFoundError as error:
+            if not missing_ok:
+                raise self._fail(f"Removing {path}", error) from None
         except (paramiko.SSHException, OSError, EOFError, SFTPError) as error:
             raise self._fail(f"Removing {path}", error) from None
 
@@ -754,6 +763,29 @@ class SftpSession:
         if progress is not None and received == 0:
             progress(0)  # an empty file: one call, at its size
         return received
+
+
+def _invoke_sftp(transport: paramiko.Transport, channel: paramiko.Channel, timeout: float):
+    """Ask for the sftp subsystem within `timeout`. paramiko waits for the answer without a
+    timeout, so a connection that stalls at that moment would hold the worker for ever; a timer
+    closes the transport instead, which ends the wait."""
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        transport.close()
+
+    watchdog = threading.Timer(timeout, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        channel.invoke_subsystem("sftp")
+    except (paramiko.SSHException, EOFError):
+        if expired.is_set():
+            raise TimeoutError() from None
+        raise
+    finally:
+        watchdog.cancel()
 
 
 def _limits(client: paramiko.SFTPClient) -> tuple[int, int, int, int] | None:

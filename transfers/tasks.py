@@ -5,6 +5,7 @@ a send whose heartbeat stopped), so every step checks what an earlier run alread
 """
 
 import logging
+import os
 import time
 import uuid
 from datetime import timedelta
@@ -23,10 +24,12 @@ from transfers.keys import KeyUnavailable
 from transfers.models import SftpAccount, Transfer
 from transfers.queueing import SEND_TASK, enqueue, route_blockers
 from transfers.sessions import drop_session, session_for
-from transfers.sftp import HostKeyChanged, HostKeyUnknown, SftpError, SftpSession
+from transfers.sftp import HostKeyChanged, HostKeyUnknown, SftpError, SftpRefused, SftpSession
+from transfers.soon import queue_soon, starting
 
 log = logging.getLogger(__name__)
 FETCH_TASK = "transfers.fetch.fetch_inbox"
+RECEIPTS_TASK = "transfers.tasks.collect_account_receipts"
 State = Transfer.State
 OUT, IN = "OUT", "IN"
 # How long a send waits on its open session for the receipt before leaving it to the schedule.
@@ -34,6 +37,10 @@ RECEIPT_WAIT_SECONDS = 5.0
 HEARTBEAT_SECONDS = 1.0
 # How often a send whose private key the worker cannot decrypt looks again.
 KEY_WAIT_SECONDS = 300
+# Error receipts that say "not now" rather than "not this": the send is tried again by itself,
+# like after a network fault (the simulator's codes, docs/simulator.md): 108 the name was still
+# being written (a dead connection's handle the server had not closed yet), 199 an internal error.
+TRANSIENT_ERROR_CODES = frozenset({108, 199})
 
 
 def _update(transfer_id: int, **fields) -> None:
@@ -71,6 +78,9 @@ def send_transfer(transfer_id: int) -> str:
     try:
         session = session_for(transfer.account)
         if transfer.trigger_started_at is None:
+            if transfer.attempts > 1:
+                # An earlier trigger's receipt must not be read as this one's.
+                _remove_receipt(session, transfer.remote_name)
             _upload_data(session, transfer)
             _write_trigger(session, transfer)
         else:
@@ -81,8 +91,8 @@ def send_transfer(transfer_id: int) -> str:
         return _wait_for_key(transfer, error)
     except (SftpError, OSError) as error:
         drop_session(transfer.account_id)
-        return _retry_later(transfer, error)
-    _await_receipt(session, transfer)
+        return _retry_later(transfer, f"{type(error).__name__}: {error}")
+    _receipt_now_or_later(session, transfer)
     return "sent"
 
 
@@ -166,34 +176,88 @@ def _resume_after_trigger(session: SftpSession, transfer: Transfer) -> None:
     """An earlier attempt began writing the trigger: find out what the server has, send nothing
     that could be routed twice."""
     name = f"{OUT}/{transfer.remote_name}"
-    trigger_there = session.size(f"{name}.trigger") is not None
-    data_size = session.size(name)
-    if not trigger_there and data_size == transfer.size:
-        # The trigger never landed; the complete data file is still waiting for it.
-        session.put_bytes(transfer.trigger_xml.encode(), f"{name}.trigger")
-    # Otherwise the trigger is there, or the platform has taken the file: the receipt will say.
+    trigger = f"{name}.trigger"
+    if session.size(trigger) is not None:
+        # The platform refuses to remove a trigger it is routing. A trigger it lets go of was
+        # never finished (the attempt died before closing it), so it would never be routed.
+        try:
+            session.remove(trigger, missing_ok=True)
+        except SftpRefused:
+            _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
+            return  # in the platform's hands: the receipt will say
+    if session.size(name) == transfer.size:
+        # The trigger never landed (or was unfinished); the complete data file is waiting.
+        session.put_bytes(transfer.trigger_xml.encode(), trigger)
+    # Otherwise the platform has taken the file: the receipt will say.
     _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
 
 
 def retry_delay(attempts: int) -> timedelta:
-    return timedelta(seconds=min(10 * 2 ** max(attempts - 1, 0), 600))
+    base = settings.TRANSFER_RETRY_SECONDS
+    return timedelta(
+        seconds=min(base * 2 ** max(attempts - 1, 0), settings.TRANSFER_RETRY_MAX_SECONDS)
+    )
 
 
-def _retry_later(transfer: Transfer, error: Exception) -> str:
-    message = f"{type(error).__name__}: {error}"
+def _retry_later(transfer: Transfer, message: str) -> str:
     if transfer.attempts >= settings.TRANSFER_MAX_ATTEMPTS:
         return _fail(transfer, message)
     # Back in the queue with its row; the next attempt resumes from what the server has.
     with transaction.atomic():
         _update(transfer.pk, state=State.QUEUED, last_error=message, heartbeat_at=None)
-        schedule(
-            SEND_TASK,
-            transfer.pk,
-            name=f"transfer-retry-{transfer.pk}-{transfer.attempts}-{uuid.uuid4().hex[:8]}",
-            schedule_type=Schedule.ONCE,
-            next_run=timezone.now() + retry_delay(transfer.attempts),
-        )
+        _schedule_retry(transfer)
     return "retry"
+
+
+def _schedule_retry(transfer: Transfer) -> None:
+    schedule(
+        SEND_TASK,
+        transfer.pk,
+        name=f"transfer-retry-{transfer.pk}-{transfer.attempts}-{uuid.uuid4().hex[:8]}",
+        schedule_type=Schedule.ONCE,
+        next_run=timezone.now() + retry_delay(transfer.attempts),
+    )
+
+
+def _receipt_now_or_later(session: SftpSession, transfer: Transfer) -> None:
+    """Wait for the receipt on the open session, unless other sends are waiting for a worker:
+    then a round of receipts queued behind them collects it. Routing and collecting a receipt
+    take a few round trips; a worker that waited for each would send a batch at the pace of its
+    receipts."""
+    if Transfer.objects.filter(state=State.QUEUED).exists():
+        account = transfer.account
+        queue_soon(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts")
+    else:
+        _await_receipt(session, transfer)
+
+
+def collect_account_receipts(account_id: int) -> int:
+    """Queued by sends that left their receipts for later: collect them on one session, one
+    listing per round, for as long as receipts keep coming (the schedule takes any later)."""
+    account = SftpAccount.objects.get(pk=account_id)
+    starting(RECEIPTS_TASK, account.pk, account.key_fingerprint)
+    settled, progress_at = 0, time.monotonic()
+    try:
+        session = session_for(account)
+        while time.monotonic() - progress_at < RECEIPT_WAIT_SECONDS:
+            waiting = Transfer.objects.filter(account=account, state=State.SENT)
+            names = dict(waiting.values_list("remote_name", "pk"))
+            if not names:
+                break
+            arrived = [
+                names[name.removesuffix(".sftpreceipt")]
+                for name in session.listdir(IN)
+                if name.removesuffix(".sftpreceipt") in names
+            ]
+            for transfer_id in arrived:
+                if _collect_receipt(session, transfer_id):
+                    settled, progress_at = settled + 1, time.monotonic()
+            if not arrived:
+                time.sleep(0.1)
+    except (SftpError, OSError, HostKeyChanged, HostKeyUnknown, KeyUnavailable) as error:
+        log.warning("receipts for %s left to the schedule: %s", account, error)
+        drop_session(account_id)
+    return settled
 
 
 def _await_receipt(session: SftpSession, transfer: Transfer) -> None:
@@ -223,7 +287,7 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
         return False
     if size > protocol.MAX_XML_BYTES:
         raise SftpError(f"{path} is {size} bytes, too large for a receipt")
-    local = Path(settings.TRANSFER_DATA_DIR) / "receipts" / f"{transfer.remote_name}.sftpreceipt"
+    local = _receipt_copy(transfer.remote_name)
     local.parent.mkdir(parents=True, exist_ok=True)
     session.get_file(path, local)
     raw = local.read_bytes()
@@ -241,11 +305,36 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
         "file_transfer_uuid": receipt.file_transfer_uuid,
         "finished_at": timezone.now(),
     }
+    first = receipt.errors[0] if receipt.errors else None
     if receipt.success:
-        fields.update(state=State.DELIVERED, last_error="")
+        # last_error stays: what went wrong in an earlier attempt, shown with the delivery.
+        fields.update(state=State.DELIVERED)
         _fetch_soon(transfer)
+    elif (
+        first is not None
+        and first.code in TRANSIENT_ERROR_CODES
+        and transfer.attempts < settings.TRANSFER_MAX_ATTEMPTS
+    ):
+        # The platform removed the data file and the trigger: the next attempt sends both anew,
+        # as a new trigger with a new TransactionId. Only from "sent": another worker that read
+        # the same receipt must not queue the send a second time.
+        with transaction.atomic():
+            requeued = Transfer.objects.filter(pk=transfer.pk, state=State.SENT).update(
+                state=State.QUEUED,
+                last_error=(
+                    f"KOMBIT error {first.code} ({first.code_description}): {first.description}"
+                ),
+                receipt_xml=raw.decode(),
+                trigger_started_at=None,
+                sent_at=None,
+                heartbeat_at=None,
+                transaction_id=uuid.uuid4(),
+            )
+            if requeued:
+                _schedule_retry(transfer)
+        _remove_receipt(session, transfer.remote_name)
+        return True
     else:
-        first = receipt.errors[0] if receipt.errors else None
         fields.update(
             state=State.FAILED,
             error_code=first.code if first else None,
@@ -255,10 +344,40 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
     _update(transfer.pk, **fields)
     if fields["state"] == State.FAILED:
         alerts.transfer_failed(transfer.pk)
-    # Removed only once recorded: a crash in between reads the same receipt again.
-    session.remove(path)
-    local.unlink(missing_ok=True)
+    # Removed only once recorded: a crash in between reads the same receipt again, or (once
+    # settled) leaves the local copy by which collect_receipts removes it.
+    _remove_receipt(session, transfer.remote_name)
     return True
+
+
+def _receipt_copy(remote_name: str) -> Path:
+    return Path(settings.TRANSFER_DATA_DIR) / "receipts" / f"{remote_name}.sftpreceipt"
+
+
+def _remove_receipt(session: SftpSession, remote_name: str) -> None:
+    """Remove a recorded receipt from the server, then its local copy."""
+    session.remove(f"{IN}/{remote_name}.sftpreceipt", missing_ok=True)
+    _receipt_copy(remote_name).unlink(missing_ok=True)
+
+
+def _receipts_left() -> dict[int, list[str]]:
+    """Receipts recorded but not removed from the server (a worker died in between), by account:
+    the local copy is removed only after the remote receipt."""
+    folder = Path(settings.TRANSFER_DATA_DIR) / "receipts"
+    suffix = ".sftpreceipt"
+    try:
+        names = [entry.name[: -len(suffix)] for entry in os.scandir(folder)]
+    except FileNotFoundError:
+        return {}
+    if not names:
+        return {}
+    left: dict[int, list[str]] = {}
+    settled = Transfer.objects.filter(
+        remote_name__in=names, state__in=(State.DELIVERED, State.FAILED)
+    ).values_list("account_id", "remote_name")
+    for account_id, remote_name in settled:
+        left.setdefault(account_id, []).append(remote_name)
+    return left
 
 
 def _fetch_soon(transfer: Transfer) -> None:
@@ -269,11 +388,11 @@ def _fetch_soon(transfer: Transfer) -> None:
             it_system_id=transfer.route.receiver_id, environment=transfer.route.environment
         )
         .exclude(private_key_encrypted=b"")
-        .values_list("pk", flat=True)
+        .values_list("pk", "key_fingerprint")
         .first()
     )
     if receiving:
-        transaction.on_commit(lambda: async_task(FETCH_TASK, receiving, group="fetch"))
+        queue_soon(FETCH_TASK, *receiving, group="fetch")
 
 
 def fetch_all_inboxes() -> int:
@@ -287,13 +406,18 @@ def fetch_all_inboxes() -> int:
 
 
 def collect_receipts() -> int:
-    """Scheduled: look for receipts of every sent transfer still waiting for one."""
+    """Scheduled: look for receipts of every sent transfer still waiting for one, and remove
+    the receipts of settled ones that a dead worker left on the server."""
     settled = 0
     waiting = Transfer.objects.filter(state=State.SENT).select_related("account")
-    for account_id in waiting.values_list("account_id", flat=True).distinct():
+    left = _receipts_left()
+    accounts = set(waiting.values_list("account_id", flat=True).distinct()) | set(left)
+    for account_id in sorted(accounts):
         account = SftpAccount.objects.get(pk=account_id)
         try:
             session = session_for(account)
+            for remote_name in left.get(account_id, ()):
+                _remove_receipt(session, remote_name)
             for transfer_id in waiting.filter(account=account).values_list("pk", flat=True):
                 settled += _collect_receipt(session, transfer_id)
         except (SftpError, HostKeyChanged, HostKeyUnknown, OSError) as error:

@@ -89,6 +89,10 @@ class Folders:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)  # a full disk leaves no half-written file behind
+            raise
         finally:
             os.close(fd)
         target = folder / name

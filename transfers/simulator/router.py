@@ -370,21 +370,32 @@ class Router:
         )
         out = self.folders.outbox(user)
         first = None
-        for receiver in receivers:
-            self.folders.ensure_user(receiver)
-            target = self.folders.inbox(receiver) / name
-            if first is None:
-                os.rename(out / name, target)
-                first = target
-            else:
-                try:
-                    os.link(first, target)
-                except OSError:
-                    shutil.copyfile(first, target)
-            os.utime(target)  # its age in IN counts from delivery (for --cleanup-after)
-            self.folders.write_atomic(
-                self.folders.inbox(receiver), f"{name}{METADATA_SUFFIX}", metadata
-            )
+        placed: list[str] = []
+        try:
+            for receiver in receivers:
+                self.folders.ensure_user(receiver)
+                target = self.folders.inbox(receiver) / name
+                placed.append(receiver)
+                if first is None:
+                    os.rename(out / name, target)
+                    first = target
+                else:
+                    try:
+                        os.link(first, target)
+                    except OSError:
+                        shutil.copyfile(first, target)
+                os.utime(target)  # its age in IN counts from delivery (for --cleanup-after)
+                self.folders.write_atomic(
+                    self.folders.inbox(receiver), f"{name}{METADATA_SUFFIX}", metadata
+                )
+        except BaseException:
+            # Nothing half delivered (a full disk, say): the failure's receipt goes to the
+            # sender and no receiver keeps a data file without its metadata.
+            for receiver in placed:
+                inbox = self.folders.inbox(receiver)
+                remove_file(inbox / name)
+                remove_file(inbox / f"{name}{METADATA_SUFFIX}")
+            raise
         receipt = protocol.build_receipt(
             protocol.Receipt(
                 file_transfer_uuid=file_transfer_uuid,

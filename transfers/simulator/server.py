@@ -84,7 +84,18 @@ def load_or_create_host_key(path: str | os.PathLike) -> paramiko.PKey:
     return paramiko.PKey.from_path(path)
 
 
+class _Failure(int):
+    """SFTP_FAILURE with the reason as its message: a full disk says so, not just "Failure"."""
+
+    def __new__(cls, text: str):
+        status = super().__new__(cls, SFTP_FAILURE)
+        status.text = text
+        return status
+
+
 def _errno_code(error: OSError) -> int:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return _Failure(os.strerror(error.errno))
     if error.errno in (errno.ENOENT, errno.ENOTDIR):
         return SFTP_NO_SUCH_FILE
     if error.errno in (errno.EACCES, errno.EPERM, errno.ELOOP, errno.EISDIR):
@@ -129,6 +140,11 @@ class _SftpServer(paramiko.SFTPServer):
         super().__init__(*args, **kwargs)
         self._incoming = bytearray()
         self._position = 0
+
+    def _send_status(self, request_number, code, desc=None):
+        if desc is None:
+            desc = getattr(code, "text", None)  # a _Failure's reason
+        super()._send_status(request_number, code, desc)
 
     def _read_all(self, n):
         incoming = self._incoming

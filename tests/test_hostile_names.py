@@ -1,0 +1,154 @@
+"""Hostile remote file names: never a path on this disk, never a path on the server, never lost.
+
+OpenSSH's sshd serves the receiving inbox here, since it lists whatever names its file system
+holds; the simulator refuses such names itself (tests/test_simulator.py).
+"""
+
+import io
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests import engine
+from tests.sshd import running_sshd
+from transfers import protocol, sessions
+from transfers.fetch import fetch_inbox
+from transfers.models import ReceivedFile
+from transfers.queueing import queue_send
+
+HOSTILE_ON_DISK = [
+    "évil.csv",  # not ASCII
+    "ﬁle.csv",  # a ligature that looks like "file.csv"
+    "ｆile.csv",  # a full-width look-alike
+    "line\nbreak.csv",  # would forge lines in a log
+    "sp ace.csv",
+    "semi;colon.csv",
+]
+
+
+@pytest.fixture
+def inbox(staff_a, operator, system_a, system_b, aarhus):
+    """A receiving account on a real sshd, with a route it may receive on."""
+    with running_sshd() as sshd:
+        folder = sshd.root / "IN"
+        folder.mkdir()
+        integration = engine.ready_integration(
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+        )
+        engine.account(system_a, "alfa_omsorg", None)
+        receiver = engine.account(
+            system_b, sshd.username, None, port=sshd.port, host_key=sshd.host_key
+        )
+        sshd.authorize(receiver.public_key)
+        route = engine.routes_for(integration, [aarhus])["751"]
+        try:
+            yield folder, receiver, route
+        finally:
+            sessions.drop_all_sessions()
+
+
+def metadata_for(route, name: str, size: int) -> bytes:
+    return protocol.build_metadata(
+        protocol.Metadata(
+            file_transfer_uuid=uuid.uuid4(),
+            descriptor=protocol.FileDescriptor(
+                file_name=name,
+                size=size,
+                sender="alfa_omsorg",
+                recipients=(protocol.ROUTING_RECIPIENT,),
+            ),
+            routing=protocol.RoutingInfo(
+                infref=route.infref.name,
+                sender_it_system=route.sender.uuid,
+                sender_authority_cvr=route.municipality.cvr,
+                transaction_id=uuid.uuid4(),
+                sender_timestamp=datetime.now(UTC),
+                recipient_authority_cvr=route.municipality.cvr,
+                recipient_it_system=route.receiver.uuid,
+            ),
+        )
+    )
+
+
+def files_under(directory: Path) -> set[Path]:
+    return (
+        {path for path in directory.rglob("*") if path.is_file()} if directory.exists() else set()
+    )
+
+
+def test_names_the_protocol_does_not_allow_are_quarantined_and_left_on_the_server(inbox):
+    folder, receiver, _route = inbox
+    for name in HOSTILE_ON_DISK:
+        (folder / name).write_bytes(b"data")
+        (folder / f"{name}.metadata").write_bytes(b"<x/>")
+    stored_before = files_under(Path(settings.TRANSFER_DATA_DIR))
+
+    result = fetch_inbox(receiver.pk)
+
+    assert (result.received, result.quarantined) == (0, len(HOSTILE_ON_DISK))
+    assert files_under(Path(settings.TRANSFER_DATA_DIR)) == stored_before
+    recorded = set(ReceivedFile.objects.values_list("remote_name", flat=True))
+    assert recorded == {repr(name) for name in HOSTILE_ON_DISK}
+    assert all("\n" not in name for name in recorded)
+    assert {r.reason for r in ReceivedFile.objects.all()} == {
+        "the file name is not one the protocol allows"
+    }
+    assert len(list(folder.iterdir())) == 2 * len(HOSTILE_ON_DISK)  # for a person to look at
+    fetch_inbox(receiver.pk)
+    assert ReceivedFile.objects.count() == len(HOSTILE_ON_DISK)  # recorded once, not per fetch
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../../escape.csv", "/etc/passwd", "IN/../x.csv", "nul\x00byte.csv", "x" * 256, ".."],
+)
+def test_names_no_file_system_holds_are_refused_before_any_path_is_made(inbox, name):
+    """A server may list any string; the fetch refuses it before it builds a local path."""
+    _folder, receiver, _route = inbox
+    from transfers.fetch import _fetch_one
+
+    session = sessions.session_for(receiver)
+    stored_before = files_under(Path(settings.TRANSFER_DATA_DIR))
+    assert _fetch_one(session, receiver, name, {name, f"{name}.metadata"}) == "quarantined"
+    assert files_under(Path(settings.TRANSFER_DATA_DIR)) == stored_before
+    assert ReceivedFile.objects.get().remote_name == protocol.printable(name)
+
+
+def test_the_longest_allowed_name_is_stored_within_the_local_name_limit(inbox):
+    folder, receiver, route = inbox
+    name = "a" * 242 + ".csv"  # with ".metadata", the longest name a file system holds
+    (folder / name).write_bytes(b"data")
+    (folder / f"{name}.metadata").write_bytes(metadata_for(route, name, 4))
+
+    assert fetch_inbox(receiver.pk).received == 1
+    received = ReceivedFile.objects.get()
+    assert received.remote_name == name
+    assert Path(received.stored_path).read_bytes() == b"data"
+    assert len(Path(received.stored_path).name) <= 255
+    assert list(folder.iterdir()) == []
+
+
+def test_an_uploaded_file_name_is_only_a_label(staff_a, operator, system_a, system_b, aarhus):
+    """The name a user's browser sends is kept for display; the remote name is the portal's."""
+    integration = engine.ready_integration(
+        staff=staff_a,
+        operator=operator,
+        sender=system_a,
+        receiver=system_b,
+        municipalities=[aarhus],
+    )
+    engine.account(system_a, "alfa_omsorg", None, host_key="ssh-ed25519 AAAA")
+    route = engine.routes_for(integration, [aarhus])["751"]
+    transfer = queue_send(
+        route, io.BytesIO(b"a;b\r\n"), original_name="../../etc/ﬁle\x00.csv", user=staff_a
+    )
+    assert protocol.is_file_name(transfer.remote_name)
+    assert Path(transfer.payload).parent == Path(settings.TRANSFER_DATA_DIR) / "outgoing"
+    assert transfer.original_name == "ﬁle.csv"
