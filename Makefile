@@ -20,10 +20,9 @@ test: system-packages $(STAMP)-dev node_modules/.stamp compiled-messages
 test-postgres: system-packages $(STAMP)-dev node_modules/.stamp compiled-messages
 	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest -n 2
 
-# Throughput and memory against OpenSSH in the same run; prints a table, writes bench/results/.
-bench: system-packages $(STAMP)-dev
-	$(PY) -m bench.throughput
-	$(PY) -m bench.many_files
+# Every benchmark of bench/README.md, one summary table against the floors; writes bench/results/.
+bench: system-packages $(STAMP)-dev compiled-messages
+	$(PY) -m bench
 
 lint: $(STAMP)-dev
 	$(PY) -m ruff check .
