@@ -119,7 +119,7 @@ def test_a_superuser_needs_the_code_for_the_admin_too(client, superuser):
 
 
 @pytest.mark.parametrize("who", ["staff_a", "architect"])
-def test_other_users_log_in_with_their_password_alone(client, request, who):
+def test_other_users_log_in_with_their_password_alone(client, db, request, who):
     user = request.getfixturevalue(who)
     log_in(client, user.username)
     assert client.get(reverse("dashboard")).status_code == 200

@@ -26,11 +26,14 @@ def database_url_of_the_test_run() -> str:
 
 
 @contextmanager
-def worker_cluster(output: Path | None = None) -> Iterator[subprocess.Popen]:
+def worker_cluster(
+    output: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
     """`manage.py qcluster` on the test's database and data folder, stopped on exit.
 
     `output` keeps its log (stdout and stderr), which names every task a worker took: how to
     tell which of several clusters, all with the one queue name they must share, did what.
+    `env` adds to or overrides the cluster's environment (e.g. Q_WORKERS).
     """
     environment = {
         **os.environ,
@@ -40,6 +43,7 @@ def worker_cluster(output: Path | None = None) -> Iterator[subprocess.Popen]:
         "SECRET_KEY": settings.SECRET_KEY,
         "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
         "DEBUG": "true",
+        **(env or {}),
     }
     log = output.open("ab") if output is not None else subprocess.DEVNULL
     process = subprocess.Popen(
