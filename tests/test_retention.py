@@ -18,7 +18,7 @@ from transfers.models import ReceivedFile, Transfer
 from transfers.queueing import queue_send
 from transfers.retention import delete_expired_files
 
-DATA = "kommunekode;cpr\r\n751;0101011234\r\n".encode() * 100
+DATA = b"kommunekode;cpr\r\n751;0101011234\r\n" * 100
 
 
 @pytest.fixture

@@ -253,7 +253,16 @@ class Transfer(models.Model):
         ordering = ["-queued_at", "-id"]
         indexes = [
             models.Index(fields=["state", "queued_at"], name="transfer_state_queued"),
-            models.Index(fields=["route", "queued_at"], name="transfer_route_queued"),
+            # A route's transfers newest first; with the state, the municipal review counts
+            # them per route from the index alone.
+            models.Index(
+                fields=["route", "queued_at", "state"], name="transfer_route_queued_state"
+            ),
+            # The dashboard's day charts count and sum a month of transfers from the index
+            # alone, never reading the rows with their XML.
+            models.Index(
+                fields=["queued_at", "route", "state", "size"], name="transfer_queued_totals"
+            ),
             # The list's search finds a transfer by the id in KOMBIT's receipt.
             models.Index(fields=["file_transfer_uuid"], name="transfer_file_transfer_uuid"),
         ]
@@ -293,6 +302,10 @@ class ReceivedFile(models.Model):
         verbose_name = _("received file")
         verbose_name_plural = _("received files")
         ordering = ["-received_at"]
+        indexes = [
+            # A municipality's received files newest first (the municipal review).
+            models.Index(fields=["route", "received_at"], name="received_route_received"),
+        ]
         constraints = [
             # One record per platform transfer: a fetch repeated after a crash finds it.
             models.UniqueConstraint(

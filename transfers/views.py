@@ -44,7 +44,7 @@ from portal.itsystems.models import ItSystem
 from transfers import keys, listing, tasks
 from transfers.forms import AccountForm, GenerateKeyForm, ImportKeyForm, RouteForm, SendForm
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
-from transfers.queueing import queue_send, route_blockers
+from transfers.queueing import blockers_of, queue_send
 from transfers.sftp import SftpError, host_key_fingerprint, probe_host_key
 
 PAGE = 100
@@ -418,8 +418,8 @@ def received_download(request: HttpRequest, pk: int) -> FileResponse:
 
 @login_required
 def route_list(request: HttpRequest) -> HttpResponse:
-    routes = visible(request.user, _ROUTES.all())
-    rows = [(route, route_blockers(route)) for route in routes[:PAGE]]
+    routes = list(visible(request.user, _ROUTES.select_related("integration"))[:PAGE])
+    rows = list(zip(routes, blockers_of(routes), strict=True))
     return render(
         request,
         "transfers/route_list.html",

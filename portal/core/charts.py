@@ -15,16 +15,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from portal.accounts.access import visible
+from portal.accounts.access import scope_of, visible
 from portal.onboarding.models import Integration, OnboardingTask
-from transfers.models import Transfer
+from transfers.models import Route, Transfer
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 DAYS = 30
@@ -220,21 +219,56 @@ def day_window(now: datetime | None = None, days: int = DAYS) -> tuple[date, dat
     return first, start, end
 
 
+def _day_number(midnights: list[datetime], first: int, last: int) -> Case | Value:
+    """Which of the days `first` to `last` a transfer was queued on, by halving the span: five
+    comparisons a row, not up to thirty. `midnights[n - 1]` is the start of day n."""
+    if first == last:
+        return Value(first)
+    middle = (first + last + 1) // 2
+    return Case(
+        When(queued_at__lt=midnights[middle - 1], then=_day_number(midnights, first, middle - 1)),
+        default=_day_number(midnights, middle, last),
+        output_field=IntegerField(),
+    )
+
+
 def transfers_per_day(transfers: QuerySet, *, now: datetime | None = None) -> list[dict]:
     """One query: the number and the bytes of transfers per Copenhagen day and state."""
-    _first, start, end = day_window(now)
-    return list(
+    first, start, end = day_window(now)
+    # The day is found by comparing with the window's midnights, not by converting each row's
+    # time: SQLite converts through a Python function, once for each of a month's transfers.
+    midnights = [
+        datetime.combine(first + timedelta(days=index), time.min, tzinfo=COPENHAGEN)
+        for index in range(1, DAYS)
+    ]
+    rows = (
         transfers.filter(queued_at__gte=start, queued_at__lt=end)
-        .annotate(day=TruncDate("queued_at", tzinfo=COPENHAGEN))
+        .annotate(day_number=_day_number(midnights, 0, DAYS - 1))
         .order_by()
-        .values("day", "state")
-        .annotate(count=Count("pk"), bytes=Sum("size"))
+        .values("day_number", "state")
+        # COUNT(*), not of the id: the id is not in the index the database reads alone.
+        .annotate(count=Count("*"), bytes=Sum("size"))
     )
+    return [
+        {
+            "day": first + timedelta(days=row["day_number"]),
+            "state": row["state"],
+            "count": row["count"],
+            "bytes": row["bytes"],
+        }
+        for row in rows
+    ]
 
 
 def day_charts(user, *, now: datetime | None = None) -> DayCharts:
     """Transfers per day by state, and bytes per day, of the transfers `user` may see."""
-    rows = transfers_per_day(visible(user, Transfer.objects.all()), now=now)
+    transfers = visible(user, Transfer.objects.all())
+    if not scope_of(user).is_superuser:
+        # Narrowed to the user's routes first, which loses no row (whoever sees a transfer sees
+        # its route): SQLite then reads their month through the route index instead of every
+        # transfer of the month (25 ms, not 90 ms, for a vendor at a million transfers).
+        transfers = transfers.filter(route__in=visible(user, Route.objects.all()))
+    rows = transfers_per_day(transfers, now=now)
     first, _start, _end = day_window(now)
     slot = PLOT_WIDTH / DAYS
     bar_width = round(slot * 0.7, 2)

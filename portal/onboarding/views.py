@@ -139,11 +139,14 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request.user,
         SftpAccount.objects.filter(it_system__in=[integration.sender_id, integration.receiver_id]),
     )
+    onboarding = rules.onboarding_of([integration])[integration.pk]  # read once, not per row
     context = {
         "integration": integration,
         "accounts": accounts,
         "checklist": _checklist(integration, request.user),
-        "readiness": [(m, rules.readiness(integration, m)) for m in municipalities],
+        "readiness": [
+            (m, rules.readiness(integration, m, onboarding=onboarding)) for m in municipalities
+        ],
         "agreement": getattr(integration, "processing_agreement", None),
         "test": getattr(integration, "test", None),
         "legal_review_overdue": legal_review_overdue(integration),
@@ -282,12 +285,20 @@ def municipality_overview(request: HttpRequest) -> HttpResponse:
     municipalities = Organisation.objects.filter(pk__in=scope_of(request.user).municipality_ids)
     sections = []
     for municipality in municipalities:
-        integrations = visible(request.user, _INTEGRATIONS.filter(municipalities=municipality))
+        integrations = list(
+            visible(request.user, _INTEGRATIONS.filter(municipalities=municipality))
+        )
+        onboarding = rules.onboarding_of(integrations)
         sections.append(
             {
                 "municipality": municipality,
                 "rows": [
-                    (integration, rules.readiness(integration, municipality))
+                    (
+                        integration,
+                        rules.readiness(
+                            integration, municipality, onboarding=onboarding[integration.pk]
+                        ),
+                    )
                     for integration in integrations
                 ],
             }
