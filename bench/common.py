@@ -71,9 +71,10 @@ def now() -> str:
 
 
 def save(name: str, report: dict) -> Path:
-    """Write a report to bench/results/<name>-<local time>.json and return the path."""
+    """Write a report to bench/results/<name>-<UTC time>.json and return the path."""
     RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    # UTC: a benchmark that sets up Django runs in the portal's time zone, the others do not.
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     path = RESULTS / f"{name}-{stamp}.json"
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return path
