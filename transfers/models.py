@@ -195,6 +195,10 @@ class Route(models.Model):
     def contact_addresses(self) -> list[str]:
         return split_addresses(self.contacts)
 
+    def parties(self) -> list:
+        """The organisations a route concerns: both vendors and the municipality."""
+        return [self.sender.vendor, self.receiver.vendor, self.municipality]
+
 
 class Transfer(models.Model):
     """One file for one municipality on one route; the row is the truth, the queue has its id."""

@@ -262,7 +262,7 @@ def _add_content(root: etree._Element, routing: RoutingInfo | None) -> None:
 def _check_name(value, what: str) -> None:
     if not isinstance(value, str):
         raise ProtocolError(f"{what} must be a string, not {type(value).__name__}")
-    if not _NAME.fullmatch(value) or value in (".", ".."):
+    if not is_file_name(value):
         raise ProtocolError(
             f"{what} must be 1-255 of the characters A-Z, a-z, 0-9, '.', '_' and '-' "
             f"(and not '.' or '..'): {_show(value)}"
@@ -510,7 +510,7 @@ def _text(element: etree._Element, what: str) -> str:
 
 def _name(element: etree._Element, what: str) -> str:
     value = _text(element, what)
-    if not _NAME.fullmatch(value) or value in (".", ".."):
+    if not is_file_name(value):
         raise ProtocolError(
             f"{what} must be 1-255 of the characters A-Z, a-z, 0-9, '.', '_' and '-' "
             f"(and not '.' or '..'): {_show(value)}"

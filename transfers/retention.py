@@ -43,10 +43,6 @@ def _delete(path: str) -> int:
     return size
 
 
-def _parties(route) -> list:
-    return [route.sender.vendor, route.receiver.vendor, route.municipality]
-
-
 def delete_expired_files() -> Deleted:
     """Scheduled daily: delete the file contents whose retention period is over."""
     now = timezone.now()
@@ -66,7 +62,7 @@ def delete_expired_files() -> Deleted:
                     None,
                     AuditEvent.Action.RETENTION_DELETED,
                     transfer,
-                    concerns=_parties(transfer.route),
+                    concerns=transfer.route.parties(),
                     sha256=transfer.sha256,
                     days=settings.TRANSFER_PAYLOAD_RETENTION_DAYS,
                 )

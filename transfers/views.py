@@ -315,15 +315,11 @@ def transfer_progress(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _route_parties(route: Route) -> list:
-    return [route.sender.vendor, route.receiver.vendor, route.municipality]
-
-
 def _audit_transfer(request: HttpRequest, action: str, transfer: Transfer) -> None:
     route = Route.objects.select_related("sender__vendor", "receiver__vendor", "municipality").get(
         pk=transfer.route_id
     )
-    record(request.user, action, transfer, concerns=_route_parties(route), sha256=transfer.sha256)
+    record(request.user, action, transfer, concerns=route.parties(), sha256=transfer.sha256)
 
 
 def _audit_account(request: HttpRequest, action: str, account: SftpAccount, **details) -> None:
@@ -444,7 +440,7 @@ def route_create(request: HttpRequest) -> HttpResponse:
             request.user,
             AuditEvent.Action.ROUTE_CHANGED,
             route,
-            concerns=_route_parties(route),
+            concerns=route.parties(),
             state=route.state,
         )
         messages.success(request, _("The route is ordered."))
@@ -467,7 +463,7 @@ def route_state(request: HttpRequest, pk: int) -> HttpResponse:
         request.user,
         AuditEvent.Action.ROUTE_CHANGED,
         route,
-        concerns=_route_parties(route),
+        concerns=route.parties(),
         state=state,
     )
     messages.success(request, _("The route is %(state)s.") % {"state": route.get_state_display()})
