@@ -1,7 +1,9 @@
 import uuid
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.utils import translation
 
 from portal.accounts.models import Membership, Organisation
 from portal.accounts.municipalities import load_reference_organisations
@@ -26,6 +28,15 @@ def vendor_a(db):
 @pytest.fixture
 def vendor_b(db):
     return Organisation.objects.create(kind="vendor", name="Beta Data ApS", cvr="41872632")
+
+
+@pytest.fixture(autouse=True)
+def portal_language():
+    """Each test starts in the portal's language: a request made by the test client leaves the
+    language it negotiated active in the thread, and the next test would inherit it."""
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)
