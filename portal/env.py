@@ -114,4 +114,7 @@ def sqlite_database(path: Path) -> dict:
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         },
+        # As for PostgreSQL: a worker running task after task keeps its connection and pragmas.
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
     }

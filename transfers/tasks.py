@@ -62,17 +62,17 @@ def _fail(transfer: Transfer, message: str, **fields) -> str:
 def send_transfer(transfer_id: int) -> str:
     """Upload the data file, then its trigger; a duplicate or retried task never sends twice."""
     now = timezone.now()
+    # Each attempt starts the file afresh (started_at), so the rate shown is the current one's.
     claimed = Transfer.objects.filter(pk=transfer_id, state=State.QUEUED).update(
-        state=State.SENDING, heartbeat_at=now, attempts=F("attempts") + 1
+        state=State.SENDING, heartbeat_at=now, started_at=now, attempts=F("attempts") + 1
     )
     if not claimed:
         return "not queued"
     transfer = Transfer.objects.select_related(
         "route__infref", "route__sender", "route__receiver", "route__municipality", "account"
     ).get(pk=transfer_id)
-    # Each attempt starts the file afresh, so the rate shown is the current attempt's.
-    _update(transfer.pk, started_at=now)
-    blockers = route_blockers(transfer.route)
+    # The account checked is the one the transfer was queued for, and the one it is sent with.
+    blockers = route_blockers(transfer.route, account=transfer.account)
     if blockers:
         return _fail(transfer, " ".join(blockers))
     try:
@@ -118,7 +118,9 @@ def _wait_for_key(transfer: Transfer, error: KeyUnavailable) -> str:
 
 
 def _upload_data(session: SftpSession, transfer: Transfer) -> None:
-    last_beat = 0.0
+    """Upload the data file, beating the heartbeat while it goes; its completion is recorded
+    with the trigger's start (`_write_trigger`)."""
+    last_beat = time.monotonic()  # the claim was the first beat
 
     def progress(done: int) -> None:
         nonlocal last_beat
@@ -135,7 +137,6 @@ def _upload_data(session: SftpSession, transfer: Transfer) -> None:
             f"the local copy no longer matches: {size} bytes, SHA-256 {sha256}, "
             f"queued as {transfer.size} bytes, {transfer.sha256}"
         )
-    _update(transfer.pk, bytes_done=size, heartbeat_at=timezone.now())
 
 
 def _trigger(transfer: Transfer) -> bytes:
@@ -167,7 +168,14 @@ def _trigger(transfer: Transfer) -> bytes:
 def _write_trigger(session: SftpSession, transfer: Transfer) -> None:
     trigger = _trigger(transfer)
     # Recorded before writing: from the moment the trigger lands the platform may route the file.
-    _update(transfer.pk, trigger_started_at=timezone.now(), trigger_xml=trigger.decode())
+    now = timezone.now()
+    _update(
+        transfer.pk,
+        bytes_done=transfer.size,
+        heartbeat_at=now,
+        trigger_started_at=now,
+        trigger_xml=trigger.decode(),
+    )
     session.put_bytes(trigger, f"{OUT}/{transfer.remote_name}.trigger")
     _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
 

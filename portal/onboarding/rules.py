@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -147,12 +148,20 @@ class Onboarding:
     test: IntegrationTest | None
 
 
-def onboarding_of(integrations: Iterable[Integration]) -> dict[int, Onboarding]:
+def onboarding_of(
+    integrations: Iterable[Integration], *, municipality: Organisation | None = None
+) -> dict[int, Onboarding]:
     """What readiness reads, for any number of integrations in three queries: a list of routes
-    asks for many at once instead of three queries per route."""
+    asks for many at once instead of three queries per route. With `municipality`, only its
+    own tasks and those of the whole integration: a send asks about one municipality, and an
+    integration may have a hundred."""
     integrations = {integration.pk: integration for integration in integrations}
     tasks: dict[int, dict] = {pk: {} for pk in integrations}
-    for task in OnboardingTask.objects.filter(integration_id__in=integrations):
+    # Unordered: the model's ordering joins the municipality for its name.
+    wanted = OnboardingTask.objects.filter(integration_id__in=integrations).order_by()
+    if municipality is not None:
+        wanted = wanted.filter(Q(municipality__isnull=True) | Q(municipality=municipality))
+    for task in wanted:
         tasks[task.integration_id][(task.number, task.municipality_id)] = task
     infrefs = {i.infref_id for i in integrations.values() if i.infref_id}
     # At most one submitted declaration per InfRef: the current one (a database constraint).
@@ -185,7 +194,7 @@ def readiness(
     what `onboarding_of` read for the integration.
     """
     if onboarding is None:
-        onboarding = onboarding_of([integration])[integration.pk]
+        onboarding = onboarding_of([integration], municipality=municipality)[integration.pk]
     result = Readiness()
     tasks = onboarding.tasks
     for number in ONCE:
