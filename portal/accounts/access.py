@@ -6,8 +6,10 @@ so guessing ids tells nothing about what exists. A model without a rule is visib
 superusers: a forgotten rule fails closed.
 """
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
@@ -184,28 +186,39 @@ def _accounts_seen(scope: Scope) -> Q:
     return Q() if scope.is_kombit else Q(it_system__vendor_id__in=scope.vendor_ids)
 
 
-def _routes_seen(scope: Scope) -> Q:
-    if scope.is_kombit:
-        return Q()
-    return (
-        Q(sender__vendor_id__in=scope.vendor_ids)
-        | Q(receiver__vendor_id__in=scope.vendor_ids)
-        | Q(municipality_id__in=scope.municipality_ids)
+def _any_of(*conditions: tuple[str, frozenset[int]]) -> Q:
+    """`<lookup>__in=<ids>` for each condition that has ids, OR-ed; NOTHING if none has.
+
+    A condition on no ids matches nothing, but its lookup still joins its tables: an
+    architect's transfers were joined to both IT systems, and PostgreSQL then misjudged how
+    many rows a municipality has and read them the slow way.
+    """
+    found = [Q(**{f"{lookup}__in": ids}) for lookup, ids in conditions if ids]
+    return reduce(operator.or_, found) if found else NOTHING
+
+
+def _route_parties(scope: Scope, path: str = "") -> Q:
+    """Routes, at `path`, whose sending or receiving vendor or municipality the user acts for."""
+    return _any_of(
+        (f"{path}sender__vendor_id", scope.vendor_ids),
+        (f"{path}receiver__vendor_id", scope.vendor_ids),
+        (f"{path}municipality_id", scope.municipality_ids),
     )
+
+
+def _routes_seen(scope: Scope) -> Q:
+    return Q() if scope.is_kombit else _route_parties(scope)
 
 
 def _transfers_seen(scope: Scope) -> Q:
     # Transfers carry municipal data: the two vendors and the municipality, not KOMBIT.
-    return (
-        Q(route__sender__vendor_id__in=scope.vendor_ids)
-        | Q(route__receiver__vendor_id__in=scope.vendor_ids)
-        | Q(route__municipality_id__in=scope.municipality_ids)
-    )
+    return _route_parties(scope, "route__")
 
 
 def _received_seen(scope: Scope) -> Q:
-    return Q(account__it_system__vendor_id__in=scope.vendor_ids) | Q(
-        route__municipality_id__in=scope.municipality_ids
+    return _any_of(
+        ("account__it_system__vendor_id", scope.vendor_ids),
+        ("route__municipality_id", scope.municipality_ids),
     )
 
 
