@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
+from transfers.models import ReceivedFile, Route, SftpAccount, Transfer, TransferHour
 
 
 @admin.register(SftpAccount)
@@ -37,3 +37,21 @@ class ReceivedFileAdmin(admin.ModelAdmin):
     list_filter = ["state"]
     search_fields = ["remote_name", "infref_name", "file_transfer_uuid"]
     raw_id_fields = ["account", "route"]
+
+
+@admin.register(TransferHour)
+class TransferHourAdmin(admin.ModelAdmin):
+    """Shown, never edited: the database's triggers keep the counts."""
+
+    list_display = ["hour", "state", "count", "bytes"]
+    list_filter = ["state"]
+    date_hierarchy = "hour"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -275,6 +275,29 @@ class Transfer(models.Model):
         return f"{self.original_name} → {self.route.municipality} ({self.get_state_display()})"
 
 
+class TransferHour(models.Model):
+    """How many transfers were queued in one hour (UTC) and are now in one state, and their
+    bytes: what the day charts read when the user sees every transfer, instead of counting a
+    month of them. Kept by the database itself: triggers (migration 0008) count each transfer
+    inserted, each change of its state, queued_at or size, and each one deleted, however the
+    row is written. Copenhagen's midnights fall on whole UTC hours, so hours add up to days."""
+
+    hour = models.DateTimeField(_("hour"))
+    state = models.CharField(_("state"), max_length=16, choices=Transfer.State.choices)
+    count = models.BigIntegerField(_("transfers"), default=0)
+    bytes = models.BigIntegerField(_("bytes"), default=0)
+
+    class Meta:
+        verbose_name = _("transfers in an hour")
+        verbose_name_plural = _("transfers per hour")
+        constraints = [
+            models.UniqueConstraint(name="transfer_hour_state", fields=["hour", "state"])
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.state}: {self.count}"
+
+
 class ReceivedFile(models.Model):
     """A data file fetched from a receiving account's IN/, with its metadata, or quarantined."""
 

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from portal.accounts.access import scope_of, visible
 from portal.onboarding.models import Integration, OnboardingTask
-from transfers.models import Route, Transfer
+from transfers.models import Route, Transfer, TransferHour
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 DAYS = 30
@@ -260,15 +260,34 @@ def transfers_per_day(transfers: QuerySet, *, now: datetime | None = None) -> li
     ]
 
 
+def hours_per_day(*, now: datetime | None = None) -> list[dict]:
+    """Every transfer's number and bytes per Copenhagen day and state, from the counts the
+    database keeps per hour (TransferHour): a month of hours, whatever the number of rows."""
+    _first, start, end = day_window(now)
+    totals: dict[tuple[date, str], dict] = {}
+    hours = TransferHour.objects.filter(hour__gte=start, hour__lt=end, count__gt=0)
+    for hour, state, count, size in hours.values_list("hour", "state", "count", "bytes"):
+        day = hour.astimezone(COPENHAGEN).date()
+        entry = totals.setdefault(
+            (day, state), {"day": day, "state": state, "count": 0, "bytes": 0}
+        )
+        entry["count"] += count
+        entry["bytes"] += size
+    return list(totals.values())
+
+
 def day_charts(user, *, now: datetime | None = None) -> DayCharts:
     """Transfers per day by state, and bytes per day, of the transfers `user` may see."""
-    transfers = visible(user, Transfer.objects.all())
-    if not scope_of(user).is_superuser:
+    if scope_of(user).is_superuser:
+        rows = hours_per_day(now=now)
+    else:
         # Narrowed to the user's routes first, which loses no row (whoever sees a transfer sees
         # its route): SQLite then reads their month through the route index instead of every
         # transfer of the month (25 ms, not 90 ms, for a vendor at a million transfers).
-        transfers = transfers.filter(route__in=visible(user, Route.objects.all()))
-    rows = transfers_per_day(transfers, now=now)
+        transfers = visible(user, Transfer.objects.all()).filter(
+            route__in=visible(user, Route.objects.all())
+        )
+        rows = transfers_per_day(transfers, now=now)
     first, _start, _end = day_window(now)
     slot = PLOT_WIDTH / DAYS
     bar_width = round(slot * 0.7, 2)
