@@ -187,8 +187,9 @@ def test_the_filter_offers_only_what_the_user_may_see(
 ):
     """The Aarhus architect sees the two Aarhus routes; KOMBIT sees routes but no transfers."""
     form = client_for(architect).get(reverse("transfers:list")).context["form"]
+    senders = [value for value, _label in form.fields["sender"].widget.choices]
     r1, _r2, r3 = world["routes"]
-    assert [value for value, _label in form.fields["route"].widget.choices] == ["", r1.pk, r3.pk]
+    assert senders == ["", *sorted({r1.sender_id, r3.sender_id})]
     municipalities = [label for _value, label in form.fields["municipality"].widget.choices]
     assert municipalities == ["Alle", "Aarhus Kommune (751)"]
     response = client_for(architect).get(reverse("transfers:list"), {"municipality": odense.pk})
@@ -196,7 +197,7 @@ def test_the_filter_offers_only_what_the_user_may_see(
 
     response = client_for(operator).get(reverse("transfers:list"))
     assert names(response) == []
-    assert response.context["form"].fields["route"].widget.choices == [("", "Alle")]
+    assert response.context["form"].fields["municipality"].widget.choices == [("", "Alle")]
 
 
 @pytest.fixture
@@ -426,16 +427,49 @@ def test_the_rows_fragment_without_htmx_is_the_list_page(client, client_for, sta
 @pytest.mark.parametrize(
     "who", ["staff_a", "staff_b", "architect", "odense_architect", "operator", "superuser"]
 )
-def test_the_route_options_are_the_routes_of_the_transfers_seen(request, world, odense, who):
+def test_the_options_are_those_of_the_transfers_seen(request, world, odense, who):
     from portal.accounts.access import visible
 
     if who == "odense_architect":
         user = make_user("architect-odense", odense)
     else:
         user = request.getfixturevalue(who)
-    offered = {pk for pk, _label in listing.filter_options(user).route}
-    seen = set(visible(user, Transfer.objects.all()).values_list("route_id", flat=True))
-    assert offered == seen
+    options = listing.filter_options(user)
+    seen = visible(user, Transfer.objects.all())
+    for name in ("infref", "municipality", "sender", "receiver"):
+        offered = {pk for pk, _label in getattr(options, name)}
+        assert offered == set(seen.values_list(f"route__{name}_id", flat=True)), name
+
+
+def test_a_route_is_chosen_from_the_routes_page_and_shown_in_words(client_for, staff_a, world):
+    r1 = world["routes"][1]
+    routes_page = client_for(staff_a).get(reverse("transfers:routes")).content.decode()
+    assert f'href="{reverse("transfers:list")}?route={r1.pk}"' in routes_page
+
+    response = client_for(staff_a).get(
+        reverse("transfers:list"), {"route": r1.pk, "state": "failed"}
+    )
+    assert names(response) == ["elever.csv"]
+    page = response.content.decode()
+    label = f"{r1.infref.name}: {r1.sender.name} → {r1.receiver.name} · {r1.municipality.name}"
+    assert label in page
+    assert f'<input type="hidden" name="route" value="{r1.pk}"' in page  # kept when filtering on
+    assert f'href="{reverse("transfers:list")}?state=failed"' in page  # every route again
+
+
+def test_a_route_out_of_sight_is_named_by_its_number_and_shows_nothing(client_for, stranger, world):
+    route = world["routes"][0]
+    response = client_for(stranger).get(reverse("transfers:list"), {"route": route.pk})
+    assert names(response) == []
+    page = response.content.decode()
+    assert f"Rute {route.pk}" in page
+    assert route.infref.name not in page
+
+
+def test_kombit_sees_routes_without_links_to_transfers(client_for, operator, world):
+    page = client_for(operator).get(reverse("transfers:routes")).content.decode()
+    assert world["routes"][0].infref.name in page
+    assert "?route=" not in page
 
 
 def test_the_csv_streams_in_pieces_without_losing_a_row(client_for, staff_a, world, monkeypatch):

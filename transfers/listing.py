@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from portal.accounts.access import visible
-from transfers.models import Environment, Route, Transfer
+from transfers.models import Route, Transfer
 
 PAGE_SIZE = 50
 CSV_CHUNK = 2000
@@ -49,10 +49,13 @@ def transfers_seen(user) -> QuerySet:
 
 @dataclass(frozen=True)
 class Options:
-    """The values the filter offers, by filter: only those of routes whose transfers the user
-    may see."""
+    """The values the drop-downs offer: only those of routes whose transfers the user may see.
 
-    route: list[tuple[int, str]] = field(default_factory=list)
+    There is no drop-down of routes: a superuser's would hold thousands. A route is the
+    combination of the four below (and its environment); the routes page links to the list
+    filtered by one route.
+    """
+
     infref: list[tuple[int, str]] = field(default_factory=list)
     municipality: list[tuple[int, str]] = field(default_factory=list)
     sender: list[tuple[int, str]] = field(default_factory=list)
@@ -68,15 +71,13 @@ def filter_options(user) -> Options:
     # the first transfer (a few ms for 5,000 routes); asked in WHERE, PostgreSQL turned it into
     # a join that read every transfer the user may see (150-200 ms at a million rows).
     seen = Exists(visible(user, Transfer.objects.filter(route_id=OuterRef("pk"))))
-    # Read as tuples, not models: a superuser's options are every route, thousands of them.
+    # Read as tuples, not models: a superuser's candidates are every route, thousands of them.
     candidates = (
         visible(user, Route.objects.all())
         .annotate(seen=seen)
-        .order_by("infref__name", "municipality__name", "pk")
+        .order_by()
         .values_list(
             "seen",
-            "pk",
-            "environment",
             "infref_id",
             "infref__name",
             "sender_id",
@@ -88,13 +89,9 @@ def filter_options(user) -> Options:
             "municipality__municipality_code",
         )
     )
-    routes = [candidate[1:] for candidate in candidates if candidate[0]]
-    environments = {value: str(label) for value, label in Environment.choices}
     infrefs, municipalities, senders, receivers = {}, {}, {}, {}
-    route_options = []
     for (
-        pk,
-        environment,
+        seen_one,
         infref_id,
         infref,
         sender_id,
@@ -104,28 +101,29 @@ def filter_options(user) -> Options:
         municipality_id,
         municipality,
         code,
-    ) in routes:
-        route_options.append(
-            (
-                pk,
-                f"{infref}: {sender} → {receiver} · {municipality} "
-                f"({environments.get(environment, environment)})",
-            )
-        )
-        infrefs[infref_id] = infref
-        municipalities[municipality_id] = f"{municipality} ({code})"
-        senders[sender_id] = sender
-        receivers[receiver_id] = receiver
+    ) in candidates:
+        if seen_one:
+            infrefs[infref_id] = infref
+            municipalities[municipality_id] = f"{municipality} ({code})"
+            senders[sender_id] = sender
+            receivers[receiver_id] = receiver
 
     def by_label(values: dict[int, str]) -> list[tuple[int, str]]:
         return sorted(values.items(), key=lambda item: (item[1].casefold(), item[0]))
 
     return Options(
-        route=route_options,
         infref=by_label(infrefs),
         municipality=by_label(municipalities),
         sender=by_label(senders),
         receiver=by_label(receivers),
+    )
+
+
+def route_label(route: Route) -> str:
+    """A route in words: InfRef, sender → receiver, municipality, environment."""
+    return (
+        f"{route.infref.name}: {route.sender.name} → {route.receiver.name} · "
+        f"{route.municipality.name} ({route.get_environment_display()})"
     )
 
 
@@ -165,13 +163,13 @@ def _escaped(value) -> str:
 class _IdField(forms.IntegerField):
     """An id picked in a drop-down; a crafted id is harmless: the list stays `visible`."""
 
-    def __init__(self, label):
+    def __init__(self, label, widget: type[forms.Widget] = ManyOptionsSelect):
         super().__init__(
             label=label,
             required=False,
             min_value=1,
             max_value=2**63 - 1,  # a bigger number would overflow the database's integer
-            widget=ManyOptionsSelect,
+            widget=widget,
         )
 
 
@@ -212,7 +210,8 @@ class TransferFilter(forms.Form):
         choices=[("", gettext_lazy("All")), *Transfer.State.choices],
         widget=forms.Select,
     )
-    route = _IdField(gettext_lazy("Route"))
+    # Set by a link from the routes page, shown as a label that can be removed (`route_label`).
+    route = _IdField(gettext_lazy("Route"), widget=forms.HiddenInput)
     infref = _IdField(gettext_lazy("InfRef"))
     municipality = _IdField(gettext_lazy("Municipality"))
     sender = _IdField(gettext_lazy("Sending IT system"))
@@ -224,7 +223,7 @@ class TransferFilter(forms.Form):
         super().__init__(data)
         if options is not None:
             everything = [("", _("All"))]
-            for name in ("route", "infref", "municipality", "sender", "receiver"):
+            for name in ("infref", "municipality", "sender", "receiver"):
                 self.fields[name].widget.choices = everything + getattr(options, name)
 
     def clean(self):

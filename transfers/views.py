@@ -79,10 +79,11 @@ def fragment(page_url: Callable[..., str]):
     return decorate
 
 
-def _url(name: str, form: listing.TransferFilter, **extra: str) -> str:
-    """The URL of `name` with the list's valid filters and `extra` (empty values left out)."""
+def _url(name: str, form: listing.TransferFilter, *, leave_out: str = "", **extra: str) -> str:
+    """The URL of `name` with the list's valid filters but `leave_out`, and `extra` (empty
+    values left out)."""
     params = QueryDict(mutable=True)
-    params.update(form.query())
+    params.update({key: value for key, value in form.query().items() if key != leave_out})
     params.update({key: value for key, value in extra.items() if value})
     query = params.urlencode()
     return reverse(name) + (f"?{query}" if query else "")
@@ -126,9 +127,26 @@ def transfer_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "filtered": bool(form.query()),
             "may_send": vendors_acted_for(request.user).exists(),
+            **_chosen_route(request, form),
             **_results(request, form),
         },
     )
+
+
+def _chosen_route(request: HttpRequest, form: listing.TransferFilter) -> dict:
+    """The route the list is filtered by, in words, and the list without that filter."""
+    route_id = form.values.get("route")
+    if route_id is None:
+        return {}
+    routes = Route.objects.select_related("infref", "sender", "receiver", "municipality")
+    route = visible(request.user, routes).filter(pk=route_id).first()
+    return {
+        # A route the user may not see shows no transfers either; it is named by its number.
+        "chosen_route": listing.route_label(route)
+        if route
+        else _("Route %(number)s") % {"number": route_id},
+        "without_route_url": _url("transfers:list", form, leave_out="route"),
+    }
 
 
 def _list_page_url(request: HttpRequest) -> str:
@@ -423,6 +441,8 @@ def route_list(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "may_create": vendors_acted_for(request.user).exists(),
             "is_kombit": acts_for_kombit(request.user),
+            # KOMBIT sees every route but no transfer: no link to an empty list.
+            "sees_transfers": visible(request.user, Transfer.objects.all()).exists(),
             "states": Route.State.choices,
         },
     )
