@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from gdpr.models import GdprDeclaration
+from portal.review.views import PAGE_SIZE
 from portal.specs.models import DataSpecification, SpecificationVersion
 from tests.conftest import make_user
 from tests.test_dashboard import english, make_integration, make_route, make_transfers
@@ -279,12 +280,14 @@ def test_flows_are_grouped_by_integration_and_infref_and_filter_the_lists(
     assert client.get(URL, {"integration": "x", "infref": "'"}).status_code == 200
 
 
-def test_transfers_come_fifty_a_page_and_the_links_keep_the_municipality(
+def test_transfers_come_a_page_at_a_time_and_the_links_keep_the_municipality(
     client_for, superuser, route
 ):
-    # 120 transfers, some sharing a moment, so the order falls back on the id.
-    ids = make_transfers(route, 60, at=at(0)) + make_transfers(route, 60, at=at(1))
-    newest_first = sorted(ids, key=lambda pk: (pk > ids[59], pk), reverse=True)
+    size = PAGE_SIZE
+    # Two pages and a bit, half of them sharing a moment, so the order falls back on the id.
+    half = size + size // 2
+    ids = make_transfers(route, half, at=at(0)) + make_transfers(route, half, at=at(1))
+    newest_first = sorted(ids, key=lambda pk: (pk > ids[half - 1], pk), reverse=True)
     client = english(client_for(superuser))
 
     def shown(response):
@@ -292,20 +295,20 @@ def test_transfers_come_fifty_a_page_and_the_links_keep_the_municipality(
 
     response = client.get(URL, {"municipality": "751"})
     page = response.context["transfer_page"]
-    assert shown(response) == newest_first[:50]
+    assert shown(response) == newest_first[:size]
     assert not page.newer and not page.newest
-    assert "municipality=751" in page.older and f"before={newest_first[49]}" in page.older
+    assert "municipality=751" in page.older and f"before={newest_first[size - 1]}" in page.older
     assert page.older.replace("&", "&amp;") in response.content.decode()
 
     second = client.get(URL + page.older)
-    assert shown(second) == newest_first[50:100]
+    assert shown(second) == newest_first[size : 2 * size]
     third = client.get(URL + second.context["transfer_page"].older)
-    assert shown(third) == newest_first[100:]
+    assert shown(third) == newest_first[2 * size :]
     assert not third.context["transfer_page"].older
     back = client.get(URL + third.context["transfer_page"].newer)
-    assert shown(back) == newest_first[50:100]
+    assert shown(back) == newest_first[size : 2 * size]
     first_again = client.get(URL + back.context["transfer_page"].newer)
-    assert shown(first_again) == newest_first[:50]
+    assert shown(first_again) == newest_first[:size]
     assert not first_again.context["transfer_page"].newer
 
     # A cursor that is no row of the list starts from the newest.
