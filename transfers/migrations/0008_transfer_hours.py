@@ -64,22 +64,32 @@ SELECT {hour}, t.state, COUNT(*), SUM(t.size) FROM transfers_transfer t GROUP BY
 """
 
 
-def add_triggers(apps, schema_editor):
-    postgres = schema_editor.connection.vendor == "postgresql"
+def count_and_watch(vendor: str, execute) -> None:
+    """Count the transfers there are, then watch every change (fill_scale calls this too,
+    after a bulk load written with the triggers set aside)."""
+    postgres = vendor == "postgresql"
     hour = (POSTGRES_HOUR if postgres else SQLITE_HOUR).format(row="t")
     # Counted and watched in one transaction: no transfer written in between is missed.
-    schema_editor.execute(BACKFILL.format(hour=hour))
+    execute(BACKFILL.format(hour=hour))
     for statement in POSTGRES_TRIGGERS if postgres else SQLITE_TRIGGERS:
-        schema_editor.execute(statement)
+        execute(statement)
+
+
+def stop_watching(vendor: str, execute) -> None:
+    postgres = vendor == "postgresql"
+    on_table = " ON transfers_transfer" if postgres else ""
+    for name in ("insert", "update", "delete"):
+        execute(f"DROP TRIGGER IF EXISTS transfer_hour_{name}{on_table}")
+    if postgres:
+        execute("DROP FUNCTION IF EXISTS transfer_hour_count()")
+
+
+def add_triggers(apps, schema_editor):
+    count_and_watch(schema_editor.connection.vendor, schema_editor.execute)
 
 
 def remove_triggers(apps, schema_editor):
-    postgres = schema_editor.connection.vendor == "postgresql"
-    on_table = " ON transfers_transfer" if postgres else ""
-    for name in ("insert", "update", "delete"):
-        schema_editor.execute(f"DROP TRIGGER IF EXISTS transfer_hour_{name}{on_table}")
-    if postgres:
-        schema_editor.execute("DROP FUNCTION IF EXISTS transfer_hour_count()")
+    stop_watching(schema_editor.connection.vendor, schema_editor.execute)
 
 
 class Migration(migrations.Migration):
