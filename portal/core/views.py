@@ -22,12 +22,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .exclude(user=user)
         .order_by("organisation__name", "user__first_name", "user__username")
     )
-    # The rule joins the organisations an alert concerns and so needs DISTINCT: over the ids,
-    # not over whole rows with their messages. What `str(alert.route)` shows comes along: ten
-    # alerts, not twenty more queries.
-    seen = visible(user, Alert.objects.filter(resolved_at__isnull=True)).values("pk")
+    # What `str(alert.route)` shows comes along: ten alerts, not twenty more queries.
     alerts = (
-        Alert.objects.filter(pk__in=seen)
+        visible(user, Alert.objects.filter(resolved_at__isnull=True))
         .select_related("route__municipality", "route__infref", "route__receiver")
         .order_by("-raised_at", "-id")
     )
