@@ -33,7 +33,7 @@ from portal.accounts.models import Organisation
 from portal.onboarding.models import Integration
 from portal.specs.models import SpecificationVersion
 from transfers.listing import first_rows
-from transfers.models import ReceivedFile, Route, Transfer
+from transfers.models import Environment, ReceivedFile, Route, Transfer
 
 # Two lists and the flows share the page: 25 rows each keep it a screenful to review, and
 # the page under 150 ms at a million transfers (bench/pages.py).
@@ -204,6 +204,18 @@ def _flows(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
     routes = list(
         visible(user, Route.objects.filter(municipality=municipality))
         .select_related("integration", "infref", "sender__vendor", "receiver__vendor")
+        # What the page shows of a route, and nothing more: a municipality may have a hundred.
+        .only(
+            "environment",
+            "state",
+            "integration__name",
+            "infref__name",
+            "infref__number",
+            "sender__name",
+            "sender__vendor__name",
+            "receiver__name",
+            "receiver__vendor__name",
+        )
         .order_by(
             F("integration__name").asc(nulls_last=True),
             "integration_id",
@@ -230,8 +242,13 @@ def _flows(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
                 last=Max("queued_at"),
             )
         }
+    # Each label translated once, not looked up in the choices for every row.
+    environments = {value: str(label) for value, label in Environment.choices}
+    states = {value: str(label) for value, label in Route.State.choices}
     flows: list[Flow] = []
     for route in routes:
+        route.environment_label = environments.get(route.environment, route.environment)
+        route.state_label = states.get(route.state, route.state)
         row = stats.get(route.pk, {})
         route.transfer_count = row.get("total", 0)
         route.delivered_count = row.get("delivered", 0)
