@@ -128,9 +128,9 @@ def route_label(route: Route) -> str:
 
 
 class ManyOptionsSelect(forms.Select):
-    """A drop-down that may hold thousands of options (a superuser's routes), its options
-    written in Python as the form templates write them: two template includes per option took
-    seconds for 5,000 routes."""
+    """A drop-down that may hold hundreds of options (a superuser's IT systems), its options
+    written in Python as the form templates write them: the templates take two includes per
+    option (seconds, when the list offered 5,000 routes)."""
 
     def get_context(self, name, value, attrs) -> dict:
         context = forms.Widget.get_context(self, name, value, attrs)  # no per-option dicts
