@@ -136,7 +136,10 @@ Q_CLUSTER = {
     "ack_failures": False,
     "catch_up": False,
     "poll": 0.5,
-    "save_limit": 1000,
+    # Every successful task is kept (0), and transfers.task_history prunes them by age: with a
+    # limit, django-q2 reads every kept success on each task that ends, so a worker slowed as
+    # the history filled (a thousand rows read per task).
+    "save_limit": 0,
     "label": "Task queue",
 }
 if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
@@ -291,6 +294,9 @@ if TRANSFER_STALE_SECONDS <= TRANSFER_TIMEOUT_SECONDS:
 # transfer is final or the file is fetched. The records, checksums and audit trail stay.
 TRANSFER_PAYLOAD_RETENTION_DAYS = env_int("TRANSFER_PAYLOAD_RETENTION_DAYS", 30, minimum=1)
 RECEIVED_FILE_RETENTION_DAYS = env_int("RECEIVED_FILE_RETENTION_DAYS", 30, minimum=1)
+# Days the task queue's record of successful tasks is kept (the admin's "Successful tasks");
+# failed tasks stay until someone deletes them.
+TASK_HISTORY_DAYS = env_int("TASK_HISTORY_DAYS", 14, minimum=1)
 SIMULATOR_HOST = env_str("SIMULATOR_HOST", "127.0.0.1")
 SIMULATOR_PORT = env_int("SIMULATOR_PORT", 2222, minimum=1)
 SIMULATOR_DATA_DIR = env_path("SIMULATOR_DATA_DIR", DATA_DIR / "serviceplatform")
