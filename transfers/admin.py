@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from portal.core.admin import RecordAdmin
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer, TransferHour
 
 
@@ -40,18 +41,9 @@ class ReceivedFileAdmin(admin.ModelAdmin):
 
 
 @admin.register(TransferHour)
-class TransferHourAdmin(admin.ModelAdmin):
-    """Shown, never edited: the database's triggers keep the counts."""
+class TransferHourAdmin(RecordAdmin):
+    """The database's triggers keep the counts."""
 
     list_display = ["hour", "state", "count", "bytes"]
     list_filter = ["state"]
     date_hierarchy = "hour"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
