@@ -5,6 +5,7 @@ list of `Row` dicts for the summary table) besides its own command line; `python
 them all and prints one table.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -12,11 +13,49 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
+# Where benches make their own PostgreSQL databases: the server of `make test-postgres`.
+POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# Settings a bench must not inherit from the shell: it measures the defaults on its own data.
+FOREIGN_SETTINGS = ("Q_", "TRANSFER_", "SIMULATOR_", "PORTAL_", "DATABASE_URL", "REDIS_URL")
+
+
+def own_environment(**settings: str) -> dict[str, str]:
+    """The shell's environment without the portal's settings, and with `settings`."""
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(FOREIGN_SETTINGS)
+    }
+    return {**environment, **settings}
+
+
+@contextlib.contextmanager
+def own_database(database: str, workspace: Path, name: str) -> Iterator[str]:
+    """The DATABASE_URL of a database of the bench's own: an SQLite file in `workspace`, or
+    `name` made on POSTGRES_URL's server (a leftover of an earlier run dropped first) and
+    dropped afterwards."""
+    if database == "sqlite":
+        yield f"sqlite:///{workspace / 'portal.sqlite3'}"
+        return
+    _on_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _on_postgres(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlsplit(POSTGRES_URL)._replace(path=f"/{name}").geturl()
+    finally:
+        _on_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _on_postgres(statement: str) -> None:
+    import psycopg
+
+    maintenance = urlsplit(POSTGRES_URL)._replace(path="/postgres").geturl()
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(statement)
 
 
 @dataclasses.dataclass

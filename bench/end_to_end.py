@@ -34,15 +34,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from bench.common import ROOT, Row, machine, now, print_rows, save
+from bench.common import ROOT, Row, machine, now, own_database, own_environment, print_rows, save
 
 BENCHMARK = "end_to_end"
-# Where throwaway PostgreSQL databases are made: the server of `make test-postgres`.
-POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-# Settings a bench must not inherit from the shell: it measures the defaults on its own data.
-FOREIGN_SETTINGS = ("Q_", "TRANSFER_", "SIMULATOR_", "PORTAL_", "DATABASE_URL", "REDIS_URL")
 SENDER, RECEIVER = "nordlys_omsorg", "fjordsoft_journal"
 COLUMN = "kommunekode"
 
@@ -54,36 +49,17 @@ COLUMN = "kommunekode"
 def throwaway_portal(label: str, database: str = "sqlite") -> Iterator[dict[str, str]]:
     """The environment of a portal of its own: data folder and database made here, gone after."""
     workspace = Path(tempfile.mkdtemp(prefix=f"fdd-bench-{label}-"))
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(FOREIGN_SETTINGS)
-    }
-    environment.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        DEBUG="true",
-        PORTAL_DATA_DIR=str(workspace / "data"),
-        PYTHONUNBUFFERED="1",
-    )
-    name = f"fdd_bench_e2e_{label}_{os.getpid()}"
-    if database == "sqlite":
-        environment["DATABASE_URL"] = f"sqlite:///{workspace / 'portal.sqlite3'}"
-    else:
-        _postgres(f'CREATE DATABASE "{name}"')
-        server = urlsplit(POSTGRES_URL)
-        environment["DATABASE_URL"] = server._replace(path=f"/{name}").geturl()
     try:
-        yield environment
+        with own_database(database, workspace, f"fdd_bench_e2e_{label}_{os.getpid()}") as url:
+            yield own_environment(
+                DJANGO_SETTINGS_MODULE="portal.settings",
+                DEBUG="true",
+                PORTAL_DATA_DIR=str(workspace / "data"),
+                PYTHONUNBUFFERED="1",
+                DATABASE_URL=url,
+            )
     finally:
-        if database != "sqlite":
-            _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(workspace, ignore_errors=True)
-
-
-def _postgres(statement: str) -> None:
-    import psycopg
-
-    maintenance = urlsplit(POSTGRES_URL)._replace(path="/postgres").geturl()
-    with psycopg.connect(maintenance, autocommit=True) as connection:
-        connection.execute(statement)
 
 
 def in_child(module: str, environment: dict[str, str], options: dict) -> dict:

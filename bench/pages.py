@@ -26,18 +26,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from bench.common import ROOT, Row, machine, now, print_rows, save
+from bench.common import ROOT, Row, machine, now, own_database, own_environment, print_rows, save
 
 BENCHMARK = "pages"
 FLOOR_MS = 150.0
 DATABASES = ("sqlite", "postgresql")
-# The server of `make test-postgres`; the bench makes and drops a database of its own on it.
-POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 POSTGRES_NAME = "fdd_bench_pages"
-# Settings a bench must not inherit from the shell: it measures the defaults on its own data.
-FOREIGN_SETTINGS = ("Q_", "TRANSFER_", "SIMULATOR_", "PORTAL_", "DATABASE_URL", "REDIS_URL")
 FULL = {"transfers": 1_000_000, "vendors": 50, "routes": 5000, "days": 365}
 SMALL = {"transfers": 10_000, "vendors": 50, "routes": 500, "days": 365}
 QUICK_FULL = {"transfers": 20_000, "vendors": 20, "routes": 400, "days": 60}
@@ -259,43 +255,23 @@ def bench_portal(database: str) -> Iterator[dict[str, str]]:
 
     workspace = Path(tempfile.mkdtemp(prefix="fdd-bench-pages-"))
     (workspace / "static").mkdir()  # WhiteNoise looks for it; the pages' files are not served
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(FOREIGN_SETTINGS)
-    }
-    environment.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        DEBUG="false",
-        SECRET_KEY=Fernet.generate_key().decode() * 2,
-        SFTP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
-        ALLOWED_HOSTS="testserver",
-        SECURE_SSL_REDIRECT="false",
-        PORTAL_DATA_DIR=str(workspace / "data"),
-        STATIC_ROOT=str(workspace / "static"),
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    if database == "sqlite":
-        environment["DATABASE_URL"] = f"sqlite:///{workspace / 'portal.sqlite3'}"
-    else:
-        _postgres(f'DROP DATABASE IF EXISTS "{POSTGRES_NAME}" WITH (FORCE)')
-        _postgres(f'CREATE DATABASE "{POSTGRES_NAME}"')
-        environment["DATABASE_URL"] = (
-            urlsplit(POSTGRES_URL)._replace(path=f"/{POSTGRES_NAME}").geturl()
-        )
     try:
-        yield environment
+        with own_database(database, workspace, POSTGRES_NAME) as url:
+            yield own_environment(
+                DJANGO_SETTINGS_MODULE="portal.settings",
+                DEBUG="false",
+                SECRET_KEY=Fernet.generate_key().decode() * 2,
+                SFTP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+                ALLOWED_HOSTS="testserver",
+                SECURE_SSL_REDIRECT="false",
+                PORTAL_DATA_DIR=str(workspace / "data"),
+                STATIC_ROOT=str(workspace / "static"),
+                LOG_LEVEL="WARNING",
+                PYTHONUNBUFFERED="1",
+                DATABASE_URL=url,
+            )
     finally:
-        if database != "sqlite":
-            _postgres(f'DROP DATABASE IF EXISTS "{POSTGRES_NAME}" WITH (FORCE)')
         shutil.rmtree(workspace, ignore_errors=True)
-
-
-def _postgres(statement: str) -> None:
-    import psycopg
-
-    maintenance = urlsplit(POSTGRES_URL)._replace(path="/postgres").geturl()
-    with psycopg.connect(maintenance, autocommit=True) as connection:
-        connection.execute(statement)
 
 
 def manage(environment: dict[str, str], *arguments: str) -> float:
