@@ -68,21 +68,29 @@ def scope_of(user) -> Scope:
     cached = getattr(user, "_access_scope", None)
     if cached is not None:
         return cached
+    memberships = []
     if not (user.is_authenticated and user.is_active):
         scope = Scope()
     else:
         ids: dict[str, set[int]] = {field: set() for field in _KIND_FIELD.values()}
-        memberships = Membership.objects.filter(user=user).values_list(
-            "organisation_id", "organisation__kind"
-        )
-        for organisation_id, kind in memberships:
-            ids[_KIND_FIELD[kind]].add(organisation_id)
+        # With their organisations: the page's header names them (memberships_of).
+        memberships = list(Membership.objects.filter(user=user).select_related("organisation"))
+        for membership in memberships:
+            ids[_KIND_FIELD[membership.organisation.kind]].add(membership.organisation_id)
         scope = Scope(
             **{field: frozenset(values) for field, values in ids.items()},
             is_superuser=user.is_superuser,
         )
     user._access_scope = scope
+    user._memberships = memberships
     return scope
+
+
+def memberships_of(user) -> list[Membership]:
+    """The user's memberships with their organisations, read with the scope: once a request."""
+    scope_of(user)
+    # A scope made some other way (an API token's) comes with no memberships.
+    return getattr(user, "_memberships", [])
 
 
 Rule = Callable[[Scope], Q]

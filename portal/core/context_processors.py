@@ -1,6 +1,6 @@
 from django.http import HttpRequest
 
-from portal.accounts.access import scope_of
+from portal.accounts.access import memberships_of, scope_of
 from portal.core.navigation import menu_for
 
 
@@ -11,6 +11,6 @@ def navigation(request: HttpRequest) -> dict:
     scope = scope_of(user)
     return {
         "menu": menu_for(request.path, scope),
-        "memberships": list(user.memberships.select_related("organisation")),
+        "memberships": memberships_of(user),
         "access": scope,
     }
