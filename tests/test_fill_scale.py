@@ -11,6 +11,7 @@ from bench.pages import count_queries, fetch, logged_in, pages_of, the_users
 from portal.accounts.models import Organisation
 from portal.alerts.models import Alert
 from portal.audit.models import AuditEvent
+from tests import test_route_tallies as tallies
 from tests.test_transfer_hours import counted, kept
 from transfers.models import ReceivedFile, Route, Transfer
 
@@ -46,8 +47,9 @@ def test_the_fill_makes_what_was_asked(db):
     assert ReceivedFile.objects.exists()
     assert Alert.objects.count() == Transfer.objects.filter(state=Transfer.State.FAILED).count()
     assert AuditEvent.objects.exists()
-    # The hourly counts were made after the load, and their triggers are back.
+    # The hourly and per-route counts were made after the load, and their triggers are back.
     assert kept() == counted()
+    assert tallies.kept() == tallies.counted()
     # Ids written by the fill leave room for the portal's own: the next row gets a new one.
     assert Transfer.objects.create(
         route=delivered.route,
@@ -59,6 +61,7 @@ def test_the_fill_makes_what_was_asked(db):
         remote_name="ny_FDD_unused.csv",
     ).pk > max(Transfer.objects.exclude(original_name="ny.csv").values_list("pk", flat=True))
     assert kept() == counted()
+    assert tallies.kept() == tallies.counted()
 
 
 def test_a_filled_database_is_refused_unless_cleared(db):
@@ -68,6 +71,7 @@ def test_a_filled_database_is_refused_unless_cleared(db):
     fill(clear=True, **{**SMALL, "transfers": 300})
     assert Transfer.objects.count() == 300
     assert kept() == counted()
+    assert tallies.kept() == tallies.counted()
     assert Organisation.objects.filter(kind=Organisation.Kind.VENDOR).count() == 3
     assert Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY).count() == 98
 

@@ -268,8 +268,12 @@ def test_flows_are_grouped_by_integration_and_infref_and_filter_the_lists(
     client = english(client_for(architect))
     response = client.get(URL)
     flows = response.context["flows"]
-    assert [(f.infref, f.transfer_count) for f in flows] == [(route.infref, 2), (second.infref, 3)]
+    assert [(f.infref, [r.transfer_count for r in f.routes]) for f in flows] == [
+        (route.infref, [2]),
+        (second.infref, [3]),
+    ]
     assert flows[0].routes[0].failed_count == 2
+    assert "Show only this flow" in response.content.decode()
 
     response = client.get(URL + "?" + flows[1].query)
     assert response.context["chosen_flow"].infref == second.infref

@@ -257,8 +257,7 @@ class Transfer(models.Model):
         ordering = ["-queued_at", "-id"]
         indexes = [
             models.Index(fields=["state", "queued_at"], name="transfer_state_queued"),
-            # A route's transfers newest first; with the state, the municipal review counts
-            # them per route from the index alone.
+            # A route's transfers newest first: the municipal review's last queued per route.
             models.Index(
                 fields=["route", "queued_at", "state"], name="transfer_route_queued_state"
             ),
@@ -296,6 +295,27 @@ class TransferHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.state}: {self.count}"
+
+
+class RouteTally(models.Model):
+    """How many of a route's transfers are in one state: what the municipal review shows per
+    route, read in one lookup instead of counting every transfer the route ever carried. Kept
+    by the database like TransferHour: triggers (migration 0010) count each transfer inserted,
+    each change of its state or route, and each one deleted, however the row is written."""
+
+    route = models.ForeignKey(
+        Route, on_delete=models.CASCADE, related_name="tallies", verbose_name=_("route")
+    )
+    state = models.CharField(_("state"), max_length=16, choices=Transfer.State.choices)
+    count = models.BigIntegerField(_("transfers"), default=0)
+
+    class Meta:
+        verbose_name = _("transfers on a route")
+        verbose_name_plural = _("transfers per route")
+        constraints = [models.UniqueConstraint(name="route_tally_state", fields=["route", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.route_id} {self.state}: {self.count}"
 
 
 class ReceivedFile(models.Model):

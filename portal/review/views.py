@@ -16,13 +16,13 @@ municipality is missing (404), as everywhere in the portal.
 """
 
 from bisect import bisect_left
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
@@ -33,7 +33,7 @@ from portal.accounts.models import Organisation
 from portal.onboarding.models import Integration
 from portal.specs.models import SpecificationVersion
 from transfers.listing import first_rows
-from transfers.models import Environment, ReceivedFile, Route, Transfer
+from transfers.models import Environment, ReceivedFile, Route, RouteTally, Transfer
 
 # Two lists and the flows share the page: 25 rows each keep it a screenful to review, and
 # the page under 150 ms at a million transfers (bench/pages.py).
@@ -187,20 +187,17 @@ class Flow:
     routes: list[Route]
     query: str  # the query string that shows only this flow
 
-    @property
-    def transfer_count(self) -> int:
-        return sum(route.transfer_count for route in self.routes)
-
 
 def _flows(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
     """The municipality's routes grouped into flows, with their transfer counts: two queries.
 
-    The counts are grouped by the route's id alone, in a query of their own: grouping them with
-    the routes' joined rows would make the database sort every transfer by all those columns.
-    They are asked by route id alone: a reviewer acts for the municipality (or is a superuser)
-    and so sees every transfer on its routes, and the access rule's join made PostgreSQL
-    misjudge the rows and read each one from the table rather than from the index.
+    The counts are the database's tallies per route and state (RouteTally), not a count of the
+    transfers, which grows with every year of them; each route's last transfer is one step
+    down the index of its transfers by time.
     """
+    last_queued = (
+        Transfer.objects.filter(route=OuterRef("pk")).order_by("-queued_at").values("queued_at")[:1]
+    )
     routes = list(
         visible(user, Route.objects.filter(municipality=municipality))
         .select_related("integration", "infref", "sender__vendor", "receiver__vendor")
@@ -216,6 +213,7 @@ def _flows(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
             "receiver__name",
             "receiver__vendor__name",
         )
+        .annotate(last_queued_at=Subquery(last_queued))
         .order_by(
             F("integration__name").asc(nulls_last=True),
             "integration_id",
@@ -226,22 +224,11 @@ def _flows(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
             "pk",
         )
     )
-    stats = {}
+    tallies: dict[int, Counter] = defaultdict(Counter)
     if routes:
-        stats = {
-            row["route_id"]: row
-            for row in Transfer.objects.filter(route_id__in=[route.pk for route in routes])
-            .order_by()
-            .values("route_id")
-            .annotate(
-                # Counted by the state, which is never empty, rather than the id: the index
-                # on (route, queued_at, state) then answers alone.
-                total=Count("state"),
-                delivered=Count("state", filter=Q(state=Transfer.State.DELIVERED)),
-                failed=Count("state", filter=Q(state=Transfer.State.FAILED)),
-                last=Max("queued_at"),
-            )
-        }
+        rows = RouteTally.objects.filter(route_id__in=[route.pk for route in routes])
+        for route_id, state, count in rows.values_list("route_id", "state", "count"):
+            tallies[route_id][state] = count
     # Each label translated once, not looked up in the choices for every row.
     environments = {value: str(label) for value, label in Environment.choices}
     states = {value: str(label) for value, label in Route.State.choices}
@@ -249,11 +236,10 @@ def _flows(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
     for route in routes:
         route.environment_label = environments.get(route.environment, route.environment)
         route.state_label = states.get(route.state, route.state)
-        row = stats.get(route.pk, {})
-        route.transfer_count = row.get("total", 0)
-        route.delivered_count = row.get("delivered", 0)
-        route.failed_count = row.get("failed", 0)
-        route.last_queued_at = row.get("last")
+        tally = tallies[route.pk]
+        route.transfer_count = tally.total()
+        route.delivered_count = tally[Transfer.State.DELIVERED]
+        route.failed_count = tally[Transfer.State.FAILED]
         if flows and (flows[-1].integration, flows[-1].infref) == (route.integration, route.infref):
             flows[-1].routes.append(route)
             continue

@@ -60,7 +60,15 @@ from portal.onboarding.models import (
 )
 from portal.specs.models import DataSpecification, SpecificationVersion
 from transfers import keys, protocol
-from transfers.models import Environment, ReceivedFile, Route, SftpAccount, Transfer, TransferHour
+from transfers.models import (
+    Environment,
+    ReceivedFile,
+    Route,
+    RouteTally,
+    SftpAccount,
+    Transfer,
+    TransferHour,
+)
 from transfers.sftp import host_key_fingerprint
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -1080,18 +1088,28 @@ _KEPT = {
 }
 
 
+# The migrations whose triggers keep counts of the transfers, and the tables they keep.
+_COUNTED_BY = {
+    "transfers.migrations.0008_transfer_hours": TransferHour,
+    "transfers.migrations.0010_route_tallies": RouteTally,
+}
+
+
 @contextmanager
-def hours_counted_after() -> Iterator[None]:
-    """The triggers that count transfers per hour set aside while the transfers are written,
-    then every hour counted in one pass and the triggers back, as their migration does it: a
-    trigger run for each of a million rows made the fill half again as long."""
-    hours = import_module("transfers.migrations.0008_transfer_hours")
+def counted_after() -> Iterator[None]:
+    """The triggers that count transfers per hour and per route set aside while the transfers
+    are written, then everything counted in one pass and the triggers back, as their
+    migrations do it: a trigger run for each of a million rows made the fill half again as
+    long."""
+    migrations = {import_module(name): model for name, model in _COUNTED_BY.items()}
     with connection.cursor() as cursor:
-        hours.stop_watching(connection.vendor, cursor.execute)
+        for migration in migrations:
+            migration.stop_watching(connection.vendor, cursor.execute)
     yield
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {TransferHour._meta.db_table}")  # noqa: S608 - our name
-        hours.count_and_watch(connection.vendor, cursor.execute)
+        for migration, model in migrations.items():
+            cursor.execute(f"DELETE FROM {model._meta.db_table}")  # noqa: S608 - our name
+            migration.count_and_watch(connection.vendor, cursor.execute)
 
 
 def clear() -> None:
@@ -1194,9 +1212,9 @@ class Command(BaseCommand):
                     clear()
                 world = Planner(options, now).build()
                 world_seconds = time.monotonic() - started
-                with hours_counted_after():
+                with counted_after():
                     made = fill_traffic(world, options, now)
-            settle(model._meta.db_table for model in (*BULK_MODELS, Route))
+            settle(model._meta.db_table for model in (*BULK_MODELS, Route, *_COUNTED_BY.values()))
         self.report({**world.counts, **made}, world_seconds, time.monotonic() - started)
 
     def report(self, counts: dict[str, int], world_seconds: float, seconds: float) -> None:
