@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
@@ -116,10 +116,14 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
 
     declarations: dict[int, _Timeline] = defaultdict(_Timeline)
     if infref_ids:
+        naming = GdprDeclaration.controllers.through.objects.filter(
+            gdprdeclaration_id=OuterRef("pk"), organisation_id=municipality.pk
+        )
         rows = (
             GdprDeclaration.objects.filter(
                 infref_id__in=infref_ids, status__in=SENT, submitted_at__isnull=False
             )
+            .annotate(names_municipality=Exists(naming))
             .only(
                 "pk",
                 "infref_id",
@@ -153,17 +157,12 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
                 "pk", flat=True
             )
         )
-    visible_declarations, naming = set(), set()
+    visible_declarations = set()
     if declaration_ids:
         visible_declarations = set(
             visible(user, GdprDeclaration.objects.filter(pk__in=declaration_ids)).values_list(
                 "pk", flat=True
             )
-        )
-        naming = set(
-            GdprDeclaration.controllers.through.objects.filter(
-                gdprdeclaration_id__in=declaration_ids, organisation_id=municipality.pk
-            ).values_list("gdprdeclaration_id", flat=True)
         )
     for transfer in transfers:
         found = ran_under[transfer.pk]
@@ -171,7 +170,7 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
         if found.declaration is not None:
             declaration = found.declaration
             found.declaration_visible = declaration.pk in visible_declarations
-            found.names_municipality = declaration.pk in naming
+            found.names_municipality = declaration.names_municipality
             found.declaration_outdated = (
                 declaration.outdated_at is not None and declaration.outdated_at < transfer.queued_at
             )
