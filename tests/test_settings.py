@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 
 from portal import env
 
@@ -76,6 +77,15 @@ def test_postgres_urls_become_database_settings():
         "5433",
         "portal",
     )
+
+
+@pytest.mark.django_db
+def test_postgres_connections_cost_pages_read_out_of_order_as_on_ssd():
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL setting; the suite's PostgreSQL pass runs this")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW random_page_cost")
+        assert cursor.fetchone()[0] == "1.1"
 
 
 def test_sqlite_urls_use_wal_and_immediate_transactions():
