@@ -5,9 +5,9 @@
 Per database (a fresh SQLite file; a fresh PostgreSQL database `fdd_bench_pages`, dropped after):
 migrate, fill a small portal (`manage.py fill_scale --transfers 10000 --routes 500`) and count
 the queries of every page, then fill the full one (1,000,000 transfers, 50 vendors, 5,000
-routes, a year) and time every page: a warm-up, then `--requests` rounds of one request per page
-through Django's test client in one process with DEBUG off, timed around the request (server
-time: middleware, view, queries, template; no network). The figures per page are the median and 95th percentile in ms,
+routes, a year) and time every page: a warm-up, then `--requests` requests through Django's test
+client in one process with DEBUG off, timed around the request (server time: middleware, view,
+queries, template; no network). The figures per page are the median and 95th percentile in ms,
 and the queries at both sizes. Floors: p95 < 150 ms, and the same number of queries at both
 sizes (a page whose queries grow with the rows has an N+1). See bench/README.md.
 """
@@ -196,43 +196,37 @@ def count_queries(client, page: Page) -> int:
 
 
 def measure(requests: int) -> dict:
-    """Every page: its queries, and with `requests` its server times after a warm-up.
-
-    The pages take turns, one request each per round: a burst of load on this shared host then
-    falls on every page alike instead of on the fifty requests of whichever page it met.
-    """
+    """Every page: its queries, and with `requests` its server times after a warm-up."""
     from django.db import connection
 
     users = the_users()
     roles = ("vendor", "architect", "operator", "superuser")
     clients = {role: logged_in(users[role]) for role in roles}
-    pages = [page for page in pages_of(users) if connection.vendor in page.databases]
-    queries = []
-    for page in pages:
+    results = []
+    for page in pages_of(users):
+        if connection.vendor not in page.databases:
+            continue
         client = clients[page.user]
         for _ in range(WARM_UP):
             body = fetch(client, page).content.decode()
         if page.expect not in body:
             raise RuntimeError(f"{page.name} ({page.user}) does not show {page.expect!r}")
-        queries.append(count_queries(client, page))
-    seconds: list[list[float]] = [[] for _ in pages]
-    for _ in range(requests):
-        for page, timed in zip(pages, seconds, strict=True):
+        queries = count_queries(client, page)
+        seconds = []
+        for _ in range(requests):
             started = time.perf_counter()
-            fetch(clients[page.user], page)
-            timed.append(time.perf_counter() - started)
-    return {
-        "pages": [
+            fetch(client, page)
+            seconds.append(time.perf_counter() - started)
+        results.append(
             {
                 "page": page.name,
                 "user": page.user,
                 "url": page.url,
-                "queries": count,
-                "ms": [round(value * 1000, 2) for value in timed],
+                "queries": queries,
+                "ms": [round(value * 1000, 2) for value in seconds],
             }
-            for page, count, timed in zip(pages, queries, seconds, strict=True)
-        ]
-    }
+        )
+    return {"pages": results}
 
 
 def inside(options: dict) -> dict:
