@@ -92,12 +92,17 @@ class _Timeline:
         return _latest_before(self.items, self.keys, moment)
 
 
+def _visible_to(user, model) -> Exists:
+    """Whether `user` may see the row, as a column of the query that reads it."""
+    return Exists(visible(user, model.objects.filter(pk=OuterRef("pk"))))
+
+
 def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Transfer]) -> None:
     """Set `ran_under` on each transfer, in a fixed number of queries whatever their number.
 
     The versions and declarations are chosen among all of them, not only those `user` may open:
     which one was in force is a fact about a transfer the user sees. Only the link to a record
-    follows `visible`.
+    follows `visible`, asked of each row in the same query.
     """
     transfers = list(transfers)
     integration_ids = {t.route.integration_id for t in transfers if t.route.integration_id}
@@ -107,7 +112,10 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
     if integration_ids:
         rows = (
             SpecificationVersion.objects.filter(specification__integration_id__in=integration_ids)
-            .annotate(integration_pk=F("specification__integration_id"))
+            .annotate(
+                integration_pk=F("specification__integration_id"),
+                is_visible=_visible_to(user, SpecificationVersion),
+            )
             .only("pk", "specification_id", "major", "minor", "created_at")
             .order_by("created_at", "major", "minor", "pk")
         )
@@ -123,7 +131,9 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
             GdprDeclaration.objects.filter(
                 infref_id__in=infref_ids, status__in=SENT, submitted_at__isnull=False
             )
-            .annotate(names_municipality=Exists(naming))
+            .annotate(
+                names_municipality=Exists(naming), is_visible=_visible_to(user, GdprDeclaration)
+            )
             .only(
                 "pk",
                 "infref_id",
@@ -138,7 +148,6 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
         for declaration in rows:
             declarations[declaration.infref_id].add(declaration, declaration.submitted_at)
 
-    ran_under = {}
     for transfer in transfers:
         found = RanUnder(
             version=versions[transfer.route.integration_id].at(transfer.queued_at)
@@ -146,30 +155,10 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
             else None,
             declaration=declarations[transfer.route.infref_id].at(transfer.queued_at),
         )
-        ran_under[transfer.pk] = found
-
-    version_ids = {r.version.pk for r in ran_under.values() if r.version}
-    declaration_ids = {r.declaration.pk for r in ran_under.values() if r.declaration}
-    visible_versions = set()
-    if version_ids:
-        visible_versions = set(
-            visible(user, SpecificationVersion.objects.filter(pk__in=version_ids)).values_list(
-                "pk", flat=True
-            )
-        )
-    visible_declarations = set()
-    if declaration_ids:
-        visible_declarations = set(
-            visible(user, GdprDeclaration.objects.filter(pk__in=declaration_ids)).values_list(
-                "pk", flat=True
-            )
-        )
-    for transfer in transfers:
-        found = ran_under[transfer.pk]
-        found.version_visible = found.version is not None and found.version.pk in visible_versions
+        found.version_visible = found.version is not None and found.version.is_visible
         if found.declaration is not None:
             declaration = found.declaration
-            found.declaration_visible = declaration.pk in visible_declarations
+            found.declaration_visible = declaration.is_visible
             found.names_municipality = declaration.names_municipality
             found.declaration_outdated = (
                 declaration.outdated_at is not None and declaration.outdated_at < transfer.queued_at
