@@ -5,11 +5,12 @@
 Per database (a fresh SQLite file; a fresh PostgreSQL database `fdd_bench_pages`, dropped after):
 migrate, fill a small portal (`manage.py fill_scale --transfers 10000 --routes 500`) and count
 the queries of every page, then fill the full one (1,000,000 transfers, 50 vendors, 5,000
-routes, a year; both databases' fills at once) and time every page: a warm-up, then `--requests` requests through Django's test
-client in one process with DEBUG off, timed around the request (server time: middleware, view,
-queries, template; no network). The figures per page are the median and 95th percentile in ms,
-and the queries at both sizes. Floors: p95 < 150 ms, and the same number of queries at both
-sizes (a page whose queries grow with the rows has an N+1). See bench/README.md.
+routes, a year; both databases' fills at once) and time every page: a warm-up, then
+`--requests` requests through Django's test client in one process with DEBUG off, timed around
+the request (server time: middleware, view, queries, template; no network). The figures per
+page are the median and 95th percentile in ms, and the queries at both sizes. Floors: p95 < 150
+ms, and the same number of queries at both sizes (a page whose queries grow with the rows has an
+N+1). See bench/README.md.
 """
 
 import argparse
