@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from portal.core.admin import RecordAdmin
-from transfers.models import ReceivedFile, Route, SftpAccount, Transfer, TransferHour
+from transfers.models import ReceivedFile, Route, RouteTally, SftpAccount, Transfer, TransferHour
 
 
 @admin.register(SftpAccount)
@@ -47,3 +47,13 @@ class TransferHourAdmin(RecordAdmin):
     list_display = ["hour", "state", "count", "bytes"]
     list_filter = ["state"]
     date_hierarchy = "hour"
+
+
+@admin.register(RouteTally)
+class RouteTallyAdmin(RecordAdmin):
+    """The database's triggers keep the counts."""
+
+    list_display = ["route", "state", "count"]
+    list_filter = ["state"]
+    list_select_related = ["route__infref", "route__receiver", "route__municipality"]
+    raw_id_fields = ["route"]

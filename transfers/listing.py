@@ -349,8 +349,8 @@ def first_rows(queryset: QuerySet, order: tuple[str, ...], limit: int) -> list:
     receipt, took SQLite a quarter of a second.
 
     The rows are read by id alone, with the queryset's related rows and columns but not its
-    filters: the ids have passed them, and PostgreSQL joined every route to apply the access
-    rule again to a page of rows (5-7 ms)."""
+    filters (nor its annotations): the ids have passed them, and PostgreSQL joined every route
+    to apply the access rule again to a page of rows (5-7 ms)."""
     ids = list(queryset.order_by(*order).values_list("pk", flat=True)[:limit])
     by_id = queryset.model._default_manager.all()
     by_id.query.select_related = queryset.query.select_related
