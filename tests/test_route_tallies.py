@@ -2,11 +2,15 @@
 review's route totals that read them: they agree with counting the transfers, however the
 transfers are written."""
 
+import threading
+import time
 from collections import Counter
 
 import pytest
+from django.db import DatabaseError, connection, connections
 from django.db.models import Count
 
+from tests import test_transfer_hours as hours
 from tests.test_dashboard import english, make_integration, make_route, make_transfers
 from transfers.models import RouteTally, Transfer
 
@@ -85,3 +89,38 @@ def test_the_review_shows_the_tallies_and_the_last_transfer(
     assert (shown.transfer_count, shown.delivered_count, shown.failed_count) == (6, 3, 2)
     assert shown.last_queued_at == newest.queued_at
     assert (routes[quiet.pk].transfer_count, routes[quiet.pk].last_queued_at) == (0, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_transfers_crossing_between_states_at_once_do_not_deadlock(route):
+    """A claim (queued → sending) beside a retry (sending → queued) on the same route and
+    hour, over and over: each moves two counts of both tallies, and must never wait for a count
+    the other holds while holding one it waits for."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite writes one at a time; the suite's PostgreSQL pass runs this")
+    first, second = make_transfers(route, 2, state="queued")
+    Transfer.objects.filter(pk=second).update(state="sending")
+    failures = []
+
+    def flip(pk: int, states: tuple[str, str]) -> None:
+        ends = time.monotonic() + 3
+        try:
+            while time.monotonic() < ends:
+                for state in states:
+                    Transfer.objects.filter(pk=pk).update(state=state)
+        except DatabaseError as error:
+            failures.append(error)
+        finally:
+            connections.close_all()
+
+    crossing = [
+        threading.Thread(target=flip, args=(first, ("sending", "queued"))),
+        threading.Thread(target=flip, args=(second, ("queued", "sending"))),
+    ]
+    for thread in crossing:
+        thread.start()
+    for thread in crossing:
+        thread.join()
+    assert failures == []
+    assert kept() == counted()
+    assert hours.kept() == hours.counted()

@@ -1090,7 +1090,7 @@ _KEPT = {
 
 # The migrations whose triggers keep counts of the transfers, and the tables they keep.
 _COUNTED_BY = {
-    "transfers.migrations.0008_transfer_hours": TransferHour,
+    "transfers.migrations.0011_ordered_hour_counts": TransferHour,
     "transfers.migrations.0010_route_tallies": RouteTally,
 }
 
