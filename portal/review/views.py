@@ -56,16 +56,31 @@ def reviewable_municipalities(user) -> QuerySet:
 
 @dataclass
 class RanUnder:
-    """What a transfer ran under: a specification version and a GDPR declaration, or none."""
+    """What a transfer queued at `queued_at` ran under: a specification version and a GDPR
+    declaration, or none. Both are read with `is_visible` (may the user open it), and the
+    declaration with `names_municipality` (as data controller)."""
 
+    queued_at: datetime
     version: SpecificationVersion | None = None
-    version_visible: bool = False
     declaration: GdprDeclaration | None = None
-    declaration_visible: bool = False
-    # Whether the declaration names the municipality as data controller.
-    names_municipality: bool = False
-    # The declaration had been marked outdated (the specification moved on) before the transfer.
-    declaration_outdated: bool = False
+
+    @property
+    def version_visible(self) -> bool:
+        return self.version is not None and self.version.is_visible
+
+    @property
+    def declaration_visible(self) -> bool:
+        return self.declaration is not None and self.declaration.is_visible
+
+    @property
+    def names_municipality(self) -> bool:
+        return self.declaration is not None and self.declaration.names_municipality
+
+    @property
+    def declaration_outdated(self) -> bool:
+        """The declaration had been marked outdated (the specification moved on) before."""
+        outdated_at = self.declaration.outdated_at if self.declaration else None
+        return outdated_at is not None and outdated_at < self.queued_at
 
     @property
     def declared_version_differs(self) -> bool:
@@ -149,21 +164,14 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
             declarations[declaration.infref_id].add(declaration, declaration.submitted_at)
 
     for transfer in transfers:
-        found = RanUnder(
-            version=versions[transfer.route.integration_id].at(transfer.queued_at)
-            if transfer.route.integration_id
+        route = transfer.route
+        transfer.ran_under = RanUnder(
+            queued_at=transfer.queued_at,
+            version=versions[route.integration_id].at(transfer.queued_at)
+            if route.integration_id
             else None,
-            declaration=declarations[transfer.route.infref_id].at(transfer.queued_at),
+            declaration=declarations[route.infref_id].at(transfer.queued_at),
         )
-        found.version_visible = found.version is not None and found.version.is_visible
-        if found.declaration is not None:
-            declaration = found.declaration
-            found.declaration_visible = declaration.is_visible
-            found.names_municipality = declaration.names_municipality
-            found.declaration_outdated = (
-                declaration.outdated_at is not None and declaration.outdated_at < transfer.queued_at
-            )
-        transfer.ran_under = found
 
 
 @dataclass
