@@ -3,10 +3,12 @@
 import pytest
 from django.urls import reverse
 
+from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.onboarding import rules
 from portal.onboarding.models import OnboardingTask
 from tests.conftest import make_user
+from tests.handoff_setup import bearer, ready_fixture, received_file, token_for  # noqa: F401
 
 
 @pytest.fixture
@@ -94,3 +96,48 @@ def test_keys_and_route_changes_are_recorded(
     event = AuditEvent.objects.get(action=AuditEvent.Action.ROUTE_CHANGED)
     assert (event.actor, event.details["state"]) == (operator, "established")
     assert set(event.concerns.all()) == {system_a.vendor, system_b.vendor, aarhus}
+
+
+# Who acted: a person, an IT system's API token, a watched folder, the command line, or the
+# portal's own schedule. The log names each, in every role that sees it.
+
+
+def test_the_log_renders_events_without_a_person_in_every_role(
+    client, client_for, ready, vendor_a, staff_a, staff_b, architect, superuser, tmp_path
+):
+    route = ready.route
+    received = received_file(ready.receiver, route, tmp_path, b"751;1\r\n", "a.csv")
+    token = token_for(ready.receiver.it_system, staff_b)
+    download = client.get(f"/api/v1/received-files/{received.pk}/content", **bearer(token))
+    assert download.status_code == 200
+    fingerprint = AuditEvent.objects.get(action=AuditEvent.Action.DOWNLOAD).details["token"]
+    parties = route.parties()
+    folder = f"{vendor_a.cvr}/aarhus-ud"
+    record(
+        None, AuditEvent.Action.SEND, route, concerns=parties, via="watched folder", folder=folder
+    )
+    record(None, AuditEvent.Action.RETENTION_DELETED, route, concerns=parties, days=30)
+    record(staff_a, AuditEvent.Action.SEND, route, concerns=parties, via="command line")
+
+    for user in (staff_a, staff_b, architect, superuser):
+        for query in ({}, {"action": "download"}, {"action": "send"}):
+            page = client_for(user).get(reverse("audit:log"), query)
+            assert page.status_code == 200, (user, query)
+    client.cookies["django_language"] = "en"
+    assert f"API token {fingerprint}" in client_for(staff_b).get(reverse("audit:log")).text
+    text = client_for(staff_a).get(reverse("audit:log")).text
+    assert f"Watched folder {folder}" in text
+    assert "The portal (scheduled)" in text
+    assert "Ada" in text  # the person who sent from the command line
+
+
+def test_a_person_named_in_the_log_is_kept(staff_a, integration):
+    """The log never loses who acted: a user it names cannot be deleted, only deactivated."""
+    from django.db.models import ProtectedError
+
+    rules.set_state(integration.tasks.get(number=10), OnboardingTask.State.DONE, staff_a)
+    with pytest.raises(ProtectedError):
+        staff_a.delete()
+    staff_a.is_active = False
+    staff_a.save()
+    assert AuditEvent.objects.get().who == "Ada"

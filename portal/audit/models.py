@@ -55,3 +55,21 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("The audit log is append-only.")
+
+    @property
+    def who(self) -> str:
+        """Who acted: the person, else what acted without one (record() notes it as `via`).
+
+        A person the log names is never deleted (the foreign key protects them), so an event
+        without an actor was made by a machine.
+        """
+        if self.actor is not None:
+            return self.actor.get_full_name() or self.actor.get_username()
+        via = self.details.get("via")
+        if via == "API":
+            return _("API token %(token)s") % {"token": self.details.get("token", "")}
+        if via == "watched folder":
+            return _("Watched folder %(folder)s") % {"folder": self.details.get("folder", "")}
+        if via == "command line":
+            return _("The command line")
+        return _("The portal (scheduled)")
