@@ -34,6 +34,15 @@ def own_environment(**settings: str) -> dict[str, str]:
     return {**environment, **settings}
 
 
+def allow_sftp_to(host: str, port: int) -> None:
+    """Django settings for a child that uses transfers.sftp without the portal: nothing but
+    SFTP_ALLOWED_HOSTS, and that allows only the bench's own server (transfers/endpoints.py)."""
+    from django.conf import settings
+
+    shown = f"[{host}]" if ":" in host else host
+    settings.configure(SFTP_ALLOWED_HOSTS=[f"{shown}:{port}"])
+
+
 @contextlib.contextmanager
 def own_database(database: str, workspace: Path, name: str) -> Iterator[str]:
     """The DATABASE_URL of a database of the bench's own: an SQLite file in `workspace`, or

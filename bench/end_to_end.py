@@ -54,6 +54,8 @@ def throwaway_portal(label: str, database: str = "sqlite") -> Iterator[dict[str,
             yield own_environment(
                 DJANGO_SETTINGS_MODULE="portal.settings",
                 DEBUG="true",
+                # The simulator and the delay proxies listen on free loopback ports.
+                SFTP_ALLOWED_HOSTS="127.0.0.1:*",
                 PORTAL_DATA_DIR=str(workspace / "data"),
                 PYTHONUNBUFFERED="1",
                 DATABASE_URL=url,

@@ -32,7 +32,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import ROOT, Row, machine, now, save
+from bench.common import ROOT, Row, allow_sftp_to, machine, now, save
 from bench.delay_proxy import DelayProxy, measure_round_trip
 from bench.throughput import file_sha256, openssh_cipher, run_openssh
 
@@ -76,6 +76,7 @@ def trigger_for(name: str, size: int) -> bytes:
 def child(spec: dict) -> dict:
     """A worker: ready after imports, then on "go": connect, send its files, close."""
     sys.path.insert(0, str(ROOT))
+    allow_sftp_to(spec["host"], spec["port"])
     from transfers.sftp import SftpSession
 
     trigger_for("warm-up.csv", 1)  # loads and compiles the XSD, as a running worker has done

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.common import ROOT, Row, machine, now, save
+from bench.common import ROOT, Row, allow_sftp_to, machine, now, save
 
 FLOORS = {"upload": 0.75, "download": 0.45}
 MEMORY_LIMIT_MIB = 100
@@ -49,6 +49,7 @@ def _status_kib(field: str) -> int:
 def child(spec: dict) -> dict:
     """One transfer with a fresh SftpSession; prints timings, digest and VmHWM before/after."""
     sys.path.insert(0, str(ROOT))
+    allow_sftp_to(spec["host"], spec["port"])
     from transfers.sftp import SftpSession
 
     session = SftpSession(

@@ -300,6 +300,18 @@ TASK_HISTORY_DAYS = env_int("TASK_HISTORY_DAYS", 14, minimum=1)
 SIMULATOR_HOST = env_str("SIMULATOR_HOST", "127.0.0.1")
 SIMULATOR_PORT = env_int("SIMULATOR_PORT", 2222, minimum=1)
 SIMULATOR_DATA_DIR = env_path("SIMULATOR_DATA_DIR", DATA_DIR / "serviceplatform")
+# The only SFTP servers the portal connects to (a host key probe, a send, a fetch): entries
+# HOST[:PORT] where HOST is a name, an address or a network (10.0.0.0/8, [fd00::/8]) and PORT a
+# number or * (22 when left out). Anything else is refused before a connection is tried, so an
+# SFTP account cannot make the portal knock on other hosts and ports of its network.
+SFTP_ALLOWED_HOSTS = env_list(
+    "SFTP_ALLOWED_HOSTS",
+    [
+        "sftp.serviceplatformen.dk:22",
+        "sftpexttest.serviceplatformen.dk:22",
+        f"{SIMULATOR_HOST}:{SIMULATOR_PORT}",
+    ],
+)
 # Uploads above this size go to a file on disk as they arrive; a 2 GB send never sits in memory.
 # The API writes its uploads straight into TRANSFER_DATA_DIR (handoff.uploads) whatever the size.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -310,6 +322,9 @@ HANDOFF_FOLDER_ROOT = env_path("HANDOFF_FOLDER_ROOT", DATA_DIR / "handoff")
 HANDOFF_SETTLE_SECONDS = env_int("HANDOFF_SETTLE_SECONDS", 10, minimum=0)
 # Pause between rounds of `manage.py watch_folders` when it runs without --once.
 HANDOFF_WATCH_SECONDS = env_int("HANDOFF_WATCH_SECONDS", 5, minimum=1)
+# The API's OpenAPI document and its browsable page need a logged-in user or an API token
+# unless this opens them to anyone.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)
 
 LOGGING = {
     "version": 1,

@@ -56,6 +56,8 @@ def environment(data_dir=None) -> dict[str, str]:
         "PORTAL_DATA_DIR": str(data_dir or settings.DATA_DIR),
         "SECRET_KEY": settings.SECRET_KEY,
         "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
+        # The test's simulators listen on free loopback ports (tests/settings.py).
+        "SFTP_ALLOWED_HOSTS": ",".join(settings.SFTP_ALLOWED_HOSTS),
         "DEBUG": "true",
         "PYTHONUNBUFFERED": "1",
     }

@@ -30,3 +30,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 # (tests/test_two_factor.py, tests/test_web_security.py, tests/test_isolation_matrix.py).
 TWO_FACTOR_REQUIRED = False
 AXES_ENABLED = False
+# The published names, and the simulators and sshd the suite starts on free loopback ports;
+# tests/test_sftp_endpoints.py checks the default list and the refusals.
+SFTP_ALLOWED_HOSTS = [
+    "sftp.serviceplatformen.dk:22",
+    "sftpexttest.serviceplatformen.dk:22",
+    "127.0.0.1:*",
+    "localhost:*",
+    "[::1]:*",
+]

@@ -28,6 +28,8 @@ def _worker(transfer_id: int) -> subprocess.Popen:
         "PORTAL_DATA_DIR": str(settings.DATA_DIR),
         "SECRET_KEY": settings.SECRET_KEY,
         "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
+        # The test's simulators listen on free loopback ports (tests/settings.py).
+        "SFTP_ALLOWED_HOSTS": ",".join(settings.SFTP_ALLOWED_HOSTS),
         "DEBUG": "true",
     }
     code = f"from transfers.tasks import send_transfer; send_transfer({transfer_id})"

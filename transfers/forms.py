@@ -5,6 +5,7 @@ from gdpr.models import InfRef
 from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import Integration
+from transfers import endpoints
 from transfers.models import Route, SftpAccount, default_endpoint
 
 
@@ -23,10 +24,24 @@ class AccountForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         environment = cleaned.get("environment")
+        chosen_by = "host"
         if environment and not cleaned.get("host"):
             cleaned["host"], cleaned["port"] = default_endpoint(environment)
             self.instance.host, self.instance.port = cleaned["host"], cleaned["port"]
+            chosen_by = "environment"
+        self._check_endpoint(cleaned, chosen_by)
         return cleaned
+
+    def _check_endpoint(self, cleaned: dict, field: str) -> None:
+        """The refusal the workers would meet, told now at the field that chose the endpoint."""
+        host = cleaned.get("host")
+        if not host or "port" in self.errors:
+            return
+        port = cleaned.get("port")
+        if port is None:
+            port = self.instance.port  # the model's default, which a port left out keeps
+        if not endpoints.is_allowed(host, port):
+            self.add_error(field, endpoints.refusal_message(host, port))
 
 
 class GenerateKeyForm(forms.Form):

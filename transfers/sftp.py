@@ -2,10 +2,12 @@
 
 A worker opens a session, keeps it for many files and closes it. The server's host key must be
 pinned: an unknown key raises `HostKeyUnknown` (an operator confirms the fingerprint and pins
-it), a different key raises `HostKeyChanged`; both before any authentication is attempted. Every
-other failure is an `SftpError` with a message fit for an operator.
+it), a different key raises `HostKeyChanged`; both before any authentication is attempted. An
+endpoint that SFTP_ALLOWED_HOSTS does not allow raises `EndpointRefused` before any connection is
+tried (transfers/endpoints.py). Every other failure is an `SftpError` with a message fit for an
+operator.
 
-Performance (measured, see `bench/README.md` and `/work/shared/docs/sftp-performance.md`):
+Performance (measured, see `bench/README.md`):
 aes128-gcm when the server offers it, TCP_NODELAY, pipelined 255 KiB writes (OpenSSH's
 `limits@openssh.com`; 32 KiB on other servers), and a download loop of our own with a fixed
 number of read requests in flight, whose local hashing and writing (and an upload's reading and
@@ -63,6 +65,8 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
+from transfers import endpoints
+
 Progress = Callable[[int], None]
 
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
@@ -107,6 +111,33 @@ class SftpError(Exception):
 class SftpRefused(SftpError):
     """The server answered "permission denied": it is there and said no (the Serviceplatform
     refuses to write or remove a name while it routes it)."""
+
+
+class EndpointRefused(SftpError):
+    """SFTP_ALLOWED_HOSTS does not allow host:port (transfers.endpoints). Raised before any
+    socket is opened, so the answer is the same whatever listens there, or nothing."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        super().__init__(host, port)
+
+    def __str__(self) -> str:
+        # Translated when shown: a page in the reader's language, a transfer in the worker's.
+        return endpoints.refusal_message(self.host, self.port)
+
+
+class EndpointUnresolved(SftpError):
+    """A name that SFTP_ALLOWED_HOSTS admits only through its networks could not be looked up.
+
+    For a send it is like any network fault (tried again later). A person probing a host key is
+    told the refusal instead: whether a name exists is not the portal's to tell either.
+    """
+
+    def __init__(self, host: str, port: int, reason: str):
+        self.host, self.port = host, port
+        super().__init__(
+            f"Cannot look up {host} to check {host}:{port} against SFTP_ALLOWED_HOSTS: {reason}"
+        )
 
 
 def host_key_fingerprint(key_line: str) -> str:
@@ -174,11 +205,19 @@ def _load_private_key(data: bytes) -> paramiko.PKey:
 
 
 def _open_transport(host: str, port: int, timeout: float, pinned: str | None):
-    """A TCP connection and a negotiated (not authenticated) SSH transport."""
+    """A TCP connection and a negotiated (not authenticated) SSH transport.
+
+    Every SFTP connection of the portal starts here, so this is where an endpoint that
+    SFTP_ALLOWED_HOSTS does not allow is refused, before any socket is opened; the socket then
+    goes to the addresses that were checked and to no others.
+    """
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as error:
-        raise SftpError(f"Cannot connect to {host}:{port}: {_describe(error)}") from None
+        addresses = endpoints.addresses_for(host, port)
+    except OSError as error:  # the lookup of a name that only an allowed network can admit
+        raise EndpointUnresolved(host, port, _describe(error)) from None
+    if not addresses:
+        raise EndpointRefused(host, port)
+    sock = _connect(host, port, addresses, timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(sock)
@@ -201,6 +240,17 @@ def _open_transport(host: str, port: int, timeout: float, pinned: str | None):
         transport.close()
         raise SftpError(f"SSH negotiation with {host}:{port} failed: {_describe(error)}") from None
     return transport
+
+
+def _connect(host: str, port: int, addresses: tuple[str, ...], timeout: float) -> socket.socket:
+    """A TCP connection to the first of `addresses` that answers (those checked, no others)."""
+    failure: OSError | None = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as error:
+            failure = error
+    raise SftpError(f"Cannot connect to {host}:{port}: {_describe(failure)}") from None
 
 
 def probe_host_key(host: str, port: int, timeout: float = 10) -> str:

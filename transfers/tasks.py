@@ -24,7 +24,14 @@ from transfers.keys import KeyUnavailable
 from transfers.models import SftpAccount, Transfer
 from transfers.queueing import SEND_TASK, enqueue, route_blockers
 from transfers.sessions import drop_session, session_for
-from transfers.sftp import HostKeyChanged, HostKeyUnknown, SftpError, SftpRefused, SftpSession
+from transfers.sftp import (
+    EndpointRefused,
+    HostKeyChanged,
+    HostKeyUnknown,
+    SftpError,
+    SftpRefused,
+    SftpSession,
+)
 from transfers.soon import queue_soon, starting
 
 log = logging.getLogger(__name__)
@@ -86,6 +93,10 @@ def send_transfer(transfer_id: int) -> str:
         else:
             _resume_after_trigger(session, transfer)
     except (HostKeyChanged, HostKeyUnknown) as error:
+        return _fail(transfer, str(error))
+    except EndpointRefused as error:
+        # The account's configuration, not a network blip: a retry would get the same answer.
+        # Once the account or SFTP_ALLOWED_HOSTS is put right, the transfer is resubmitted.
         return _fail(transfer, str(error))
     except KeyUnavailable as error:
         return _wait_for_key(transfer, error)

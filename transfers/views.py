@@ -42,10 +42,17 @@ from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 from transfers import keys, listing, tasks
+from transfers.endpoints import refusal_message
 from transfers.forms import AccountForm, GenerateKeyForm, ImportKeyForm, RouteForm, SendForm
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.queueing import blockers_of, queue_send
-from transfers.sftp import SftpError, host_key_fingerprint, probe_host_key
+from transfers.sftp import (
+    EndpointRefused,
+    EndpointUnresolved,
+    SftpError,
+    host_key_fingerprint,
+    probe_host_key,
+)
 
 PAGE = 100
 _TRANSFERS = Transfer.objects.select_related(
@@ -596,6 +603,10 @@ def account_probe_host_key(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_changeable_or_404(request.user, SftpAccount.objects.all(), pk=pk)
     try:
         offered = probe_host_key(account.host, account.port)
+    except (EndpointRefused, EndpointUnresolved):
+        # Not "did not answer": nothing was asked, and the message tells nothing of the target
+        # (not even whether its name exists).
+        messages.error(request, refusal_message(account.host, account.port))
     except (SftpError, OSError) as error:
         messages.error(request, _("The server did not answer: %(error)s") % {"error": error})
     else:
