@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from gdpr.infref import parse_infref, validate_infref_name
 from portal.accounts.models import Organisation
+from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
 from portal.outbox.models import OutgoingMail
 
@@ -243,6 +244,7 @@ class GdprDeclaration(models.Model):
         _("data-processing agreement"),
         max_length=255,
         blank=True,
+        validators=[single_line],
         help_text=_("The data-processing agreement (databehandleraftale) the transfer rests on."),
     )
     dpa_signed_on = models.DateField(_("agreement signed on"), null=True, blank=True)
@@ -260,14 +262,23 @@ class GdprDeclaration(models.Model):
         _("transfer volume"),
         max_length=255,
         blank=True,
+        validators=[single_line],
         help_text=_("For example: about 2,000 records, 5 MB per municipality per day."),
     )
     # People
-    contact_name = models.CharField(_("contact person"), max_length=200, blank=True)
+    contact_name = models.CharField(
+        _("contact person"), max_length=200, blank=True, validators=[single_line]
+    )
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
-    contact_phone = models.CharField(_("contact phone"), max_length=40, blank=True)
-    signatory_name = models.CharField(_("signatory"), max_length=200, blank=True)
-    signatory_title = models.CharField(_("signatory's title"), max_length=200, blank=True)
+    contact_phone = models.CharField(
+        _("contact phone"), max_length=40, blank=True, validators=[single_line]
+    )
+    signatory_name = models.CharField(
+        _("signatory"), max_length=200, blank=True, validators=[single_line]
+    )
+    signatory_title = models.CharField(
+        _("signatory's title"), max_length=200, blank=True, validators=[single_line]
+    )
     signed_on = models.DateField(_("signed on"), null=True, blank=True)
 
     created_by = models.ForeignKey(

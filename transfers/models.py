@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from gdpr.models import InfRef
 from portal.accounts.models import Organisation
+from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
 
 User = settings.AUTH_USER_MODEL
@@ -70,7 +71,7 @@ class SftpAccount(models.Model):
         validators=[SAFE_NAME],
         help_text=_("The SFTP user name; it is also the Sender in every trigger."),
     )
-    host = models.CharField(_("host"), max_length=255)
+    host = models.CharField(_("host"), max_length=255, validators=[single_line])
     port = models.PositiveIntegerField(_("port"), default=22)
     key_kind = models.CharField(_("key type"), max_length=8, choices=KeyKind.choices, blank=True)
     public_key = models.TextField(_("public key (OpenSSH)"), blank=True)

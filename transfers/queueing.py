@@ -2,8 +2,6 @@
 
 import hashlib
 import os
-import re
-import unicodedata
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -14,6 +12,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django_q.tasks import async_task
 
+from portal.core.text import file_label
 from portal.onboarding.rules import Onboarding, onboarding_of, readiness
 from transfers.models import Environment, Route, SftpAccount, Transfer
 
@@ -94,13 +93,6 @@ def remote_name(account: SftpAccount, original_name: str) -> str:
     return f"{account.username}_FDD_{uuid.uuid4()}.{extension}"
 
 
-def display_name(original_name: str) -> str:
-    """The uploaded file's name as a label: no folders, no control characters, at most 255."""
-    name = unicodedata.normalize("NFC", re.split(r"[/\\]", original_name)[-1])
-    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
-    return name.strip()[:255] or "file"
-
-
 def _store(source: BinaryIO, destination: Path) -> tuple[int, str]:
     """Copy into the payload store, hashing on the way; a partial copy never stays behind."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +139,7 @@ def queue_send(route: Route, source: BinaryIO, *, original_name: str, user=None)
             transfer = Transfer.objects.create(
                 route=route,
                 account=account,
-                original_name=display_name(original_name),
+                original_name=file_label(original_name),
                 payload=str(payload),
                 size=size,
                 sha256=sha256,

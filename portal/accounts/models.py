@@ -5,6 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.cvr import validate_cvr
+from portal.core.text import single_line
 
 
 class Organisation(models.Model):
@@ -16,7 +17,7 @@ class Organisation(models.Model):
         KOMBIT = "kombit", "KOMBIT"
 
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[single_line])
     cvr = models.CharField(_("CVR number"), max_length=8, unique=True, validators=[validate_cvr])
     municipality_code = models.CharField(
         _("municipality code"),

@@ -3,6 +3,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Organisation
+from portal.core.text import single_line
 
 
 class ItSystem(models.Model):
@@ -13,7 +14,7 @@ class ItSystem(models.Model):
         unique=True,
         help_text=_("The IT system's UUID in KOMBIT's Administrationsmodul."),
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[single_line])
     vendor = models.ForeignKey(
         Organisation,
         on_delete=models.PROTECT,

@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from gdpr.forms import ScrollingCheckboxes
 from gdpr.models import InfRef
 from portal.accounts.models import Organisation
+from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import IntegrationTest, OnboardingTask, ProcessingAgreement
 from portal.specs.documents import inspect_document
@@ -12,7 +13,7 @@ _DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class IntegrationForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200, validators=[single_line])
     sender = forms.ModelChoiceField(ItSystem.objects.none(), label=_("Sending IT system"))
     receiver = forms.ModelChoiceField(
         ItSystem.objects.filter(is_receiver=True).select_related("vendor"),

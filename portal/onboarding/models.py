@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from gdpr.models import InfRef
 from portal.accounts.models import Organisation
+from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
 from portal.onboarding.catalogue import BY_NUMBER, TaskDefinition
 
@@ -15,7 +16,7 @@ class Integration(models.Model):
     """The agreement behind a data flow: a sender system delivering under one InfRef to a
     receiver system, for one or more municipalities."""
 
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[single_line])
     sender = models.ForeignKey(
         ItSystem,
         on_delete=models.PROTECT,
@@ -206,7 +207,7 @@ class ProcessingAgreement(models.Model):
         related_name="processing_agreement",
         verbose_name=_("integration"),
     )
-    title = models.CharField(_("title"), max_length=255)
+    title = models.CharField(_("title"), max_length=255, validators=[single_line])
     parties = models.ManyToManyField(Organisation, related_name="+", verbose_name=_("parties"))
     signed_on = models.DateField(_("signed on"))
     document = models.FileField(_("document"), upload_to="agreements/", blank=True)

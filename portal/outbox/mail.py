@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django_q.tasks import async_task
 
+from portal.core.text import single_line
 from portal.outbox.models import MailAttachment, OutgoingMail
 
 SEND_TASK = "portal.outbox.tasks.send_outgoing_mail"
@@ -42,8 +43,7 @@ def validate_recipients(to: Sequence[str]) -> list[str]:
 def validate_subject(subject: str) -> str:
     # Django refuses a line break in a header only when it builds the message, in the worker;
     # refusing it here tells the caller instead of failing every attempt.
-    if "\n" in subject or "\r" in subject:
-        raise ValidationError(_("The subject must be a single line."), code="invalid")
+    single_line(subject)
     return subject
 
 

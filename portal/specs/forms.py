@@ -5,6 +5,7 @@ from django.utils.functional import lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from portal.core.text import single_line
 from portal.specs.diff import STRUCTURE_FIELDS, FieldSpec, structure_of
 from portal.specs.documents import MAX_DOCUMENT_BYTES, accepted_extensions, inspect_document
 from portal.specs.models import SpecificationField, SpecificationVersion
@@ -99,10 +100,12 @@ class VersionForm(forms.ModelForm):
 
 
 class FieldForm(forms.Form):
-    name = forms.CharField(label=gettext_lazy("Name"), max_length=100)
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=100, validators=[single_line])
     type = forms.ChoiceField(label=gettext_lazy("Type"), choices=SpecificationField.Type.choices)
     required = forms.BooleanField(label=gettext_lazy("Required"), required=False)
-    description = forms.CharField(label=gettext_lazy("Description"), required=False)
+    description = forms.CharField(
+        label=gettext_lazy("Description"), required=False, validators=[single_line]
+    )
 
 
 class BaseFieldFormSet(forms.BaseFormSet):

@@ -15,6 +15,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
+from portal.core.text import single_line
 from portal.onboarding.models import Integration
 
 User = settings.AUTH_USER_MODEL
@@ -87,6 +88,7 @@ class SpecificationVersion(models.Model):
     frequency = models.CharField(
         _("delivery frequency"),
         max_length=200,
+        validators=[single_line],
         help_text=_("When files are delivered, for example “daily at 02:00” or “on change”."),
     )
     notes = models.TextField(_("notes"), blank=True)
@@ -158,7 +160,7 @@ class SpecificationField(models.Model):
         verbose_name=_("specification version"),
     )
     position = models.PositiveIntegerField(_("position"))
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(_("name"), max_length=100, validators=[single_line])
     type = models.CharField(_("type"), max_length=16, choices=Type.choices)
     required = models.BooleanField(_("required"), default=False)
     description = models.TextField(_("description"), blank=True)

@@ -7,11 +7,11 @@ transaction fails after some were written, they are removed again.
 """
 
 from collections.abc import Iterable, Mapping
-from pathlib import PurePath
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from portal.core.text import file_label
 from portal.onboarding.models import Integration
 from portal.onboarding.rules import data_specification_changed
 from portal.specs.compatibility import validate_new_version
@@ -100,7 +100,7 @@ def _store(
     written: list[SpecificationDocument],
 ) -> None:
     for upload, inspection in documents:
-        name = PurePath(upload.name).name[:255]
+        name = file_label(upload.name)
         document = SpecificationDocument(
             version=version,
             original_name=name,
