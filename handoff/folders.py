@@ -1,8 +1,9 @@
 """Folders on the portal's host: where they may be, and the lock one round holds on each.
 
-Every drop and delivery folder is a relative path under HANDOFF_FOLDER_ROOT. A person in the UI
-names a folder, never a place on the host, so no one can point the portal at /etc or at another
-vendor's payloads.
+Every drop and delivery folder is a relative path under HANDOFF_FOLDER_ROOT, inside the folder
+of the organisation it belongs to (named by its CVR number). A person in the UI names a folder
+within their own organisation's, never a place on the host, so no one can point the portal at
+/etc or at another vendor's payloads, take a path another vendor needs, or learn theirs.
 """
 
 import fcntl
@@ -36,6 +37,11 @@ def validate_folder_path(value: str) -> None:
             ),
             code="invalid",
         )
+
+
+def organisation_folder(organisation) -> str:
+    """The organisation's own folder under the root: its CVR number, which no other has."""
+    return organisation.cvr
 
 
 def directory(path: str) -> Path:

@@ -1,7 +1,9 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from handoff import folders
 from handoff.models import DeliveryFolder, WatchedFolder
+from portal.core.text import single_line
 
 
 class TokenForm(forms.Form):
@@ -9,6 +11,7 @@ class TokenForm(forms.Form):
         label=_("Name"),
         max_length=100,
         help_text=_("What uses the token, e.g. the nightly export."),
+        validators=[single_line],
     )
     valid_days = forms.TypedChoiceField(
         label=_("Valid for"),
@@ -23,7 +26,27 @@ class TokenForm(forms.Form):
     )
 
 
-class WatchedFolderForm(forms.ModelForm):
+class _FolderForm(forms.ModelForm):
+    """The folder is typed as a path inside the organisation's own folder, which it names."""
+
+    def __init__(self, *args, organisation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.own = folders.organisation_folder(organisation)
+        field = self.fields["path"]
+        field.help_text = _(
+            "A folder inside %(folder)s/, your organisation's folder in the portal's hand-off "
+            "root, e.g. aarhus-out."
+        ) % {"folder": self.own}
+        if self.instance.path.startswith(self.own + "/"):
+            self.initial["path"] = self.instance.path.removeprefix(self.own + "/")
+
+    def clean_path(self) -> str:
+        path = self.cleaned_data["path"].strip().strip("/")
+        # Typed with the organisation's folder in front, as the page shows the saved ones.
+        return f"{self.own}/{path.removeprefix(self.own + '/')}"
+
+
+class WatchedFolderForm(_FolderForm):
     class Meta:
         model = WatchedFolder
         fields = ["route", "path", "settle_seconds", "name_pattern", "enabled"]
@@ -35,7 +58,7 @@ class WatchedFolderForm(forms.ModelForm):
             self.fields["route"].disabled = True
 
 
-class DeliveryFolderForm(forms.ModelForm):
+class DeliveryFolderForm(_FolderForm):
     class Meta:
         model = DeliveryFolder
         fields = ["path", "enabled"]

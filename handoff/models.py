@@ -9,6 +9,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from handoff import folders
+from portal.accounts.models import Organisation
+from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
 from transfers.models import ReceivedFile, Route, Transfer
 
@@ -25,7 +27,10 @@ class ApiToken(models.Model):
         ItSystem, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("IT system")
     )
     name = models.CharField(
-        _("name"), max_length=100, help_text=_("What uses the token, e.g. the nightly export.")
+        _("name"),
+        max_length=100,
+        help_text=_("What uses the token, e.g. the nightly export."),
+        validators=[single_line],
     )
     digest = models.CharField(_("SHA-256 of the token"), max_length=64, unique=True)
     prefix = models.CharField(_("first characters"), max_length=16)
@@ -105,7 +110,10 @@ class _Folder(models.Model):
         max_length=200,
         unique=True,
         validators=[folders.validate_folder_path],
-        help_text=_("A folder under the portal's hand-off root, e.g. nordlys/aarhus-out."),
+        help_text=_(
+            "A folder under the portal's hand-off root, inside the organisation's own folder "
+            "(its CVR number), e.g. 12345678/aarhus-out."
+        ),
     )
     enabled = models.BooleanField(_("in use"), default=True)
     changed_at = models.DateTimeField(_("changed at"), auto_now=True)
@@ -121,17 +129,37 @@ class _Folder(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        if not self.path:
+        owner = self.owner
+        if not self.path or owner is None:
             return
+        own = folders.organisation_folder(owner)
+        if not self.path.startswith(own + "/"):
+            raise ValidationError(
+                {
+                    "path": _(
+                        "The organisation's folders lie under %(folder)s/ in the hand-off root."
+                    )
+                    % {"folder": own}
+                }
+            )
         for model in (WatchedFolder, DeliveryFolder):
             others = model.objects.all()
             if isinstance(self, model) and self.pk:
                 others = others.exclude(pk=self.pk)
             for other in others.values_list("path", flat=True):
                 if folders.overlaps(self.path, other):
-                    # A drop folder inside a delivery folder would send received files on.
-                    message = _("The folder is, lies in, or holds the folder %(other)s.")
-                    raise ValidationError({"path": message % {"other": other}})
+                    # A drop folder inside a delivery folder would send received files on. Only
+                    # a folder of the organisation's own is named: another's (set up before
+                    # folders were kept apart) is no business of this user.
+                    if other.startswith(own + "/"):
+                        message = _("The folder is, lies in, or holds the folder %(other)s.")
+                        raise ValidationError({"path": message % {"other": other}})
+                    raise ValidationError({"path": _("The folder is taken; choose another.")})
+
+    @property
+    def owner(self) -> Organisation | None:
+        """The organisation whose folder this lies in; None while that is not yet known."""
+        raise NotImplementedError
 
     @property
     def directory(self) -> Path:
@@ -156,6 +184,7 @@ class WatchedFolder(_Folder):
         _("file names"),
         max_length=100,
         blank=True,
+        validators=[single_line],
         help_text=_("Only names like this are sent, e.g. *.csv; others go to the error folder."),
     )
 
@@ -163,6 +192,10 @@ class WatchedFolder(_Folder):
         verbose_name = _("watched folder")
         verbose_name_plural = _("watched folders")
         ordering = ["path"]
+
+    @property
+    def owner(self) -> Organisation | None:
+        return self.route.sender.vendor if self.route_id else None
 
 
 class FolderPickup(models.Model):
@@ -206,6 +239,10 @@ class DeliveryFolder(_Folder):
         verbose_name = _("delivery folder")
         verbose_name_plural = _("delivery folders")
         ordering = ["path"]
+
+    @property
+    def owner(self) -> Organisation | None:
+        return self.it_system.vendor if self.it_system_id else None
 
 
 class FolderDelivery(models.Model):

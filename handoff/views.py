@@ -99,9 +99,13 @@ def _folders_page(
             "it_system": it_system,
             "watched": watched,
             "watch_form": watch_form
-            or WatchedFolderForm(routes=routes.exclude(watched_folder__isnull=False)),
+            or WatchedFolderForm(
+                routes=routes.exclude(watched_folder__isnull=False),
+                organisation=it_system.vendor,
+            ),
             "delivery": delivery,
-            "delivery_form": delivery_form or DeliveryFolderForm(instance=delivery),
+            "delivery_form": delivery_form
+            or DeliveryFolderForm(instance=delivery, organisation=it_system.vendor),
             "pickups": FolderPickup.objects.filter(folder__in=watched).select_related(
                 "folder", "transfer"
             )[:RECENT],
@@ -137,7 +141,9 @@ def watched_folder_edit(request: HttpRequest, pk: int, folder_pk: int | None = N
     instance = None
     if folder_pk is not None:
         instance = get_object_or_404(WatchedFolder, pk=folder_pk, route__in=routes)
-    form = WatchedFolderForm(request.POST or None, instance=instance, routes=routes)
+    form = WatchedFolderForm(
+        request.POST or None, instance=instance, routes=routes, organisation=it_system.vendor
+    )
     if request.method == "POST" and form.is_valid():
         folder = form.save(commit=False)
         folder.changed_by = request.user
@@ -171,11 +177,15 @@ def watched_folder_remove(request: HttpRequest, pk: int, folder_pk: int) -> Http
 def delivery_folder_save(request: HttpRequest, pk: int) -> HttpResponse:
     it_system = _it_system(request, pk)
     instance = DeliveryFolder.objects.filter(it_system=it_system).first()
-    form = DeliveryFolderForm(request.POST, instance=instance)
+    form = DeliveryFolderForm(
+        request.POST,
+        # Known before the form is checked: the folder must lie in the vendor's own.
+        instance=instance or DeliveryFolder(it_system=it_system),
+        organisation=it_system.vendor,
+    )
     if not form.is_valid():
         return _folders_page(request, it_system, delivery_form=form)
     folder = form.save(commit=False)
-    folder.it_system = it_system
     folder.changed_by = request.user
     folder.save()
     _make_directories(request, folder)

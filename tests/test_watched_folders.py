@@ -30,7 +30,9 @@ def root(settings, tmp_path) -> Path:
 
 @pytest.fixture
 def folder(ready) -> WatchedFolder:
-    watched = WatchedFolder.objects.create(route=ready.route, path="alfa/aarhus", settle_seconds=5)
+    watched = WatchedFolder.objects.create(
+        route=ready.route, path=f"{ready.route.sender.vendor.cvr}/aarhus", settle_seconds=5
+    )
     watched.directory.mkdir(parents=True)
     return watched
 
@@ -65,7 +67,7 @@ def test_a_complete_file_is_queued_and_archived_with_its_transfer_id(folder):
     assert event.details == {
         "sha256": transfer.sha256,
         "via": "watched folder",
-        "folder": "alfa/aarhus",
+        "folder": folder.path,
     }
     # A second round finds nothing more to do.
     assert scan(folder).queued == 0 and Transfer.objects.count() == 1
@@ -189,12 +191,36 @@ def test_a_folder_must_lie_under_the_root(ready, path):
         WatchedFolder(route=ready.route, path=path).full_clean()
 
 
-def test_folders_may_not_nest(ready, system_b):
-    WatchedFolder.objects.create(route=ready.route, path="alfa")
-    for path in ("alfa", "alfa/inbox"):
-        with pytest.raises(ValidationError, match="alfa"):
-            DeliveryFolder(it_system=system_b, path=path).full_clean()
-    DeliveryFolder(it_system=system_b, path="beta/in").full_clean()
+def test_folders_may_not_nest(ready, vendor_a, vendor_b, system_b):
+    own = vendor_a.cvr
+    WatchedFolder.objects.create(route=ready.routes["751"], path=f"{own}/alfa")
+    for path in (f"{own}/alfa", f"{own}/alfa/inbox"):
+        with pytest.raises(ValidationError, match=f"{own}/alfa"):
+            WatchedFolder(route=ready.routes["461"], path=f"{path}").full_clean()
+    WatchedFolder(route=ready.routes["461"], path=f"{own}/beta").full_clean()
+    DeliveryFolder(it_system=system_b, path=f"{vendor_b.cvr}/in").full_clean()
+
+
+def test_a_folder_lies_in_its_organisations_own_folder(ready, vendor_a, vendor_b, system_b):
+    for path in ("alfa/aarhus", f"{vendor_b.cvr}/aarhus"):
+        with pytest.raises(ValidationError, match=f"{vendor_a.cvr}/"):
+            WatchedFolder(route=ready.route, path=path).full_clean()
+    with pytest.raises(ValidationError, match=f"{vendor_b.cvr}/"):
+        DeliveryFolder(it_system=system_b, path=f"{vendor_a.cvr}/in").full_clean()
+
+
+def test_another_vendors_folders_are_neither_named_nor_in_the_way(
+    client_for, ready, staff_b, system_b, vendor_b
+):
+    """The probe: a delivery folder `nordlys-secret` was refused by naming another vendor's
+    `nordlys-secret/omsorg-drop`, and taking a parent blocked every folder below it."""
+    WatchedFolder.objects.create(route=ready.route, path="nordlys-secret/omsorg-drop")
+    client = client_for(staff_b)
+    for path in ("nordlys-secret", "nordlys-secret/omsorg-drop/x", "nordlys-secret/omsorg-drop"):
+        response = client.post(reverse("handoff:delivery_save", args=[system_b.pk]), {"path": path})
+        assert response.status_code == 302, response.text
+        assert DeliveryFolder.objects.get().path == f"{vendor_b.cvr}/{path}"
+        assert "omsorg-drop" not in client.get(response["Location"]).text.replace(path, "")
 
 
 def test_a_symlink_out_of_the_root_is_refused(ready, root, tmp_path):
@@ -205,7 +231,7 @@ def test_a_symlink_out_of_the_root_is_refused(ready, root, tmp_path):
 
 
 def test_received_files_are_written_whole_and_leave_the_new_list(ready, system_b, tmp_path):
-    target = DeliveryFolder.objects.create(it_system=system_b, path="beta/in")
+    target = DeliveryFolder.objects.create(it_system=system_b, path=f"{system_b.vendor.cvr}/in")
     first = received_file(ready.receiver, ready.route, tmp_path, DATA, "x_FDD_1.csv")
     assert delivery.deliver_all().delivered == 1
     written = target.directory / "x_FDD_1.csv"
@@ -231,7 +257,9 @@ def test_the_schedule_and_the_command_run_a_round(folder, capsys):
     assert Transfer.objects.count() == 1
 
 
-def test_staff_set_up_a_watched_folder_for_their_route(client_for, ready, staff_b, system_a):
+def test_staff_set_up_a_watched_folder_for_their_route(
+    client_for, ready, staff_b, system_a, vendor_a
+):
     client = client_for(ready.staff)
     page = client.get(reverse("handoff:folders", args=[system_a.pk]))
     assert page.status_code == 200
@@ -242,6 +270,7 @@ def test_staff_set_up_a_watched_folder_for_their_route(client_for, ready, staff_
     assert response.status_code == 302, response.content.decode()
     folder = WatchedFolder.objects.get()
     assert folder.changed_by == ready.staff and folder.directory.is_dir()
+    assert folder.path == f"{vendor_a.cvr}/alfa/aarhus"
     refused = client.post(
         reverse("handoff:watched_new", args=[system_a.pk]),
         {"route": ready.routes["461"].pk, "path": "../x", "settle_seconds": 10},
