@@ -19,6 +19,7 @@ from tests import engine
 from tests.conftest import make_user
 from transfers import listing
 from transfers.models import Environment, Route, Transfer
+from transfers.split import split_csv
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 BASE = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -379,12 +380,99 @@ def test_the_csv_export_has_every_column_of_the_filtered_rows(client_for, staff_
     assert len(list(csv.reader(io.StringIO(filtered), delimiter=";"))) == 2
 
 
-def test_a_csv_cell_is_never_a_formula(client_for, staff_a, world):
+# CSV injection: every start of a cell that Excel or LibreOffice may read as a formula or a DDE
+# call (OWASP "CSV Injection", ASVS 1.2.10), the same after spaces or a line break that a
+# spreadsheet may trim on import, and the payloads of the security probe.
+FORMULA_CELLS = {
+    "equals": "=1+1",
+    "plus": "+1+1",
+    "minus": "-1+1",
+    "at": "@SUM(1+1)",
+    "tab": "\t=1+1",
+    "carriage-return": "\r=1+1",
+    "line-feed": "\n=1+1",
+    "space": " =1+1",
+    "spaces-at": "   @SUM(1+1)",
+    "no-break-space": "\u00a0=1+1",
+    "hyperlink": '=HYPERLINK("http://x","y")',
+    "dde-plus": "+cmd|' /C calc'!A0",
+    "dde-equals": "=cmd|' /C calc'!A0",
+    "arithmetic": "-2+3",
+}
+# The columns a person or a remote party fills: the file name, the municipality's and the IT
+# systems' names (kept by administrators and vendors) and KOMBIT's error text.
+TYPED_COLUMNS = {2: "File", 6: "Municipality", 8: "Sender", 9: "Receiver", 15: "KOMBIT error text"}
+
+
+def _exported_row(client, world, text: str) -> list[str]:
+    """The export's row of a new transfer whose every typed column holds `text`."""
     route, account = world["routes"][0], world["accounts"][0]
-    make_transfer(route, account, "=HYPERLINK(1).csv", BASE + timedelta(days=9))
-    text = export(client_for(staff_a), q="hyperlink")
-    row = list(csv.reader(io.StringIO(text), delimiter=";"))[1]
-    assert row[2] == "'=HYPERLINK(1).csv"
+    ItSystem.objects.filter(pk=route.sender_id).update(name=text)
+    ItSystem.objects.filter(pk=route.receiver_id).update(name=text)
+    Organisation.objects.filter(pk=route.municipality_id).update(name=text)
+    transfer = make_transfer(
+        route, account, text, BASE + timedelta(days=9), state="failed", error_text=text
+    )
+    lines = list(
+        csv.reader(io.StringIO(export(client).removeprefix("\ufeff"), newline=""), delimiter=";")
+    )
+    header, newest = lines[0], lines[1]
+    assert len(header) == len(newest) == 18, newest  # nothing in the text started a new cell
+    assert newest[4] == transfer.sha256
+    return newest
+
+
+@pytest.mark.parametrize("text", FORMULA_CELLS.values(), ids=FORMULA_CELLS.keys())
+def test_a_csv_cell_is_never_a_formula(client_for, staff_a, world, text):
+    row = _exported_row(client_for(staff_a), world, text)
+    wrong = {
+        name: row[column] for column, name in TYPED_COLUMNS.items() if row[column] != "'" + text
+    }
+    assert not wrong, f"written as a formula, not as text after an apostrophe: {wrong}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "borgere.csv",
+        " borgere.csv",
+        "a=b.csv",
+        "2025-03-01.csv",
+        "'citeret.csv",
+        "x;=1+1",
+        'x";=1+1',
+    ],
+)
+def test_text_that_is_no_formula_is_written_as_it_is(client_for, staff_a, world, text):
+    """No apostrophe where none is needed; a delimiter or quote in a cell never starts another
+    cell, so a formula cannot begin inside one."""
+    row = _exported_row(client_for(staff_a), world, text)
+    assert {row[column] for column in TYPED_COLUMNS} == {text}
+
+
+def test_a_nul_before_a_formula_is_text_too():
+    """ASVS names NUL too; PostgreSQL cannot store it, so the row is written from values."""
+    values = (None, "failed", "\0=1+1", 1, "0" * 64, "FagsystemdefineredeDataRefGDPR11_1")
+    values += ("\0=1+1", "751", "\0=1+1", "\0=1+1", None, None, None, 1, 3, "\0=1+1", None, None)
+    row = listing.csv_row(values, {})
+    assert [row[column] for column in TYPED_COLUMNS] == ["'\0=1+1"] * len(TYPED_COLUMNS)
+
+
+def test_splitting_a_vendors_file_keeps_its_cells_as_they_are(db, tmp_path):
+    """The other CSV writer (transfers/split.py) is no export for people: it cuts a vendor's data
+    file into one file per municipality for the receiving IT system. An apostrophe there would
+    change the data sent, so formula-looking cells pass as they are."""
+    source = tmp_path / "borgere.csv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        writer.writerow(["kommunekode", "note"])
+        writer.writerows(["751", text] for text in FORMULA_CELLS.values())
+    out = tmp_path / "out"
+    out.mkdir()
+    parts = split_csv(source, "kommunekode", out)
+    with parts["751"].open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    assert [note for _code, note in rows[1:]] == list(FORMULA_CELLS.values())
 
 
 def test_the_live_rows_fragment(client_for, staff_a, world):

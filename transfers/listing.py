@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from portal.accounts.access import visible
+from portal.core.text import single_line
 from transfers.models import Route, Transfer
 
 PAGE_SIZE = 50
@@ -198,6 +199,7 @@ class TransferFilter(forms.Form):
         label=gettext_lazy("Search"),
         required=False,
         max_length=255,
+        validators=[single_line],
         help_text=gettext_lazy(
             "Part of the file name or the remote name, or a SendersFileId, TransactionId or "
             "FileTransferUUID."
@@ -417,12 +419,14 @@ def decode_states(text: str) -> dict[int, str]:
 # CSV ----------------------------------------------------------------------------------------
 
 BOM = "\ufeff"
-# A cell Excel would read as a formula is written as text (OWASP "CSV injection").
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A cell Excel would read as a formula is written as text (OWASP "CSV injection", ASVS 1.2.10),
+# also when spaces or a line break come first: a spreadsheet may trim them on import.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 
 
 def _text(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    formula = value.startswith(_FORMULA_START) or value.lstrip().startswith(_FORMULA_START)
+    return "'" + value if formula else value
 
 
 def _when(value: datetime | None) -> str:
