@@ -253,10 +253,29 @@ def test_a_file_deleted_after_retention_answers_gone(client, ready, token_b, tmp
     assert response.status_code == 410 and response.json()["code"] == "file_deleted"
 
 
-def test_the_openapi_document_and_docs_are_served(client, db):
-    document = client.get(f"{API}/openapi.json")
+def test_the_openapi_document_and_docs_are_for_users_and_tokens(
+    client, client_for, staff_b, token_a, settings
+):
+    # Anonymous: a program is told how to authenticate, a person is sent to log in.
+    refused = client.get(f"{API}/openapi.json")
+    assert refused.status_code == 401 and refused.json()["code"] == "token_missing"
+    assert refused["WWW-Authenticate"].startswith("Bearer")
+    docs = client.get(f"{API}/docs")
+    assert docs.status_code == 302 and docs["Location"] == "/login/?next=/api/v1/docs"
+    unknown = client.get(f"{API}/docs", HTTP_AUTHORIZATION="Bearer fdd_not-a-token")
+    assert unknown.status_code == 401 and unknown.json()["code"] == "token_unknown"
+
+    document = client.get(f"{API}/openapi.json", **bearer(token_a))
     assert document.status_code == 200
     assert "/api/v1/routes/{route_id}/transfers" in document.json()["paths"]
+    assert client.get(f"{API}/docs", **bearer(token_a)).status_code == 200
+    logged_in = client_for(staff_b)
+    assert logged_in.get(f"{API}/openapi.json").status_code == 200
+    assert logged_in.get(f"{API}/docs").status_code == 200
+
+    logged_in.logout()
+    settings.API_DOCS_PUBLIC = True
+    assert client.get(f"{API}/openapi.json").status_code == 200
     assert client.get(f"{API}/docs").status_code == 200
 
 

@@ -60,8 +60,9 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 schema.app = get_wsgi_application()  # every call goes in-process, through the whole stack
 
 
-def test_the_served_document_is_the_one_tested(client):
-    assert client.get("/api/v1/openapi.json").json() == DOCUMENT
+def test_the_served_document_is_the_one_tested(client, token):
+    served = client.get("/api/v1/openapi.json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert served.json() == DOCUMENT
 
 
 @schema.parametrize()

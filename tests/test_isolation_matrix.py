@@ -275,9 +275,10 @@ for _name, _methods in {
         post=TOKEN_ONLY if _methods == "POST" else _wrong,
         kwargs=lambda w: {"route_id": w.route.pk, "transfer_id": w.transfer.pk, "file_id": 1},
     )
-# The API's description (OpenAPI) and its docs page are public: they hold no records.
-for _name in ("api-v1:openapi-json", "api-v1:openapi-view"):
-    CLASSIFICATION[_name] = same(rule("NABMKS"))
+# The API's description (OpenAPI) and its docs page hold no records, but are for the portal's
+# users and its tokens: anonymous, the document answers 401 and the page sends to the login.
+CLASSIFICATION["api-v1:openapi-json"] = same(rule("ABMKS", anonymous=401))
+CLASSIFICATION["api-v1:openapi-view"] = same(rule("ABMKS"))
 CLASSIFICATION["api-v1:api-root"] = same(rule(**dict.fromkeys(ROLES, 404)))
 
 

@@ -1,15 +1,20 @@
 """The portal's REST API, version 1, at /api/v1/ (OpenAPI at /api/v1/openapi.json, docs at
-/api/v1/docs). Every call carries a per-IT-system token; see docs/api.md."""
+/api/v1/docs). Every call carries a per-IT-system token; see docs/api.md. The description and
+its docs page are for the portal's users and the IT systems it serves: a logged-in user or a
+token, unless API_DOCS_PUBLIC opens them."""
 
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 from ninja import NinjaAPI
 
 from handoff.api import errors, received, sends
 from handoff.api.auth import TokenAuth
+from handoff.tokens import TokenRefused
 
 
 def _language(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -27,6 +32,26 @@ def _language(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     return wrapper
 
 
+def _users_and_tokens(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A person is sent to log in; a program without a usable token gets the API's own 401."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if settings.API_DOCS_PUBLIC or request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        if request.resolver_match.url_name == "openapi-view" and "Authorization" not in (
+            request.headers
+        ):
+            return redirect_to_login(request.get_full_path())
+        try:
+            TokenAuth()(request)
+        except TokenRefused as refused:
+            return errors.token_refused(refused)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 api = NinjaAPI(
     title="FDD portal API",
     version="1",
@@ -35,6 +60,7 @@ api = NinjaAPI(
     "the IT system's page in the portal.",
     auth=TokenAuth(),
     urls_namespace="api-v1",
+    docs_decorator=_users_and_tokens,
 )
 errors.install(api)
 api.add_decorator(_language, mode="view")

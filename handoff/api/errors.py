@@ -5,7 +5,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 
 from handoff.tokens import TokenRefused
@@ -49,18 +49,20 @@ def only_query(*names: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
+def token_refused(error: TokenRefused) -> HttpResponse:
+    response = JsonResponse({"code": error.code, "detail": error.message}, status=401)
+    response["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error}"'
+    return response
+
+
 def install(api: NinjaAPI) -> None:
     @api.exception_handler(ApiError)
     def api_error(request: HttpRequest, error: ApiError) -> HttpResponse:
         return api.create_response(request, error.body(), status=error.status)
 
     @api.exception_handler(TokenRefused)
-    def token_refused(request: HttpRequest, error: TokenRefused) -> HttpResponse:
-        response = api.create_response(
-            request, {"code": error.code, "detail": error.message}, status=401
-        )
-        response["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{error}"'
-        return response
+    def token_refused_handler(request: HttpRequest, error: TokenRefused) -> HttpResponse:
+        return token_refused(error)
 
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, error: Http404) -> HttpResponse:
