@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from handoff.uploads import upload_directory
 from tests.handoff_setup import ready_fixture, token_for  # noqa: F401
 from tests.workers import ROOT, database_url_of_the_test_run
 from transfers.models import Transfer
@@ -67,15 +68,20 @@ def serve(port: int) -> subprocess.Popen:
     )
 
 
+def in_uploads() -> set[Path]:
+    folder = upload_directory()
+    return set(folder.iterdir()) if folder.exists() else set()
+
+
 def wait_until_up(port: int, server: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert server.poll() is None, "the server stopped"
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/api/v1/openapi.json")
-            if connection.getresponse().status == 200:
-                return
+            connection.request("GET", "/login/")
+            connection.getresponse()
+            return
         except OSError:
             time.sleep(0.2)
     raise AssertionError("the server did not start")
@@ -151,3 +157,39 @@ def test_a_1_gib_upload_keeps_the_servers_memory_flat(ready, system_a):
     finally:
         for done in queued:
             Path(Transfer.objects.get(pk=done["id"]).payload).unlink(missing_ok=True)
+
+
+def test_a_body_declared_too_large_is_refused_before_it_is_read(ready, system_a):
+    """The probe: Content-Length 3000000000 with an 80-byte body held the request open."""
+    token = token_for(system_a)
+    port = free_port()
+    server = serve(port)
+    try:
+        wait_until_up(port, server)
+        uploads_before = in_uploads()
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as client:
+            client.sendall(
+                (
+                    f"POST /api/v1/routes/{ready.route.pk}/transfers HTTP/1.1\r\n"
+                    f"Host: 127.0.0.1:{port}\r\n"
+                    f"Authorization: Bearer {token}\r\n"
+                    "Content-Type: multipart/form-data; boundary=x\r\n"
+                    "Content-Length: 3000000000\r\n\r\n"
+                ).encode()
+                + b"--x\r\n"
+                + b"a" * 74
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                piece = client.recv(65536)
+                if not piece:
+                    break
+                answer += piece
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), answer
+        assert json.loads(body)["code"] == "too_large"
+        assert in_uploads() == uploads_before  # not a byte of it was written
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not Transfer.objects.exists()

@@ -33,6 +33,8 @@ from transfers.queueing import MAX_FILE_BYTES, route_blockers
 
 router = Router(tags=["transfers"])
 KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))  # visible ASCII
+# Boundaries and part headers around the file: a few hundred bytes in practice.
+MULTIPART_ENVELOPE_BYTES = 64 * 1024
 
 UPLOAD = {
     "requestBody": {
@@ -150,8 +152,21 @@ def _key(value: str | None) -> str:
     return value
 
 
+def _too_large() -> ApiError:
+    return ApiError(
+        413,
+        "too_large",
+        f"The file is larger than {MAX_FILE_BYTES // 10**9} GB, which KOMBIT advises against.",
+    )
+
+
 def _upload(request: HttpRequest) -> UploadedFile:
     """The file, written to disk as it arrives; only now is the request body read."""
+    # A body announced larger than any file allowed, with the multipart envelope around it, is
+    # refused before a byte is read: the server would otherwise sit waiting for all of it.
+    declared = request.META.get("CONTENT_LENGTH", "")
+    if declared.isdigit() and int(declared) > MAX_FILE_BYTES + MULTIPART_ENVELOPE_BYTES:
+        raise _too_large()
     handler = PayloadUploadHandler(request)
     # Refused when something read the body already: Django's handlers have it then, and
     # queue_send copies their file instead of moving ours.
@@ -162,11 +177,7 @@ def _upload(request: HttpRequest) -> UploadedFile:
     except (MultiPartParserError, SuspiciousOperation) as error:
         raise Invalid(("body",), f"The multipart body cannot be read: {error}") from None
     if handler.too_large:
-        raise ApiError(
-            413,
-            "too_large",
-            f"The file is larger than {MAX_FILE_BYTES // 10**9} GB, which KOMBIT advises against.",
-        )
+        raise _too_large()
     if upload is None:
         raise Invalid(("body", FIELD), f"Send the file as the multipart/form-data field '{FIELD}'.")
     if upload.size == 0:
