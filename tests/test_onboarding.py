@@ -13,6 +13,7 @@ from portal.onboarding.models import IntegrationTest, OnboardingTask
 from portal.onboarding.reminders import weekly_digest
 from portal.outbox.models import OutgoingMail
 from tests.conftest import make_user
+from tests.pdf import ONE_PAGE
 from tests.test_infref_process import complete_answers
 
 State = OnboardingTask.State
@@ -294,7 +295,7 @@ class TestPages:
 
 
 class TestProcessingAgreement:
-    PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    PDF = ONE_PAGE
 
     def _post(self, client, integration, parties, upload):
         from django.core.files.uploadedfile import SimpleUploadedFile

@@ -34,6 +34,7 @@ from portal.specs.models import (
 )
 from portal.specs.versions import create_version
 from tests.conftest import make_user
+from tests.pdf import ONE_PAGE, pdf
 from tests.test_infref_process import complete_answers
 
 V1_FIELDS = [
@@ -197,11 +198,7 @@ def xlsx_bytes() -> bytes:
     )
 
 
-PDF = (
-    b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-    b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
-    b"trailer << /Root 1 0 R >>\n%%EOF\n"
-)
+PDF = ONE_PAGE
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
 XSD = b"""<?xml version="1.0" encoding="UTF-8"?>
 <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
@@ -236,6 +233,19 @@ def test_a_pdf_is_accepted_with_its_size_and_hash():
 def test_a_pdf_must_start_as_a_pdf_and_be_complete():
     assert "The file says .pdf but is not a PDF document." in refusal("spec.pdf", b"Hello")
     assert "cut short" in refusal("spec.pdf", PDF[:40])
+
+
+def test_a_pdf_must_open_as_one():
+    """The probe: a PDF/HTML polyglot passed on its first bytes and its %%EOF."""
+    polyglot = (
+        b"%PDF-1.4\n<html><body><script>alert(document.domain)</script></body></html>\n"
+        b"trailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+    assert "cannot be opened as a PDF" in refusal("spec.pdf", polyglot)
+    assert "cannot be opened as a PDF" in refusal("spec.pdf", b"%PDF-1.7\n" + bytes(500) + b"%%EOF")
+    assert "no pages" in refusal("spec.pdf", pdf(pages=0))
+    assert "encrypted" in refusal("spec.pdf", pdf(password="hemmelig"))
+    assert inspect_document(upload("spec.pdf", pdf(pages=3))).kind == "pdf"
 
 
 def test_real_minimal_docx_and_xlsx_are_accepted():

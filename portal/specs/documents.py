@@ -22,6 +22,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from lxml import etree
+from pypdf import PdfReader
 
 from portal.specs.models import SpecificationDocument
 
@@ -198,12 +199,31 @@ def _looks_like(head: bytes) -> str:
 
 
 def check_pdf(file: BinaryIO, size: int) -> None:
+    """A PDF opens as one in a PDF library, with its catalog and at least one page.
+
+    Its first bytes alone would let through any file that starts with %PDF-, such as a PDF/HTML
+    polyglot: HTML that a browser could be led to run.
+    """
     if file.read(5) != b"%PDF-":
         raise _NotThatKind()
     # A complete PDF ends with %%EOF, perhaps followed by a little padding.
     file.seek(max(0, size - 4096))
     if b"%%EOF" not in file.read(4096):
         raise _NotThatKind(_("It is cut short: the end of the PDF is missing."))
+    file.seek(0)
+    try:
+        reader = PdfReader(file, strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise _NotThatKind(_encrypted_message())
+        pages = len(reader.pages)
+    except _NotThatKind:
+        raise
+    # The parser's failures on a damaged or forged file are not a closed set (PdfReadError,
+    # KeyError, ValueError, RecursionError, ...); any of them means it is not a readable PDF.
+    except Exception as error:
+        raise _NotThatKind(_("It is damaged: it cannot be opened as a PDF.")) from error
+    if pages == 0:
+        raise _NotThatKind(_("It has no pages."))
 
 
 # DOCX and XLSX
