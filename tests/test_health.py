@@ -3,9 +3,18 @@ import time
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.urls import reverse
 
+from portal.core.health import check_health
 from tests.workers import worker_cluster
+
+
+@pytest.fixture
+def client(client, superuser):
+    """Superusers read what each part reports; everyone else only whether all is well."""
+    client.force_login(superuser)
+    return client
 
 
 def _health(client) -> tuple[int, dict]:
@@ -55,12 +64,14 @@ def test_health_reports_an_unreachable_database(client):
     else:
         connection.settings_dict["PORT"] = "1"
     try:
-        code, report = _health(client)
+        # Even a superuser's session cannot be read now: the answer is the bare status.
+        response = client.get(reverse("healthz"))
+        healthy, report = check_health()
     finally:
         connection.close()
         connection.settings_dict.update(original)
-    assert code == 503
-    assert report["status"] == "error"
+    assert (response.status_code, response.json()) == (503, {"status": "not ok"})
+    assert not healthy and report["status"] == "not ok"
     assert report["checks"]["database"]["ok"] is False
     assert report["checks"]["queue"] == {"ok": False, "error": "database down"}
 
@@ -83,3 +94,24 @@ def test_health_includes_the_simulator_once_an_account_uses_it(
         assert report["checks"]["simulator"] == {"ok": True}
     report = _wait_for(client, 503)
     assert report["checks"]["simulator"]["ok"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_anyone_else_learns_only_ok_or_not_ok(client, staff_a, operator, settings):
+    anonymous, staff, kombit = Client(), Client(), Client()
+    staff.force_login(staff_a)
+    kombit.force_login(operator)
+
+    def answers(expected: int) -> list[dict]:
+        deadline = time.monotonic() + 30
+        while (response := anonymous.get(reverse("healthz"))).status_code != expected:
+            assert time.monotonic() < deadline, response.json()
+            time.sleep(0.25)
+        return [c.get(reverse("healthz")).json() for c in (anonymous, staff, kombit)]
+
+    with worker_cluster():
+        assert answers(200) == [{"status": "ok"}] * 3
+    assert answers(503) == [{"status": "not ok"}] * 3
+    # A superuser who has not yet entered the code is told no more than anyone.
+    settings.TWO_FACTOR_REQUIRED = True
+    assert client.get(reverse("healthz")).json() == {"status": "not ok"}

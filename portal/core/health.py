@@ -61,4 +61,4 @@ def check_health() -> tuple[bool, dict]:
     if checks["database"]["ok"] and (simulator := simulator_health()) is not None:
         checks["simulator"] = simulator
     healthy = all(check["ok"] for check in checks.values())
-    return healthy, {"status": "ok" if healthy else "error", "checks": checks}
+    return healthy, {"status": "ok" if healthy else "not ok", "checks": checks}

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -60,5 +61,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
+    """200 or 503 for load balancers; what each part reports, for superusers only.
+
+    The parts' reports name the database vendor, hosts and ports and their errors: nothing an
+    anonymous caller needs to know about the portal's insides.
+    """
     healthy, report = check_health()
-    return JsonResponse(report, status=200 if healthy else 503)
+    status = 200 if healthy else 503
+    # Who asks is known only from the database: while it is down, no one gets the details
+    # (reading the session would turn the 503 into a 500).
+    if report["checks"]["database"]["ok"] and _may_read_health(request.user):
+        return JsonResponse(report, status=status)
+    return JsonResponse({"status": report["status"]}, status=status)
+
+
+def _may_read_health(user) -> bool:
+    return user.is_superuser and (not settings.TWO_FACTOR_REQUIRED or user.is_verified())

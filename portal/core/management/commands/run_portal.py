@@ -31,6 +31,14 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"The FDD portal runs on http://{addr}/ – Ctrl-C stops it.")
         )
+        # Django's debug pages show code, settings and request data on any error: fine on a
+        # developer's machine, never where others can reach it.
+        self.stdout.write(
+            self.style.WARNING(
+                "This is the development server with DEBUG on: an error shows Django's debug "
+                "page. Do not expose it; README.md, Production, says how to run the portal."
+            )
+        )
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for demo in USERS:
             self.stdout.write(f"  {demo.username}")
