@@ -39,9 +39,8 @@ def _users_and_tokens(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if settings.API_DOCS_PUBLIC or request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        if request.resolver_match.url_name == "openapi-view" and "Authorization" not in (
-            request.headers
-        ):
+        a_page = request.resolver_match.url_name == "openapi-view"
+        if a_page and "Authorization" not in request.headers:
             return redirect_to_login(request.get_full_path())
         try:
             TokenAuth()(request)
