@@ -56,7 +56,8 @@ def test_health_follows_the_worker_cluster(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_health_reports_an_unreachable_database(client):
+def test_health_reports_an_unreachable_database(client, settings):
+    settings.TWO_FACTOR_REQUIRED = True  # as in production: its middleware reads no user here
     original = dict(connection.settings_dict)
     connection.close()
     if connection.vendor == "sqlite":

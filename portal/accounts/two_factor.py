@@ -75,7 +75,8 @@ class TwoFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if settings.TWO_FACTOR_REQUIRED and _needs_code(request) and not _exempt(request):
+        # Exempt pages first: the health check must not read the user while the database is down.
+        if settings.TWO_FACTOR_REQUIRED and not _exempt(request) and _needs_code(request):
             return self._to_code_page(request)
         return self.get_response(request)
 
