@@ -6,7 +6,7 @@ silently falling back to a default that would run the portal in a mode nobody as
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -69,10 +69,49 @@ def env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+# Connection options PostgreSQL takes from the URL's query string (libpq's names), passed on to
+# the driver as they are. Anything else is a typo or an option the portal does not support.
+POSTGRES_URL_OPTIONS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslcrl",
+        "sslpassword",
+        "connect_timeout",
+        "application_name",
+        "target_session_attrs",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+    }
+)
+
+
+def _url_options(parts, allowed: frozenset[str]) -> dict[str, str]:
+    options = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ImproperlyConfigured(
+                f"DATABASE_URL has the option {name!r}, which the portal does not know "
+                f"(it takes: {known})."
+            )
+        if name in options:
+            raise ImproperlyConfigured(f"DATABASE_URL gives the option {name!r} twice.")
+        options[name] = value
+    return options
+
+
 def database_from_url(url: str) -> dict:
-    """Django DATABASES entry for `sqlite:///path` or `postgres://user:pass@host:port/name`."""
+    """Django DATABASES entry for `sqlite:///path` or `postgres://user:pass@host:port/name`,
+    with PostgreSQL's connection options (`?sslmode=verify-full&connect_timeout=5`) honoured."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
+        _url_options(parts, frozenset())
         # sqlite:///relative.db and sqlite:////absolute.db, as in SQLAlchemy and dj-database-url.
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
         if not path:
@@ -99,7 +138,10 @@ def database_from_url(url: str) -> dict:
             # on SSD, or with the portal's routes and indexes in memory as they are, it made
             # PostgreSQL hash all 5,000 routes to join them to a page of 25 transfers. 1.1 is
             # the usual value for SSD; the list, dashboard and review pages came out 10-25 % faster.
-            "OPTIONS": {"options": "-c random_page_cost=1.1"},
+            "OPTIONS": {
+                "options": "-c random_page_cost=1.1",
+                **_url_options(parts, POSTGRES_URL_OPTIONS),
+            },
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
         }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from psycopg import OperationalError
 
 from portal import env
 
@@ -100,6 +101,45 @@ def test_sqlite_urls_use_wal_and_immediate_transactions():
 )
 def test_unsupported_or_broken_database_urls_are_refused(url):
     with pytest.raises(ImproperlyConfigured):
+        env.database_from_url(url)
+
+
+def _connect(database: dict):
+    """A raw connection as Django's PostgreSQL backend makes it from these settings."""
+    from django.db.utils import ConnectionHandler
+
+    wrapper = ConnectionHandler({"default": database})["default"]
+    return wrapper.get_new_connection(wrapper.get_connection_params())
+
+
+def test_postgres_options_in_the_url_reach_the_connection():
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    options = "?application_name=fdd-portal-test&connect_timeout=5&sslmode=disable"
+    database = env.database_from_url(url + options)
+    assert database["OPTIONS"]["sslmode"] == "disable"
+    assert database["OPTIONS"]["options"] == "-c random_page_cost=1.1"  # the portal's own stays
+    try:
+        connection = _connect(database)
+    except OperationalError as error:
+        pytest.skip(f"no PostgreSQL server at 127.0.0.1:5432 ({error})")
+    with connection:
+        assert connection.execute("SHOW application_name").fetchone() == ("fdd-portal-test",)
+    # An option the server cannot meet fails the connection, naming it: TLS on a server without.
+    with pytest.raises(OperationalError, match="SSL"):
+        _connect(env.database_from_url(url + "?sslmode=require"))
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgresql://db/fdd?sslmdoe=require", "sslmdoe"),
+        ("postgresql://db/fdd?options=-c%20x", "options"),
+        ("postgresql://db/fdd?sslmode=require&sslmode=disable", "sslmode"),
+        ("sqlite:///portal.sqlite3?timeout=5", "timeout"),
+    ],
+)
+def test_an_unknown_database_url_option_stops_start_up_naming_it(url, named):
+    with pytest.raises(ImproperlyConfigured, match=repr(named)):
         env.database_from_url(url)
 
 
