@@ -76,3 +76,28 @@ def test_a_user_without_an_organisation_is_told_so(client_for, db):
     page = client_for(make_user("loner")).get(reverse("dashboard")).content.decode()
     assert "ikke knyttet til en organisation" in page
 
+
+def test_a_session_ends_after_the_idle_time_and_work_moves_the_end(client, staff_a, settings):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    assert settings.SESSION_COOKIE_AGE == settings.SESSION_IDLE_MINUTES * 60 == 3600
+    client.post(reverse("login"), {"username": "staff-a", "password": PASSWORD})
+    session = Session.objects.get()
+    assert abs(session.expire_date - (timezone.now() + timedelta(hours=1))) < timedelta(minutes=1)
+
+    # Working on: a request more than a minute after the last one moves the end forward.
+    stored = client.session
+    stored["_last_seen"] -= 120
+    stored.save()
+    Session.objects.update(expire_date=timezone.now() + timedelta(minutes=5))
+    assert client.get(reverse("dashboard")).status_code == 200
+    moved = Session.objects.get().expire_date
+    assert moved > timezone.now() + timedelta(minutes=55)
+
+    # Idle past the end: logged out.
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))

@@ -229,6 +229,30 @@ def test_a_refused_connection_is_recorded_and_retried_later(no_smtp_server, vend
     assert retry.next_run >= before + timedelta(seconds=30)
 
 
+def test_a_hung_smtp_server_costs_one_timeout_and_a_retry(settings, vendor_a):
+    """A server that accepts the connection and never greets must not hold the worker."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = silent.getsockname()
+        settings.EMAIL_USE_TLS = False
+        settings.EMAIL_TIMEOUT = 1
+        mail = mail_for(vendor_a)
+        started = time.monotonic()
+        assert send_outgoing_mail(mail.pk) == "retry scheduled"
+        assert time.monotonic() - started < 30
+    mail.refresh_from_db()
+    assert (mail.state, mail.attempts) == (OutgoingMail.State.QUEUED, 1)
+    assert "timed out" in mail.last_error
+
+
+def test_the_portal_sets_a_timeout_for_the_smtp_server():
+    from django.conf import settings
+
+    assert settings.EMAIL_TIMEOUT == 30  # the default of portal.settings
+
+
 def test_the_retry_sends_the_same_message(settings, no_smtp_server, vendor_a):
     mail = mail_for(vendor_a)
     send_outgoing_mail(mail.pk)

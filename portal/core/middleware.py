@@ -1,3 +1,5 @@
+import time
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
@@ -21,4 +23,29 @@ class ChosenLanguageMiddleware:
         request.LANGUAGE_CODE = language
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", language)
+        return response
+
+
+class IdleSessionMiddleware:
+    """Moves a logged-in session's end forward while its user makes requests.
+
+    Django fixes a session's expiry when it is saved; saving it on every request would write the
+    session row on every page. Here it is saved at most once a minute, which keeps the idle
+    timeout (SESSION_IDLE_MINUTES) to within that minute.
+    """
+
+    REFRESH_SECONDS = 60
+    KEY = "_last_seen"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        # Only a request that read its session (every page does, to know its user): a health
+        # check while the database is down must not be made to read it.
+        if request.session.accessed and request.user.is_authenticated:
+            now = int(time.time())
+            if now - request.session.get(self.KEY, 0) >= self.REFRESH_SECONDS:
+                request.session[self.KEY] = now  # marks it modified: saved with a new expiry
         return response
