@@ -6,3 +6,9 @@ class CoreConfig(AppConfig):
     name = "portal.core"
     label = "core"
     verbose_name = _("Portal")
+
+    def ready(self) -> None:
+        from portal.core import paths
+
+        # Before anything opens the database or writes a file: a fresh clone has no data folder.
+        paths.prepare()
