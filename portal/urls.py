@@ -9,6 +9,8 @@ from portal.core import views as core_views
 urlpatterns = [
     path("", core_views.dashboard, name="dashboard"),
     path("healthz", core_views.healthz, name="healthz"),
+    path("livez", core_views.livez, name="livez"),
+    path("readyz", core_views.readyz, name="readyz"),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

@@ -4,6 +4,7 @@ import time
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal.core.health import check_health
@@ -116,3 +117,42 @@ def test_anyone_else_learns_only_ok_or_not_ok(client, staff_a, operator, setting
     # A superuser who has not yet entered the code is told no more than anyone.
     settings.TWO_FACTOR_REQUIRED = True
     assert client.get(reverse("healthz")).json() == {"status": "not ok"}
+
+
+def test_livez_answers_without_the_database(client):
+    original = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict["NAME"] = "/nonexistent/folder/portal.sqlite3"
+    connection.settings_dict["HOST"], connection.settings_dict["PORT"] = "127.0.0.1", "1"
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("livez"))
+    finally:
+        connection.close()
+        connection.settings_dict.update(original)
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert len(queries) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_follows_the_database_and_not_the_workers(client):
+    # No worker cluster runs: /healthz says not ok, but the web node is ready for requests.
+    assert client.get(reverse("healthz")).status_code == 503
+    ready = client.get(reverse("readyz"))
+    assert (ready.status_code, ready.json()["status"]) == (200, "ok")
+    assert ready.json()["checks"]["database"]["ok"] is True  # staff see what was asked
+    assert Client().get(reverse("readyz")).json() == {"status": "ok"}
+
+    original = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent/folder/portal.sqlite3"
+    else:
+        connection.settings_dict["PORT"] = "1"
+    try:
+        refused = client.get(reverse("readyz"))
+    finally:
+        connection.close()
+        connection.settings_dict.update(original)
+    # No exception text for anyone, staff included: their session cannot be read either.
+    assert (refused.status_code, refused.json()) == (503, {"status": "not ok"})

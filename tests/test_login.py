@@ -6,7 +6,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tests.conftest import PASSWORD
 
 # Pages anyone may open without logging in.
-PUBLIC = {"login", "healthz", "set_language", "logout"}
+PUBLIC = {"login", "healthz", "livez", "readyz", "set_language", "logout"}
 # The API's root answers 404; its calls want a token, not a session.
 API_PUBLIC = {"api-v1:api-root"}
 

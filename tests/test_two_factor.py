@@ -213,7 +213,7 @@ def test_who_needs_the_code(staff_a, architect, operator, superuser):
 # Before any page: every URL pattern, walked from the resolver.
 
 PATTERNS = all_patterns()
-# The two steps themselves, logging in or out, the language and the load balancer's health check.
+# The two steps themselves, logging in or out, the language and the load balancer's health checks.
 REACHABLE_BEFORE_THE_CODE = {
     "two_factor_setup",
     "two_factor_verify",
@@ -221,6 +221,8 @@ REACHABLE_BEFORE_THE_CODE = {
     "logout",
     "set_language",
     "healthz",
+    "livez",
+    "readyz",
 }
 
 

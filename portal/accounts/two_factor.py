@@ -39,8 +39,8 @@ from portal.accounts.access import scope_of
 SETUP = "two_factor_setup"
 VERIFY = "two_factor_verify"
 # Pages an unverified operator may still reach: the two steps themselves, logging in as someone
-# else or out, the language switch, and the health check (which load balancers call).
-EXEMPT = frozenset({SETUP, VERIFY, "login", "logout", "set_language", "healthz"})
+# else or out, the language switch, and the health checks (which load balancers call).
+EXEMPT = frozenset({SETUP, VERIFY, "login", "logout", "set_language", "healthz", "livez", "readyz"})
 DEVICE_NAME = "Authenticator app"
 
 

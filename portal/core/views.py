@@ -9,7 +9,7 @@ from portal.accounts.access import scope_of, visible
 from portal.accounts.models import Membership, Organisation
 from portal.alerts.models import Alert
 from portal.core import charts
-from portal.core.health import check_health
+from portal.core.health import check_health, database_health
 from portal.itsystems.models import ItSystem
 
 
@@ -60,8 +60,36 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @never_cache
+def livez(request: HttpRequest) -> JsonResponse:
+    """The process answers: for a load balancer or supervisor deciding whether to restart it.
+
+    Nothing else is asked, the database least of all: a web node whose database is away is not
+    helped by a restart.
+    """
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """The database answers: whether a load balancer should send this web node requests.
+
+    The workers and the simulator are not asked (`/healthz` does): a web node serves its pages
+    while the workers are down, and taking it out of rotation would not bring them back.
+    """
+    database = database_health()
+    ready = database["ok"]
+    body = {"status": "ok" if ready else "not ok"}
+    if ready and _may_read_health(request.user):
+        body["checks"] = {"database": database}
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+@require_GET
+@never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 or 503 for load balancers; what each part reports, for superusers only.
+    """The database, the task queue with its workers, and the simulator where it is used: for
+    monitoring. 200 or 503; what each part reports, for staff only.
 
     The parts' reports name the database vendor, hosts and ports and their errors: nothing an
     anonymous caller needs to know about the portal's insides.
@@ -76,4 +104,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _may_read_health(user) -> bool:
-    return user.is_superuser and (not settings.TWO_FACTOR_REQUIRED or user.is_verified())
+    """Staff past two-step login: the admin's users."""
+    return user.is_staff and (not settings.TWO_FACTOR_REQUIRED or user.is_verified())
