@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres bench lint messages system-packages compiled-messages clean
+.PHONY: run test test-postgres bench lint lock messages system-packages compiled-messages clean
 
 run: system-packages $(STAMP)-runtime node_modules/.stamp compiled-messages
 	DEBUG=true $(PY) manage.py migrate --no-input
@@ -40,12 +40,22 @@ $(STAMP)-runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))."; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
 	touch $@
 
 $(STAMP)-dev: requirements-dev.txt $(STAMP)-runtime
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	touch $@
+
+# After changing requirements.in or requirements-dev.in: every package, the ones they pull in
+# too, pinned with the hashes PyPI publishes. This machine's own pip settings (local mirrors,
+# a wheel folder) are set aside, so the locks hold what any machine downloads.
+LOCK := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--index-url https://pypi.org/simple --no-emit-index-url
+lock: $(STAMP)-dev
+	$(LOCK) --output-file requirements.txt requirements.in
+	$(LOCK) --output-file requirements-dev.txt requirements-dev.in
 
 node_modules/.stamp: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "Node.js 18+ with npm is needed."; exit 1; }
