@@ -281,6 +281,12 @@ SFTP_KEY_ENCRYPTION_KEY = env_str(
     if DEBUG
     else None,
 )
+if SFTP_KEY_ENCRYPTION_KEY is None:
+    # Else the web server would start and the first key made or used would fail.
+    raise ImproperlyConfigured(
+        "SFTP_KEY_ENCRYPTION_KEY must be set when DEBUG is off: one or more Fernet keys, "
+        "comma-separated (make one with `python manage.py rotate_sftp_keys --new-key`)."
+    )
 TRANSFER_DATA_DIR = DATA_DIR / "transfers"
 TRANSFER_MAX_ATTEMPTS = env_int("TRANSFER_MAX_ATTEMPTS", 5, minimum=1)
 # A send that shows no progress for this long has lost its worker and is queued again.

@@ -4,6 +4,7 @@ import os
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-never-used-outside-the-suite-0123456789")
+os.environ.setdefault("SFTP_KEY_ENCRYPTION_KEY", "eJ9c5m0TTKQ3YgNG4Cv0r1z6kx3Q7cV2yX8hLw1uE6A=")
 # Each test process (and each xdist worker) gets its own data folder: files, outbox, cache.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
 os.environ["PORTAL_DATA_DIR"] = tempfile.mkdtemp(prefix=f"fdd-portal-test-{_worker}-")
@@ -19,7 +20,6 @@ STORAGES = {
 }
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-SFTP_KEY_ENCRYPTION_KEY = "eJ9c5m0TTKQ3YgNG4Cv0r1z6kx3Q7cV2yX8hLw1uE6A="
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file, not memory, so worker processes started by a test see the same test database.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

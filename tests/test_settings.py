@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from psycopg import OperationalError
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _SET_BY_TESTS = {
     "DEBUG",
     "SECRET_KEY",
+    "SFTP_KEY_ENCRYPTION_KEY",
     "DATABASE_URL",
     "PORTAL_DATA_DIR",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
@@ -163,6 +165,19 @@ def test_secret_key_is_required_outside_debug():
     assert "SECRET_KEY must be set" in result.stderr
 
 
+def test_the_key_for_private_keys_is_required_outside_debug():
+    result = run_manage(
+        "check", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="x"
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("FDD portal: SFTP_KEY_ENCRYPTION_KEY must be set when DEBUG is off")
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_a_malformed_setting_names_the_variable():
     result = run_manage("check", DEBUG="maybe")
     assert result.returncode != 0
@@ -177,6 +192,7 @@ def test_production_settings_pass_the_deployment_checks():
         "WARNING",
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
+        SFTP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         ALLOWED_HOSTS="fdd.example.dk",
     )
     assert result.returncode == 0, result.stdout + result.stderr

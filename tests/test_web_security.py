@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -135,7 +136,12 @@ def _cookies(**environment: str) -> dict[str, tuple[str, ...]]:
 
 
 def test_production_cookies_are_secure_and_http_only():
-    found = _cookies(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="x.dk")
+    found = _cookies(
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        SFTP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="x.dk",
+    )
     assert found["sessionid"] == ("True", "True", "Lax")
     assert found["csrftoken"] == ("True", "True", "Lax")
     assert found["hsts"] == ("31536000", "True")
@@ -301,6 +307,7 @@ def test_argon2_is_the_default_password_hasher():
         "print(get_hasher('default').algorithm, make_password('x').split('$')[0])",
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
+        SFTP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         ALLOWED_HOSTS="x.dk",
     )
     assert result.returncode == 0, result.stderr
