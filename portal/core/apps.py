@@ -8,6 +8,7 @@ class CoreConfig(AppConfig):
     verbose_name = _("Portal")
 
     def ready(self) -> None:
+        import portal.core.schema  # noqa: F401 - importing it registers its check
         from portal.core import paths
 
         # Before anything opens the database or writes a file: a fresh clone has no data folder.
