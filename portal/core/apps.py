@@ -8,8 +8,12 @@ class CoreConfig(AppConfig):
     verbose_name = _("Portal")
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
         import portal.core.schema  # noqa: F401 - importing it registers its check
         from portal.core import paths
+        from portal.core.middleware import IdleSessionMiddleware
 
         # Before anything opens the database or writes a file: a fresh clone has no data folder.
         paths.prepare()
+        user_logged_in.connect(IdleSessionMiddleware.seen_at_login, dispatch_uid="idle-session")

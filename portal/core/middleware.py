@@ -49,3 +49,9 @@ class IdleSessionMiddleware:
             if now - request.session.get(self.KEY, 0) >= self.REFRESH_SECONDS:
                 request.session[self.KEY] = now  # marks it modified: saved with a new expiry
         return response
+
+    @classmethod
+    def seen_at_login(cls, sender, request, user, **kwargs) -> None:
+        """The login saves the session anyway: the first page after it need not save it again."""
+        if request is not None and hasattr(request, "session"):
+            request.session[cls.KEY] = int(time.time())
