@@ -5,6 +5,7 @@ silently falling back to a default that would run the portal in a mode nobody as
 """
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -55,6 +56,17 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} is below the minimum of {minimum}.")
     return number
+
+
+def env_choice(name: str, default: str, choices: Collection[str]) -> str:
+    """One of `choices` (given in lower case; the value is compared without case)."""
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in choices:
+        return lowered
+    raise ImproperlyConfigured(f"{name}={value!r} is not one of {sorted(choices)}.")
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

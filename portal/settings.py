@@ -8,9 +8,11 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from portal.core.logs import FORMATS, logging_config
 from portal.env import (
     database_from_url,
     env_bool,
+    env_choice,
     env_int,
     env_list,
     env_path,
@@ -64,6 +66,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.core.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -340,11 +343,7 @@ HANDOFF_WATCH_SECONDS = env_int("HANDOFF_WATCH_SECONDS", 5, minimum=1)
 # unless this opens them to anyone.
 API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # WeasyPrint reports every rendering step at INFO.
-    "loggers": {"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
-}
+# Every line with its time, level and logger, and the request, user and transfer it was written
+# for; LOG_FORMAT=json makes each line a JSON object (portal/core/logs.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", FORMATS)
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))

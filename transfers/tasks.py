@@ -19,6 +19,7 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
 from portal.alerts import service as alerts
+from portal.core.logs import transfer_context
 from transfers import protocol
 from transfers.keys import KeyUnavailable
 from transfers.models import SftpAccount, Transfer
@@ -68,43 +69,44 @@ def _fail(transfer: Transfer, message: str, **fields) -> str:
 
 def send_transfer(transfer_id: int) -> str:
     """Upload the data file, then its trigger; a duplicate or retried task never sends twice."""
-    now = timezone.now()
-    # Each attempt starts the file afresh (started_at), so the rate shown is the current one's.
-    claimed = Transfer.objects.filter(pk=transfer_id, state=State.QUEUED).update(
-        state=State.SENDING, heartbeat_at=now, started_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return "not queued"
-    transfer = Transfer.objects.select_related(
-        "route__infref", "route__sender", "route__receiver", "route__municipality", "account"
-    ).get(pk=transfer_id)
-    # The account checked is the one the transfer was queued for, and the one it is sent with.
-    blockers = route_blockers(transfer.route, account=transfer.account)
-    if blockers:
-        return _fail(transfer, " ".join(blockers))
-    try:
-        session = session_for(transfer.account)
-        if transfer.trigger_started_at is None:
-            if transfer.attempts > 1:
-                # An earlier trigger's receipt must not be read as this one's.
-                _remove_receipt(session, transfer.remote_name)
-            _upload_data(session, transfer)
-            _write_trigger(session, transfer)
-        else:
-            _resume_after_trigger(session, transfer)
-    except (HostKeyChanged, HostKeyUnknown) as error:
-        return _fail(transfer, str(error))
-    except EndpointRefused as error:
-        # The account's configuration, not a network blip: a retry would get the same answer.
-        # Once the account or SFTP_ALLOWED_HOSTS is put right, the transfer is resubmitted.
-        return _fail(transfer, str(error))
-    except KeyUnavailable as error:
-        return _wait_for_key(transfer, error)
-    except (SftpError, OSError) as error:
-        drop_session(transfer.account_id)
-        return _retry_later(transfer, f"{type(error).__name__}: {error}")
-    _receipt_now_or_later(session, transfer)
-    return "sent"
+    with transfer_context(transfer_id):
+        now = timezone.now()
+        # Each attempt starts the file afresh (started_at), so the rate shown is the current one's.
+        claimed = Transfer.objects.filter(pk=transfer_id, state=State.QUEUED).update(
+            state=State.SENDING, heartbeat_at=now, started_at=now, attempts=F("attempts") + 1
+        )
+        if not claimed:
+            return "not queued"
+        transfer = Transfer.objects.select_related(
+            "route__infref", "route__sender", "route__receiver", "route__municipality", "account"
+        ).get(pk=transfer_id)
+        # The account checked is the one the transfer was queued for, and the one it is sent with.
+        blockers = route_blockers(transfer.route, account=transfer.account)
+        if blockers:
+            return _fail(transfer, " ".join(blockers))
+        try:
+            session = session_for(transfer.account)
+            if transfer.trigger_started_at is None:
+                if transfer.attempts > 1:
+                    # An earlier trigger's receipt must not be read as this one's.
+                    _remove_receipt(session, transfer.remote_name)
+                _upload_data(session, transfer)
+                _write_trigger(session, transfer)
+            else:
+                _resume_after_trigger(session, transfer)
+        except (HostKeyChanged, HostKeyUnknown) as error:
+            return _fail(transfer, str(error))
+        except EndpointRefused as error:
+            # The account's configuration, not a network blip: a retry would get the same answer.
+            # Once the account or SFTP_ALLOWED_HOSTS is put right, the transfer is resubmitted.
+            return _fail(transfer, str(error))
+        except KeyUnavailable as error:
+            return _wait_for_key(transfer, error)
+        except (SftpError, OSError) as error:
+            drop_session(transfer.account_id)
+            return _retry_later(transfer, f"{type(error).__name__}: {error}")
+        _receipt_now_or_later(session, transfer)
+        return "sent"
 
 
 def _wait_for_key(transfer: Transfer, error: KeyUnavailable) -> str:

@@ -11,9 +11,11 @@ class CoreConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
 
         import portal.core.schema  # noqa: F401 - importing it registers its check
-        from portal.core import paths
+        from portal.core import paths, task_context
         from portal.core.middleware import IdleSessionMiddleware
 
         # Before anything opens the database or writes a file: a fresh clone has no data folder.
         paths.prepare()
         user_logged_in.connect(IdleSessionMiddleware.seen_at_login, dispatch_uid="idle-session")
+        # A task logs the id of the request that queued it (django-q2's signals).
+        task_context.connect()
