@@ -156,3 +156,32 @@ def test_readyz_follows_the_database_and_not_the_workers(client):
         connection.settings_dict.update(original)
     # No exception text for anyone, staff included: their session cannot be read either.
     assert (refused.status_code, refused.json()) == (503, {"status": "not ok"})
+
+
+def test_a_plain_http_probe_is_answered_in_production_where_pages_are_redirected(tmp_path):
+    """Also before `migrate` has made the tables: a node started too early is not ok, not a 500."""
+    from tests.test_settings import run_manage
+
+    probe = (
+        "from django.test import Client\n"
+        "for path in ('/livez', '/readyz', '/healthz', '/login/'):\n"
+        "    print(path, Client(HTTP_HOST='fdd.example.dk').get(path).status_code)\n"
+    )
+    result = run_manage(
+        "shell",
+        "-c",
+        probe,
+        DEBUG="false",
+        SECRET_KEY="a-production-like-secret-key-for-this-test-only-0123456789",
+        SFTP_KEY_ENCRYPTION_KEY="eJ9c5m0TTKQ3YgNG4Cv0r1z6kx3Q7cV2yX8hLw1uE6A=",
+        ALLOWED_HOSTS="fdd.example.dk",
+        LOG_LEVEL="ERROR",
+        PORTAL_DATA_DIR=str(tmp_path),
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("/")]
+    answers = dict(line.split() for line in lines)
+    assert len(answers) == 4, result.stdout + result.stderr
+    assert answers["/livez"] == "200"
+    assert answers["/readyz"] == "200"
+    assert answers["/healthz"] == "503"  # the database has no tables yet: not ok, and no 500
+    assert answers["/login/"] == "301"  # everything else still goes to HTTPS

@@ -1,7 +1,7 @@
 """Health of the parts the portal cannot work without, for load balancers and monitoring."""
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django_q.brokers import get_broker
 from django_q.status import Stat
 
@@ -39,8 +39,11 @@ def simulator_health() -> dict | None:
     from transfers.models import Environment, SftpAccount
     from transfers.sftp import SftpError, probe_host_key
 
-    if not SftpAccount.objects.filter(environment=Environment.SIMULATOR).exists():
-        return None
+    try:
+        if not SftpAccount.objects.filter(environment=Environment.SIMULATOR).exists():
+            return None
+    except DatabaseError as error:  # a database not migrated yet: a node started too early
+        return {"ok": False, "error": str(error)}
     try:
         probe_host_key(settings.SIMULATOR_HOST, settings.SIMULATOR_PORT, timeout=2)
     except (SftpError, OSError) as error:
