@@ -225,6 +225,10 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# TLS from the first byte (SMTPS, usually port 465) rather than STARTTLS; not both.
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL exclude each other; set one.")
 # Seconds a connection to the SMTP server may hang before the send fails (and is tried again):
 # without it, a server that stops answering holds a worker forever.
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
@@ -290,7 +294,8 @@ if SFTP_KEY_ENCRYPTION_KEY is None:
     # Else the web server would start and the first key made or used would fail.
     raise ImproperlyConfigured(
         "SFTP_KEY_ENCRYPTION_KEY must be set when DEBUG is off: one or more Fernet keys, "
-        "comma-separated (make one with `python manage.py rotate_sftp_keys --new-key`)."
+        "comma-separated. Make one with the portal's Python: python -c "
+        "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
     )
 TRANSFER_DATA_DIR = DATA_DIR / "transfers"
 TRANSFER_MAX_ATTEMPTS = env_int("TRANSFER_MAX_ATTEMPTS", 5, minimum=1)

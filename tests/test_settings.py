@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -170,12 +171,23 @@ def test_the_key_for_private_keys_is_required_outside_debug():
         "check", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="x"
     )
     assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith("FDD portal: SFTP_KEY_ENCRYPTION_KEY must be set when DEBUG is off")
-    )
     assert "Traceback" not in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("FDD portal: SFTP_KEY_ENCRYPTION_KEY must be set when DEBUG is off")
+    # The command it gives makes a key without needing one (run with the suite's Python).
+    command = message.split("the portal's Python: python ")[1]
+    made = subprocess.run(
+        [sys.executable, *shlex.split(command)], capture_output=True, text=True, check=True
+    )
+    assert len(made.stdout.strip()) == 44
+
+
+def test_smtps_and_starttls_are_one_or_the_other():
+    result = run_manage("check", DEBUG="true", EMAIL_USE_TLS="true", EMAIL_USE_SSL="true")
+    assert result.returncode == 1 and "EMAIL_USE_TLS and EMAIL_USE_SSL" in result.stderr
+    probe = "from django.conf import settings; print(settings.EMAIL_USE_SSL)"
+    result = run_manage("shell", "-c", probe, DEBUG="true", EMAIL_USE_SSL="true")
+    assert result.stdout.strip().splitlines()[-1] == "True"
 
 
 def test_a_malformed_setting_names_the_variable():
