@@ -289,3 +289,18 @@ def test_upload_stays_out_of_memory(ready, token_a, client):
     assert upload.sha256 == hashlib.sha256(b"abc").hexdigest()
     upload.close()
     assert not Path(upload.temporary_file_path()).exists()
+
+
+def test_a_body_sent_in_chunks_is_told_to_send_its_length(client, ready, token_a):
+    """WSGI gives the portal no body without a Content-Length: the file is not "missing"."""
+    response = client.generic(
+        "POST",
+        f"{API}/routes/{ready.route.pk}/transfers",
+        b"",
+        content_type="multipart/form-data; boundary=x",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **bearer(token_a),
+    )
+    assert response.status_code == 411
+    assert response.json()["code"] == "length_required"
+    assert not Transfer.objects.exists()

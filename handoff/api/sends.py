@@ -167,6 +167,13 @@ def _upload(request: HttpRequest) -> UploadedFile:
     declared = request.META.get("CONTENT_LENGTH", "")
     if declared.isdigit() and int(declared) > MAX_FILE_BYTES + MULTIPART_ENVELOPE_BYTES:
         raise _too_large()
+    if declared in ("", "0") and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # WSGI hands the application no body without a length: the file would look missing.
+        raise ApiError(
+            411,
+            "length_required",
+            "Send the file with a Content-Length header; a body sent in chunks is not read.",
+        )
     handler = PayloadUploadHandler(request)
     # Refused when something read the body already: Django's handlers have it then, and
     # queue_send copies their file instead of moving ours.
@@ -196,6 +203,7 @@ def _upload(request: HttpRequest) -> UploadedFile:
         403: Error,
         404: Error,
         409: Refusal,
+        411: Error,
         413: Error,
         422: InvalidOut,
     },
