@@ -17,9 +17,7 @@ import gdpr.mail
 from gdpr.models import GdprDeclaration, InfRefRequest
 from portal.accounts.demo import DEMO_PASSWORD, seed_demo
 from portal.onboarding.models import Integration
-from portal.specs.diff import FieldSpec
 from portal.specs.models import SpecificationVersion
-from portal.specs.versions import create_version
 from tests.accessibility import axe_violations, format_violations, serious
 from tests.browser import chromium, screenshot
 from transfers.models import Route, SftpAccount, Transfer
@@ -87,33 +85,16 @@ PAGES = [
     Page("outbox", "kombit", lambda: reverse("outbox:list")),
     Page("transfers", "nordlys", lambda: reverse("transfers:list")),
     Page("transfer", "nordlys", _failed_transfer),
+    Page("audit-log", "nordlys", lambda: reverse("audit:log")),
 ]
 
 
 def _seed() -> None:
-    """The demo data, plus what it lacks for these pages: a data specification and transfers."""
+    """The demo data (its data specification included), plus what it lacks for these pages:
+    transfers."""
     seed_demo()
     live = _live()
     nordlys = live.created_by
-    create_version(
-        live,
-        major=1,
-        minor=0,
-        structure={
-            "format": "csv",
-            "encoding": "utf-8",
-            "delimiter": ";",
-            "frequency": "Dagligt kl. 02:00",
-            "notes": "Én fil pr. kommune pr. døgn.",
-            "publish_to_catalogue": False,
-        },
-        fields=[
-            FieldSpec("cpr", "cpr", True, "Borgerens CPR-nummer"),
-            FieldSpec("navn", "string", True, "Fulde navn"),
-            FieldSpec("forloeb", "string", False, "Aktive forløb, adskilt af komma"),
-        ],
-        user=nordlys,
-    )
     route = Route.objects.get(integration=live, municipality__municipality_code="751")
     account = SftpAccount.objects.get(it_system=live.sender, environment="simulator")
     for number, (state, extra) in enumerate(

@@ -5,9 +5,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from gdpr.models import GdprDeclaration
 from portal.accounts.demo import DEMO_PASSWORD
 from portal.accounts.models import Membership, Organisation, Role
 from portal.itsystems.models import ItSystem
+from portal.onboarding.rules import readiness
+from portal.specs.models import SpecificationVersion
+from transfers.models import Route
 
 
 def _counts():
@@ -32,6 +36,24 @@ def test_seed_demo_is_idempotent_and_covers_every_role(db):
     roles = {m.role for m in Membership.objects.select_related("organisation")}
     assert roles == set(Role)
     assert get_user_model().objects.filter(is_superuser=True).exists()
+
+
+def test_every_route_the_demo_makes_has_a_data_specification_version(db):
+    call_command("seed_demo", "--allow-without-debug", stdout=io.StringIO())
+    call_command("seed_demo", "--allow-without-debug", stdout=io.StringIO())
+    routes = Route.objects.select_related("integration", "infref", "municipality")
+    assert routes.filter(state=Route.State.ESTABLISHED).exists()
+    for route in routes:
+        [version] = SpecificationVersion.objects.filter(
+            specification__integration=route.integration
+        )  # one, however often the demo is seeded
+        assert version.label == "1.0" and version.fields.exists()
+        # The version the InfRef's declaration says it covers; nothing marked it outdated.
+        declaration = route.infref.declarations.get(status=GdprDeclaration.Status.SUBMITTED)
+        assert declaration.data_specification_version == version.label
+        assert declaration.outdated_at is None
+    established = routes.get(state=Route.State.ESTABLISHED)
+    assert readiness(established.integration, established.municipality, production=False).ready
 
 
 def test_every_demo_user_can_log_in_and_sees_the_danish_dashboard(client, db):

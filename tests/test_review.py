@@ -3,6 +3,8 @@
 Assertions read English text: each test client chooses English.
 """
 
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -57,10 +59,11 @@ def declare(infref, version, submitted_at, user, controllers, spec_version="1.0"
     return GdprDeclaration.objects.get(pk=draft.pk)
 
 
-def receive(route, name, **fields):
+def receive(route, name, at=None, **fields):
+    """A file fetched on `route` from the SFTP user alfa_omsorg, at `at` (default: now)."""
     from tests.test_dashboard import account_for
 
-    return ReceivedFile.objects.create(
+    file = ReceivedFile.objects.create(
         account=account_for(route.receiver, route.environment),
         remote_name=name,
         state=fields.pop("state", "received"),
@@ -69,6 +72,18 @@ def receive(route, name, **fields):
         route=route,
         **fields,
     )
+    if at is not None:
+        ReceivedFile.objects.filter(pk=file.pk).update(received_at=at)
+    return file
+
+
+def fetched_copy(transfer_id: int, name: str, at=None, **fields) -> ReceivedFile:
+    """The file a transfer became at the receiver: the platform gave both its FileTransferUUID."""
+    transfer = Transfer.objects.select_related("route").get(pk=transfer_id)
+    platform_id = uuid.uuid4()
+    Transfer.objects.filter(pk=transfer_id).update(file_transfer_uuid=platform_id)
+    fields = {"size": transfer.size, "sha256": transfer.sha256} | fields
+    return receive(transfer.route, name, at=at, file_transfer_uuid=platform_id, **fields)
 
 
 @pytest.fixture
@@ -81,14 +96,34 @@ def route(integration, aarhus, operator):
     return make_route(integration, aarhus, operator)
 
 
+def passages(response) -> list:
+    """The rows of the page's list of files, newest first."""
+    return response.context["file_page"].object_list
+
+
+def transfers_shown(response) -> list[Transfer]:
+    return [p.transfer for p in passages(response) if p.transfer]
+
+
+def from_outside(response) -> list[str]:
+    """The names of the received files no transfer in the portal sent."""
+    return [p.received.remote_name for p in passages(response) if not p.transfer]
+
+
+def cells(response, name: str) -> list[str]:
+    """The text of the list's cells of one column (its class), spaces made single."""
+    found = re.findall(rf'<td class="{name}">(.*?)</td>', response.content.decode(), re.S)
+    return [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in found]
+
+
 def ran_under(response) -> dict[str, tuple]:
     """File name → (specification version, declaration version) as the page derived them."""
     return {
-        t.original_name: (
-            t.ran_under.version.label if t.ran_under.version else None,
-            t.ran_under.declaration.version if t.ran_under.declaration else None,
+        p.name: (
+            p.ran_under.version.label if p.ran_under.version else None,
+            p.ran_under.declaration.version if p.ran_under.declaration else None,
         )
-        for t in response.context["transfer_page"].object_list
+        for p in passages(response)
     }
 
 
@@ -119,7 +154,7 @@ def test_each_transfer_shows_the_version_and_declaration_in_force_when_queued(
         "v1.1-d1-0.csv": ("1.1", 1),
         "v1.1-d2-0.csv": ("1.1", 2),
     }
-    rows = {t.original_name: t.ran_under for t in response.context["transfer_page"].object_list}
+    rows = {p.name: p.ran_under for p in passages(response)}
     # Declaration 1 was marked outdated by version 1.1 before this transfer, and declares 1.0.
     assert rows["v1.1-d1-0.csv"].declaration_outdated
     assert rows["v1.1-d1-0.csv"].declared_version_differs
@@ -130,7 +165,7 @@ def test_each_transfer_shows_the_version_and_declaration_in_force_when_queued(
     assert "Marked outdated before the transfer" in html
     assert "Declares specification version 1.0" in html
     # Newest first.
-    names = [t.original_name for t in response.context["transfer_page"].object_list]
+    names = [p.name for p in passages(response)]
     assert names[0] == "v1.1-d2-0.csv" and names[-1] == "before-everything-0.csv"
 
 
@@ -141,7 +176,7 @@ def test_a_declaration_that_does_not_name_the_municipality_is_flagged_not_hidden
     declaration = declare(route.infref, 1, at(1), staff_a, [odense])
     make_transfers(route, 1, name="for-aarhus", at=at(2))
     response = english(client_for(architect)).get(URL)
-    found = response.context["transfer_page"].object_list[0].ran_under
+    found = passages(response)[0].ran_under
     assert found.declaration == declaration
     assert not found.names_municipality
     # Aarhus may not open a declaration that does not name it, so there is no link.
@@ -184,11 +219,8 @@ def test_an_architect_reviews_only_their_own_municipality(
 
     response = client.get(URL)
     assert response.context["municipality"].municipality_code == "751"
-    assert {t.original_name for t in response.context["transfer_page"].object_list} == {
-        "aarhus-0.csv",
-        "aarhus-1.csv",
-    }
-    assert [f.remote_name for f in response.context["received_page"].object_list] == ["aarhus.csv"]
+    assert {t.original_name for t in transfers_shown(response)} == {"aarhus-0.csv", "aarhus-1.csv"}
+    assert from_outside(response) == ["aarhus.csv"]
     html = response.content.decode()
     assert "odense" not in html.lower().replace("odense kommune", "")
 
@@ -218,7 +250,7 @@ def test_a_superuser_chooses_a_municipality(client_for, superuser, route):
     assert response.context["municipality"] is None
     assert "Choose a municipality" in response.content.decode()
     response = client.get(URL, {"municipality": "751"})
-    assert len(response.context["transfer_page"].object_list) == 1
+    assert len(transfers_shown(response)) == 1
     assert client.get(URL, {"municipality": "999"}).status_code == 404
 
 
@@ -235,26 +267,130 @@ def test_an_architect_of_two_municipalities_switches_between_them(
     assert [c.municipality_code for c in response.context["choices"]] == ["751", "461"]
     assert response.context["municipality"] == aarhus
     response = client.get(URL, {"municipality": "461"})
-    assert len(response.context["transfer_page"].object_list) == 1
+    assert len(transfers_shown(response)) == 1
 
 
 # --- What the page shows ---------------------------------------------------------------------
 
 
-def test_received_files_show_their_metadata_size_and_hash(client_for, architect, route):
-    receive(route, "modtaget.csv", size=2048, sha256="d" * 64)
+def test_a_transfer_and_the_file_it_became_at_the_receiver_are_one_row(
+    client_for, architect, route
+):
+    [sent] = make_transfers(route, 1, name="omsorg_test", size=2048, at=at(0))
+    Transfer.objects.filter(pk=sent).update(sha256="d" * 64, finished_at=at(0))
+    copy = fetched_copy(sent, "alfa_omsorg_FDD_7076.csv", at=at(1))
+    response = english(client_for(architect)).get(URL)
+    [row] = passages(response)
+    assert (row.transfer.pk, row.received) == (sent, copy)
+    assert from_outside(response) == []
+    html = response.content.decode()
+    assert "Sending IT system" in html and "Receiving IT system" in html
+    assert "omsorg_test-0.csv" in html and "Delivered" in html and "Fetched" in html
+    # The receiver's name for the file is there to find, but the row is the sender's file.
+    assert "At the receiver" in html and "alfa_omsorg_FDD_7076.csv" in html
+    assert reverse("transfers:received_download", args=[copy.pk]) in html
+    # IT systems, not the SFTP user the metadata named.
+    assert route.sender.name in html and route.receiver.name in html
+    assert "alfa_omsorg</" not in html and "alfa_omsorg<" not in html
+    # The hash, shortened, with the whole of it one click away; the size with its unit.
+    assert "SHA-256 <code>dddddddddddd</code>…" in html and "d" * 64 in html
+    assert "2.0\xa0KB" in html
+
+
+def test_a_file_from_a_sender_outside_the_portal_shows_with_the_sending_it_system(
+    client_for, architect, route
+):
+    outside = receive(route, "udefra.csv", size=2048, sha256="e" * 64, at=at(1))
+    [not_fetched] = make_transfers(route, 1, name="undervejs", state="sent", at=at(2))
+    [failed] = make_transfers(route, 1, name="fejlet", state="failed", at=at(3))
+    response = english(client_for(architect)).get(URL)
+    rows = passages(response)
+    assert [(p.transfer.pk if p.transfer else None, p.received) for p in rows] == [
+        (failed, None),
+        (not_fetched, None),
+        (None, outside),
+    ]
+    assert rows[2].ran_under.moment == at(1)  # what was in force when it was received
+    sender, receiver = route.sender.name, route.receiver.name
+    # Each side's IT system and state, up to the time (whose format is the language's).
+    assert [re.split(r" \d", cell)[0] for cell in cells(response, "review-sender")] == [
+        f"{sender} Failed",
+        f"{sender} Sent",
+        f"{sender} Not sent through the portal",
+    ]
+    assert [re.split(r" \d", cell)[0] for cell in cells(response, "review-receiver")] == [
+        f"{receiver} –",
+        f"{receiver} Not fetched yet",
+        f"{receiver} Fetched",
+    ]
+    html = response.content.decode()
+    assert "alfa_omsorg" not in html
+    assert reverse("transfers:received_download", args=[outside.pk]) in html
+
+
+def test_a_file_on_another_municipalitys_route_is_never_shown_with_a_transfer(
+    client_for, architect, route, integration, odense, operator
+):
+    odense_route = make_route(integration, odense, operator, infref=route.infref)
+    [sent] = make_transfers(route, 1, name="til-aarhus", at=at(0))
+    elsewhere = fetched_copy(sent, "til-odense.csv", at=at(1))
+    ReceivedFile.objects.filter(pk=elsewhere.pk).update(route=odense_route)
+    response = english(client_for(architect)).get(URL)
+    [row] = passages(response)
+    assert (row.transfer.pk, row.received) == (sent, None)
+    assert "til-odense.csv" not in response.content.decode()
+
+
+def test_sizes_are_shown_with_their_unit_in_the_users_language(client_for, architect, route):
+    make_transfers(route, 1, size=1000, at=at(0))
+    receive(route, "stor.csv", size=3 * 1024 * 1024, at=at(1))
+    client = client_for(architect)
+    html = english(client).get(URL).content.decode()
+    assert "1000\xa0bytes" in html and "3.0\xa0MB" in html
+    client.cookies["django_language"] = "da"
+    html = client.get(URL).content.decode()
+    assert "3,0\xa0MB" in html
+
+
+def test_a_quarantined_file_on_a_route_says_why(client_for, architect, route):
     receive(route, "mistænkt.csv", state="quarantined", reason="Metadata mangler.")
     html = english(client_for(architect)).get(URL).content.decode()
-    assert "modtaget.csv" in html and "d" * 64 in html and "2.0\xa0KB" in html
-    assert route.infref.name in html and "alfa_omsorg" in html
-    assert (
-        reverse(
-            "transfers:received_download",
-            args=[ReceivedFile.objects.get(remote_name="modtaget.csv").pk],
-        )
-        in html
-    )
-    assert "Quarantined: Metadata mangler." in html
+    assert "mistænkt.csv" in html and "Quarantined" in html and "Metadata mangler." in html
+    quarantined = ReceivedFile.objects.get(remote_name="mistænkt.csv")
+    assert reverse("transfers:received_download", args=[quarantined.pk]) not in html
+
+
+def test_pages_of_transfers_and_files_from_outside_cover_every_row_once_both_ways(
+    client_for, architect, route
+):
+    """Both kinds share moments, so the order falls back on the kind and then the id."""
+    rows = []
+    for hour in range(4):
+        for transfer_id in make_transfers(route, 9, at=at(hour)):
+            rows.append((at(hour), 0, transfer_id))
+        for i in range(8):
+            rows.append((at(hour), 1, receive(route, f"udefra-{hour}-{i}.csv", at=at(hour)).pk))
+    # Some transfers were fetched: they are one row with their file, not two.
+    for transfer_id in [row[2] for row in rows if row[1] == 0][::4]:
+        fetched_copy(transfer_id, f"hentet-{transfer_id}.csv", at=at(9))
+    newest_first = sorted(rows, reverse=True)
+    client = english(client_for(architect))
+
+    def shown(response):
+        return [
+            (p.moment, 0, p.transfer.pk) if p.transfer else (p.moment, 1, p.received.pk)
+            for p in passages(response)
+        ]
+
+    pages = [client.get(URL)]
+    while pages[-1].context["file_page"].older:
+        pages.append(client.get(URL + pages[-1].context["file_page"].older))
+    assert [row for page in pages for row in shown(page)] == newest_first
+    assert len(pages) == 3 and "before=r" in pages[0].context["file_page"].older
+    back = [pages[-1]]
+    while back[-1].context["file_page"].newer:
+        back.append(client.get(URL + back[-1].context["file_page"].newer))
+    assert [shown(page) for page in back] == [shown(page) for page in reversed(pages)]
 
 
 def test_flows_are_grouped_by_integration_and_infref_and_filter_the_lists(
@@ -277,8 +413,8 @@ def test_flows_are_grouped_by_integration_and_infref_and_filter_the_lists(
 
     response = client.get(URL + "?" + flows[1].query)
     assert response.context["chosen_flow"].infref == second.infref
-    assert {t.route_id for t in response.context["transfer_page"].object_list} == {second.pk}
-    assert [f.remote_name for f in response.context["received_page"].object_list] == ["second.csv"]
+    assert {t.route_id for t in transfers_shown(response)} == {second.pk}
+    assert from_outside(response) == ["second.csv"]
     assert "Show every flow" in response.content.decode()
     # Junk in the filter is ignored, not an error.
     assert client.get(URL, {"integration": "x", "infref": "'"}).status_code == 200
@@ -295,10 +431,10 @@ def test_transfers_come_a_page_at_a_time_and_the_links_keep_the_municipality(
     client = english(client_for(superuser))
 
     def shown(response):
-        return [t.pk for t in response.context["transfer_page"].object_list]
+        return [t.pk for t in transfers_shown(response)]
 
     response = client.get(URL, {"municipality": "751"})
-    page = response.context["transfer_page"]
+    page = response.context["file_page"]
     assert shown(response) == newest_first[:size]
     assert not page.newer and not page.newest
     assert "municipality=751" in page.older and f"before={newest_first[size - 1]}" in page.older
@@ -306,14 +442,14 @@ def test_transfers_come_a_page_at_a_time_and_the_links_keep_the_municipality(
 
     second = client.get(URL + page.older)
     assert shown(second) == newest_first[size : 2 * size]
-    third = client.get(URL + second.context["transfer_page"].older)
+    third = client.get(URL + second.context["file_page"].older)
     assert shown(third) == newest_first[2 * size :]
-    assert not third.context["transfer_page"].older
-    back = client.get(URL + third.context["transfer_page"].newer)
+    assert not third.context["file_page"].older
+    back = client.get(URL + third.context["file_page"].newer)
     assert shown(back) == newest_first[size : 2 * size]
-    first_again = client.get(URL + back.context["transfer_page"].newer)
+    first_again = client.get(URL + back.context["file_page"].newer)
     assert shown(first_again) == newest_first[:size]
-    assert not first_again.context["transfer_page"].newer
+    assert not first_again.context["file_page"].newer
 
     # A cursor that is no row of the list starts from the newest.
     assert shown(client.get(URL, {"municipality": "751", "before": "999999"})) == shown(response)
@@ -326,7 +462,7 @@ def test_a_cursor_from_another_municipality_reveals_nothing(
     odense_ids = make_transfers(make_route(integration, odense, operator, infref=route.infref), 1)
     client = client_for(architect)
     response = client.get(URL, {"before": str(odense_ids[0])})
-    assert len(response.context["transfer_page"].object_list) == 3
+    assert len(transfers_shown(response)) == 3
 
 
 def _review_queries(client, **params) -> int:
@@ -351,8 +487,9 @@ def test_the_review_costs_the_same_queries_however_many_rows(
     client = client_for(request.getfixturevalue(user_fixture))
     make_version(integration, 1, 0, at(0), staff_a)
     declare(route.infref, 1, at(0), staff_a, [aarhus])
-    make_transfers(route, 2, at=at(1))
-    receive(route, "one.csv")
+    first, _second = make_transfers(route, 2, at=at(1))
+    fetched_copy(first, "one.csv", at=at(2))
+    receive(route, "two.csv", at=at(2))
     few = _review_queries(client, municipality="751")
 
     for n in range(4):
@@ -362,10 +499,13 @@ def test_the_review_costs_the_same_queries_however_many_rows(
         make_version(other, 2, 0, at(n + 10), staff_a)
         declare(other_route.infref, 1, at(n), staff_a, [aarhus])
         declare(other_route.infref, 2, at(n + 10), staff_a, [aarhus])
-        make_transfers(other_route, 15, at=at(n + 5))
-        make_transfers(other_route, 15, at=at(n + 20))
-        for i in range(15):
-            receive(other_route, f"file-{n}-{i}.csv")
+        # Every page has transfers, some fetched, and files from outside the portal.
+        for hour in (n + 5, n + 20):
+            sent = make_transfers(other_route, 15, at=at(hour))
+            for transfer_id in sent[::3]:
+                fetched_copy(transfer_id, f"fetched-{transfer_id}.csv", at=at(hour))
+            for i in range(8):
+                receive(other_route, f"file-{n}-{hour}-{i}.csv", at=at(hour))
     assert Transfer.objects.count() == 122
     assert _review_queries(client, municipality="751") == few
     # A later page looks its cursor row up: one query more, whatever the depth.

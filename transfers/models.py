@@ -353,6 +353,9 @@ class ReceivedFile(models.Model):
         indexes = [
             # A municipality's received files newest first (the municipal review).
             models.Index(fields=["route", "received_at"], name="received_route_received"),
+            # A transfer's file at the receiver, found by the platform's id (the municipal
+            # review): the unique constraint below leads with the account, so it cannot.
+            models.Index(fields=["file_transfer_uuid"], name="received_file_transfer_uuid"),
         ]
         constraints = [
             # One record per platform transfer: a fetch repeated after a crash finds it.

@@ -13,6 +13,7 @@ from gdpr.demo import seed_infref_requests
 from portal.accounts.models import Membership, Organisation
 from portal.itsystems.models import ItSystem
 from portal.onboarding.demo import seed_integrations
+from portal.specs.demo import seed_specifications
 from transfers.demo import seed_simulator
 
 DEMO_PASSWORD = "fdd-demo-2026"  # noqa: S105 - published on purpose, demo only
@@ -96,4 +97,5 @@ def seed_demo() -> list[tuple[DemoUser, Organisation | None]]:
     seed_infref_requests()
     seed_integrations()
     seed_simulator()
+    seed_specifications()
     return logins

@@ -1,15 +1,17 @@
 """The municipal architect's review: everything that flows into and out of one municipality.
 
-For each route of the municipality, grouped by integration and InfRef, the transfers (recent
-first, 25 a page, paged by cursor rather than offset), each with the data-specification version
-and the GDPR declaration it ran under, and the files received for the municipality with their
-metadata.
+For each route of the municipality, grouped by integration and InfRef, its totals; then what
+flowed, one row per file (recent first, 25 a page, paged by cursor rather than offset): a
+transfer sent through the portal together with the file it became at the receiver, matched by
+the platform's FileTransferUUID, or a file received from a sender outside the portal. Each row
+has the data-specification version and the GDPR declaration it ran under.
 
-"Ran under" is derived from the time a transfer was queued: the latest version of the
-integration's data specification created before it, and the declaration of the route's InfRef
-submitted most recently before it (a superseded one counts: it was in force then). The versions
-and declarations of the integrations and InfRefs on the page are read once and matched in
-Python, so the page costs the same number of queries however many rows it shows.
+"Ran under" is derived from the time a transfer was queued (a file from outside the portal:
+received): the latest version of the integration's data specification created before it, and
+the declaration of the route's InfRef submitted most recently before it (a superseded one
+counts: it was in force then). The versions and declarations of the integrations and InfRefs on
+the page are read once and matched in Python, so the page costs the same number of queries
+however many rows it shows.
 
 An architect reviews the municipalities they act for, and a superuser any one; to anyone else a
 municipality is missing (404), as everywhere in the portal.
@@ -17,9 +19,11 @@ municipality is missing (404), as everywhere in the portal.
 
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
+from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
@@ -32,15 +36,14 @@ from portal.accounts.access import scope_of, visible
 from portal.accounts.models import Organisation
 from portal.onboarding.models import Integration
 from portal.specs.models import SpecificationVersion
-from transfers.listing import first_rows
 from transfers.models import Environment, ReceivedFile, Route, RouteTally, Transfer
 
-# Two lists and the flows share the page: 25 rows each keep it a screenful to review, and
-# the page under 150 ms at a million transfers (bench/pages.py).
+# The files and the flows share the page: 25 rows keep it a screenful to review, and the
+# page under 150 ms at a million transfers (bench/pages.py).
 PAGE_SIZE = 25
 SENT = (GdprDeclaration.Status.SUBMITTED, GdprDeclaration.Status.SUPERSEDED)
 FLOW_PARAMS = ("integration", "infref")
-CURSOR_PARAMS = ("before", "after", "received_before", "received_after")
+CURSOR_PARAMS = ("before", "after")
 # Left out of the list: long texts the review does not show.
 _TRANSFER_TEXTS = ("trigger_xml", "receipt_xml", "last_error", "error_text", "payload")
 
@@ -56,11 +59,11 @@ def reviewable_municipalities(user) -> QuerySet:
 
 @dataclass
 class RanUnder:
-    """What a transfer queued at `queued_at` ran under: a specification version and a GDPR
+    """What a file that flowed at `moment` ran under: a specification version and a GDPR
     declaration, or none. Both are read with `is_visible` (may the user open it), and the
     declaration with `names_municipality` (as data controller)."""
 
-    queued_at: datetime
+    moment: datetime
     version: SpecificationVersion | None = None
     declaration: GdprDeclaration | None = None
 
@@ -80,12 +83,50 @@ class RanUnder:
     def declaration_outdated(self) -> bool:
         """The declaration had been marked outdated (the specification moved on) before."""
         outdated_at = self.declaration.outdated_at if self.declaration else None
-        return outdated_at is not None and outdated_at < self.queued_at
+        return outdated_at is not None and outdated_at < self.moment
 
     @property
     def declared_version_differs(self) -> bool:
         declared = self.declaration.data_specification_version if self.declaration else ""
         return bool(self.version and declared and declared != self.version.label)
+
+
+@dataclass
+class FilePassage:
+    """One file on its way from the sending to the receiving IT system: the transfer the portal
+    sent together with the file the receiver fetched, or only one of them (the file is not
+    fetched yet, or a system outside the portal sent it)."""
+
+    route: Route
+    transfer: Transfer | None = None
+    received: ReceivedFile | None = None
+    ran_under: RanUnder | None = None
+
+    @property
+    def moment(self) -> datetime:
+        """When it flowed: queued in the portal, or else fetched by the receiver."""
+        return self.transfer.queued_at if self.transfer else self.received.received_at
+
+    @property
+    def name(self) -> str:
+        """The sender's name for the file; the platform's, if the portal never sent it."""
+        return self.transfer.original_name if self.transfer else self.received.remote_name
+
+    @property
+    def size(self) -> int | None:
+        return self.transfer.size if self.transfer else self.received.size
+
+    @property
+    def sha256(self) -> str:
+        return self.transfer.sha256 if self.transfer else self.received.sha256
+
+    @property
+    def sent_at(self) -> datetime | None:
+        """When the sending side last moved: finished (delivered or failed), sent, or queued."""
+        transfer = self.transfer
+        if transfer is None:
+            return None
+        return transfer.finished_at or transfer.sent_at or transfer.queued_at
 
 
 def _latest_before(items: list, keys: list[datetime], moment: datetime):
@@ -112,16 +153,16 @@ def _visible_to(user, model) -> Exists:
     return Exists(visible(user, model.objects.filter(pk=OuterRef("pk"))))
 
 
-def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Transfer]) -> None:
-    """Set `ran_under` on each transfer, in a fixed number of queries whatever their number.
+def attach_ran_under(user, municipality: Organisation, passages: Iterable[FilePassage]) -> None:
+    """Set `ran_under` on each passage, in a fixed number of queries whatever their number.
 
     The versions and declarations are chosen among all of them, not only those `user` may open:
-    which one was in force is a fact about a transfer the user sees. Only the link to a record
+    which one was in force is a fact about a file the user sees. Only the link to a record
     follows `visible`, asked of each row in the same query.
     """
-    transfers = list(transfers)
-    integration_ids = {t.route.integration_id for t in transfers if t.route.integration_id}
-    infref_ids = {t.route.infref_id for t in transfers}
+    passages = list(passages)
+    integration_ids = {p.route.integration_id for p in passages if p.route.integration_id}
+    infref_ids = {p.route.infref_id for p in passages}
 
     versions: dict[int, _Timeline] = defaultdict(_Timeline)
     if integration_ids:
@@ -163,14 +204,12 @@ def attach_ran_under(user, municipality: Organisation, transfers: Iterable[Trans
         for declaration in rows:
             declarations[declaration.infref_id].add(declaration, declaration.submitted_at)
 
-    for transfer in transfers:
-        route = transfer.route
-        transfer.ran_under = RanUnder(
-            queued_at=transfer.queued_at,
-            version=versions[route.integration_id].at(transfer.queued_at)
-            if route.integration_id
-            else None,
-            declaration=declarations[route.infref_id].at(transfer.queued_at),
+    for passage in passages:
+        route, moment = passage.route, passage.moment
+        passage.ran_under = RanUnder(
+            moment=moment,
+            version=versions[route.integration_id].at(moment) if route.integration_id else None,
+            declaration=declarations[route.infref_id].at(moment),
         )
 
 
@@ -270,6 +309,25 @@ def _in_flow(flow: Flow, chosen: dict) -> bool:
     )
 
 
+class RowKey(NamedTuple):
+    """Where a row stands in a list of several kinds of row: newest first by its moment, then
+    by its kind (its source's place among the list's sources), then by its id."""
+
+    moment: datetime
+    kind: int
+    pk: int
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """One kind of row in a list: the rows, the field that dates them, and the letter that marks
+    their ids in a cursor (none for the first kind, whose cursor is a bare id)."""
+
+    rows: QuerySet
+    moment_field: str
+    prefix: str = ""
+
+
 @dataclass
 class KeysetPage:
     """One page of a list, newest first, with links to the newer and older pages, if any."""
@@ -284,70 +342,168 @@ class KeysetPage:
         return bool(self.newer or self.older)
 
 
-def keyset_page(
-    queryset: QuerySet, field_name: str, params: QueryDict, prefix: str = ""
-) -> KeysetPage:
-    """`PAGE_SIZE` rows of `queryset` ordered newest first by `field_name` and then by pk.
+def _cursor_key(value: str, sources: Sequence[RowSource]) -> RowKey | None:
+    """The row a cursor (`812`, `r17`) names, looked up among its source's rows: one query."""
+    for kind, source in enumerate(sources):
+        digits = value.removeprefix(source.prefix) if value.startswith(source.prefix) else ""
+        if digits.isdigit():
+            rows = source.rows.filter(pk=int(digits))
+            moment = rows.values_list(source.moment_field, flat=True).first()
+            return None if moment is None else RowKey(moment, kind, int(digits))
+    return None
 
-    A page is found from the row it follows (`?before=<pk>`) or precedes (`?after=<pk>`), not
-    by an offset, so page 1,000 costs what page 1 costs and no row is counted. The cursor row
-    is looked up in `queryset` itself: a pk the user may not see starts from the newest page.
+
+def _beyond(source: RowSource, kind: int, cursor: RowKey, older: bool) -> QuerySet:
+    """The rows of `source` that come after `cursor` going older (or newer) in the list."""
+    field_name = source.moment_field
+    past, up_to = ("lt", "lte") if older else ("gt", "gte")
+    if kind == cursor.kind:
+        # The redundant bound lets the index on the moment find the start, not only the order.
+        return source.rows.filter(**{f"{field_name}__{up_to}": cursor.moment}).filter(
+            Q(**{f"{field_name}__{past}": cursor.moment}) | Q(**{f"pk__{past}": cursor.pk})
+        )
+    # At the cursor's moment the list runs by kind: going older, the lower kinds are still ahead.
+    ahead_at_same_moment = kind < cursor.kind if older else kind > cursor.kind
+    bound = up_to if ahead_at_same_moment else past
+    return source.rows.filter(**{f"{field_name}__{bound}": cursor.moment})
+
+
+def _first_keys(rows: QuerySet, moment_field: str, kind: int, older: bool) -> list[RowKey]:
+    """The keys of the first `PAGE_SIZE + 1` of `rows` going older (or newer): moments and ids
+    only, sorted by the indexes on the moment; the page's rows are read by id afterwards."""
+    order = (f"-{moment_field}", "-pk") if older else (moment_field, "pk")
+    found = rows.order_by(*order).values_list(moment_field, "pk")[: PAGE_SIZE + 1]
+    return [RowKey(moment, kind, pk) for moment, pk in found]
+
+
+def _merged_keys(sources: Sequence[RowSource], cursor: RowKey | None, older: bool) -> list[RowKey]:
+    """The first `PAGE_SIZE + 1` rows of all the sources together, past `cursor` if there is
+    one: a query a source.
+
+    Once a source has filled a page, the next is read only as far back (or forward) as that
+    page reaches: a row beyond it could not be on the page. The files received from outside
+    the portal are told apart only row by row (no transfer has their FileTransferUUID), so this
+    bound keeps their search to one page's stretch of time, not the municipality's history.
     """
-    before_param, after_param = f"{prefix}before", f"{prefix}after"
-    newest_first = (f"-{field_name}", "-pk")
-    cursor, direction = None, None
-    for param, way in ((before_param, "older"), (after_param, "newer")):
-        value = params.get(param, "")
-        if value.isdigit():
-            cursor = queryset.filter(pk=int(value)).values_list(field_name, "pk").first()
-            direction = way
-            break
-    if cursor is None:
-        rows = first_rows(queryset, newest_first, PAGE_SIZE + 1)
-        newer_exists, older_exists = False, len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
-    elif direction == "older":
-        moment, pk = cursor
-        rows = first_rows(
-            queryset.filter(**{f"{field_name}__lte": moment}).filter(
-                Q(**{f"{field_name}__lt": moment}) | Q(pk__lt=pk)
-            ),
-            newest_first,
-            PAGE_SIZE + 1,
-        )
-        older_exists, newer_exists = len(rows) > PAGE_SIZE, True
-        rows = rows[:PAGE_SIZE]
-    else:
-        moment, pk = cursor
-        rows = first_rows(
-            queryset.filter(**{f"{field_name}__gte": moment}).filter(
-                Q(**{f"{field_name}__gt": moment}) | Q(pk__gt=pk)
-            ),
-            (field_name, "pk"),
-            PAGE_SIZE + 1,
-        )
-        newer_exists, older_exists = len(rows) > PAGE_SIZE, True
-        rows = rows[:PAGE_SIZE][::-1]
+    found: list[RowKey] = []
+    reach: datetime | None = None
+    for kind, source in enumerate(sources):
+        rows = source.rows if cursor is None else _beyond(source, kind, cursor, older)
+        if reach is not None:
+            rows = rows.filter(**{f"{source.moment_field}__{'gte' if older else 'lte'}": reach})
+        keys = _first_keys(rows, source.moment_field, kind, older)
+        if len(keys) > PAGE_SIZE:
+            last = keys[-1].moment
+            reach = last if reach is None else (max if older else min)(reach, last)
+        found.extend(keys)
+    found.sort(reverse=older)
+    return found[: PAGE_SIZE + 1]
 
-    def link(param: str | None = None, value: int | None = None) -> str:
+
+def keyset_page(sources: Sequence[RowSource], params: QueryDict) -> KeysetPage:
+    """`PAGE_SIZE` rows of the sources together, newest first, as their `RowKey`s.
+
+    A page is found from the row it follows (`?before=<cursor>`) or precedes (`?after=`), not
+    by an offset, so page 1,000 costs what page 1 costs and no row is counted. The cursor row
+    is looked up among its source's rows: one the user may not see starts from the newest page.
+    """
+    cursor, older = None, True
+    for param, toward_older in (("before", True), ("after", False)):
+        cursor = _cursor_key(params.get(param, ""), sources)
+        if cursor is not None:
+            older = toward_older
+            break
+    keys = _merged_keys(sources, cursor, older)
+    more = len(keys) > PAGE_SIZE
+    keys = keys[:PAGE_SIZE]
+    if older:
+        newer_exists, older_exists = cursor is not None, more
+    else:
+        newer_exists, older_exists = more, True
+        keys.reverse()
+
+    def link(param: str | None = None, key: RowKey | None = None) -> str:
         query = params.copy()
-        query.pop(before_param, None)
-        query.pop(after_param, None)
-        if param:
-            query[param] = str(value)
+        for name in CURSOR_PARAMS:
+            query.pop(name, None)
+        if param and key:
+            query[param] = f"{sources[key.kind].prefix}{key.pk}"
         return "?" + query.urlencode()
 
     return KeysetPage(
-        object_list=rows,
-        newer=link(after_param, rows[0].pk) if rows and newer_exists else "",
-        older=link(before_param, rows[-1].pk) if rows and older_exists else "",
+        object_list=keys,
+        newer=link("after", keys[0]) if keys and newer_exists else "",
+        older=link("before", keys[-1]) if keys and older_exists else "",
         newest=link() if newer_exists else "",
     )
 
 
-def _give_routes(rows: list, routes: dict[int, Route]) -> None:
-    for row in rows:
-        row.route = routes[row.route_id]
+# The kinds of row in the review's list of files, by their sources' places.
+TRANSFERS, FROM_OUTSIDE = 0, 1
+
+
+def file_sources(route_ids: list[int]) -> tuple[RowSource, RowSource]:
+    """The transfers on the routes, and the files received on them that no transfer in the
+    portal sent (none has their FileTransferUUID): the two kinds of row in the list."""
+    # By the id alone: asked for its route too, SQLite chose the index on the route and read
+    # every transfer of the route for each file.
+    sent_by_portal = Transfer.objects.filter(file_transfer_uuid=OuterRef("file_transfer_uuid"))
+    return (
+        RowSource(Transfer.objects.filter(route_id__in=route_ids), "queued_at"),
+        RowSource(
+            ReceivedFile.objects.filter(route_id__in=route_ids).filter(~Exists(sent_by_portal)),
+            "received_at",
+            prefix="r",
+        ),
+    )
+
+
+def _received_files(
+    ids: list[int], file_transfer_uuids: list[UUID], route_ids: list[int]
+) -> dict[int, ReceivedFile]:
+    """The received files with these ids, or with these FileTransferUUIDs on these routes, by
+    id: one query, through the index on each of the two."""
+    if not ids and not file_transfer_uuids:
+        return {}
+    wanted = Q(pk__in=ids) | Q(file_transfer_uuid__in=file_transfer_uuids, route_id__in=route_ids)
+    found = ReceivedFile.objects.filter(wanted).defer("metadata_xml").order_by()
+    return {file.pk: file for file in found}
+
+
+def read_passages(keys: list[RowKey], routes: dict[int, Route]) -> list[FilePassage]:
+    """The page's rows, each transfer with the file it became at the receiver: two queries.
+
+    The platform gives the same FileTransferUUID to the sender's receipt and to the metadata
+    the receiver fetches, so a transfer and its file are matched by it, for this page's
+    transfers only. A file is looked for on the routes shown only (its metadata names the route
+    it came by, the transfer's own). Each row is given its route, already read, with its IT
+    systems.
+    """
+    transfers = Transfer.objects.defer(*_TRANSFER_TEXTS).in_bulk(
+        [key.pk for key in keys if key.kind == TRANSFERS]
+    )
+    sent_uuids = [t.file_transfer_uuid for t in transfers.values() if t.file_transfer_uuid]
+    outside_ids = [key.pk for key in keys if key.kind == FROM_OUTSIDE]
+    received = _received_files(outside_ids, sent_uuids, list(routes))
+    fetched = {f.file_transfer_uuid: f for f in received.values() if f.file_transfer_uuid}
+    passages = []
+    for key in keys:
+        # Left out: a row deleted, or moved to a route not shown, since its key was read.
+        if key.kind == TRANSFERS and key.pk in transfers:
+            transfer = transfers[key.pk]
+            if transfer.route_id in routes:
+                passages.append(
+                    FilePassage(
+                        routes[transfer.route_id],
+                        transfer=transfer,
+                        received=fetched.get(transfer.file_transfer_uuid),
+                    )
+                )
+        elif key.kind == FROM_OUTSIDE and key.pk in received:
+            file = received[key.pk]
+            if file.route_id in routes:
+                passages.append(FilePassage(routes[file.route_id], received=file))
+    return passages
 
 
 @login_required
@@ -383,23 +539,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     # newest transfers of all municipalities to find this one's (three times as long).
     routes = {route.pk: route for flow in shown for route in flow.routes}
 
-    transfers = (
-        Transfer.objects.filter(route_id__in=list(routes))
-        .defer(*_TRANSFER_TEXTS)
-        .order_by("-queued_at", "-pk")
-    )
-    transfer_page = keyset_page(transfers, "queued_at", params)
-    _give_routes(transfer_page.object_list, routes)
-    attach_ran_under(user, municipality, transfer_page.object_list)
-
-    received = (
-        ReceivedFile.objects.filter(route_id__in=list(routes))
-        .select_related("account__it_system")
-        .defer("metadata_xml")
-        .order_by("-received_at", "-pk")
-    )
-    received_page = keyset_page(received, "received_at", params, prefix="received_")
-    _give_routes(received_page.object_list, routes)
+    file_page = keyset_page(file_sources(list(routes)), params)
+    file_page.object_list = read_passages(file_page.object_list, routes)
+    attach_ran_under(user, municipality, file_page.object_list)
 
     chosen_flow = shown[0] if chosen and shown else None
     unfiltered = params.copy()
@@ -415,7 +557,6 @@ def overview(request: HttpRequest) -> HttpResponse:
             "filtered": bool(chosen),
             "chosen_flow": chosen_flow,
             "unfiltered_query": unfiltered.urlencode(),
-            "transfer_page": transfer_page,
-            "received_page": received_page,
+            "file_page": file_page,
         },
     )
