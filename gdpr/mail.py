@@ -67,3 +67,17 @@ def declaration_submitted(declaration: GdprDeclaration) -> OutgoingMail:
         organisation=declaration.infref.vendor,
         created_by=declaration.submitted_by,
     )
+
+
+def infref_withdrawn(request: InfRefRequest) -> OutgoingMail:
+    subject, body = _render(
+        "gdpr/mail/infref_withdrawn.txt",
+        {"request": request, "link": _link("gdpr:request", request.pk)},
+    )
+    return queue_mail(
+        to=[settings.KOMBIT_MAIL_ADDRESS],
+        subject=subject,
+        body=body,
+        organisation=request.vendor,
+        created_by=request.withdrawn_by,
+    )

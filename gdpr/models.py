@@ -89,6 +89,11 @@ class InfRef(models.Model):
         return self.declarations.filter(status=GdprDeclaration.Status.SUBMITTED).first()
 
 
+# A request holds its IT system from the moment it is made until it is withdrawn; an assigned
+# request cannot be withdrawn, so it holds the IT system for good.
+HOLDS_IT_SYSTEM = models.Q(withdrawn_at__isnull=True)
+
+
 class InfRefRequest(models.Model):
     """A vendor's request for an InfRef, through KOMBIT's four steps (seed, chapter 2)."""
 
@@ -128,11 +133,48 @@ class InfRefRequest(models.Model):
         related_name="request",
         verbose_name=_("InfRef"),
     )
+    # Set only by workflow.withdraw_request, which also tells KOMBIT and the audit log.
+    withdrawn_by = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("withdrawn by"),
+    )
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True, editable=False)
+    withdrawal_mail = models.ForeignKey(
+        OutgoingMail,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("withdrawal mail"),
+    )
 
     class Meta:
         verbose_name = _("InfRef request")
         verbose_name_plural = _("InfRef requests")
         ordering = ["-requested_at"]
+        constraints = [
+            # KOMBIT is asked once per IT system: a second request waits for the first to go.
+            models.UniqueConstraint(
+                name="one_open_or_assigned_request_per_it_system",
+                fields=["it_system"],
+                condition=HOLDS_IT_SYSTEM,
+            ),
+            models.CheckConstraint(
+                name="withdrawal_names_who_and_when",
+                condition=models.Q(withdrawn_by__isnull=True, withdrawn_at__isnull=True)
+                | models.Q(withdrawn_by__isnull=False, withdrawn_at__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="withdrawn_request_has_no_infref",
+                condition=models.Q(withdrawn_at__isnull=True) | models.Q(infref__isnull=True),
+            ),
+        ]
 
     def __str__(self) -> str:
         return (

@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.request_create, name="request_create"),
     path("<int:pk>/", views.request_detail, name="request"),
     path("<int:pk>/assign/", views.request_assign, name="request_assign"),
+    path("<int:pk>/withdraw/", views.request_withdraw, name="request_withdraw"),
     path("<int:pk>/created/", views.request_mark_created, name="request_created"),
     path("<int:pk>/declaration/", views.declaration_open_draft, name="declaration_open"),
     path("declarations/<int:pk>/", views.declaration_detail, name="declaration"),

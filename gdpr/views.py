@@ -16,6 +16,7 @@ from gdpr.pdf import declaration_pdf_filename, render_declaration_pdf
 from portal.accounts.access import (
     acts_for_kombit,
     acts_for_vendor,
+    can_change,
     changeable,
     get_changeable_or_404,
     get_visible_or_404,
@@ -48,15 +49,26 @@ def request_create(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     it_systems = ItSystem.objects.filter(vendor__in=vendors, is_sender=True)
     form = InfRefRequestForm(request.POST or None, it_systems=it_systems)
+    existing = None
     if request.method == "POST" and form.is_valid():
-        infref_request = workflow.request_infref(
-            it_system=form.cleaned_data["it_system"],
-            description=form.cleaned_data["description"],
-            user=request.user,
-        )
-        messages.success(request, _("The request is sent to KOMBIT."))
-        return redirect("gdpr:request", pk=infref_request.pk)
-    return render(request, "gdpr/request_form.html", {"form": form})
+        try:
+            infref_request = workflow.request_infref(
+                it_system=form.cleaned_data["it_system"],
+                description=form.cleaned_data["description"],
+                user=request.user,
+            )
+        except workflow.AlreadyRequested as refusal:
+            form.add_error("it_system", refusal)
+            existing = _linkable(request, refusal.existing)
+        else:
+            messages.success(request, _("The request is sent to KOMBIT."))
+            return redirect("gdpr:request", pk=infref_request.pk)
+    return render(request, "gdpr/request_form.html", {"form": form, "existing_request": existing})
+
+
+def _linkable(request: HttpRequest, infref_request: InfRefRequest) -> InfRefRequest | None:
+    """The request, if the page may link to it: the user may see it."""
+    return visible(request.user, _REQUESTS.filter(pk=infref_request.pk)).first()
 
 
 def _request_page(
@@ -64,7 +76,8 @@ def _request_page(
 ) -> HttpResponse:
     infref = infref_request.infref
     is_kombit = acts_for_kombit(request.user)
-    if is_kombit and infref is None and assign_form is None:
+    awaits_kombit = infref is None and not infref_request.is_withdrawn
+    if is_kombit and awaits_kombit and assign_form is None:
         assign_form = AssignInfRefForm(initial={"name": workflow.proposed_infref_name()})
     declarations = (
         visible(request.user, infref.declarations.select_related("submitted_by"))
@@ -82,6 +95,7 @@ def _request_page(
         "is_vendor": acts_for_vendor(request.user, infref_request.vendor),
         "is_kombit": is_kombit,
         "assign_form": assign_form,
+        "may_withdraw": awaits_kombit and can_change(request.user, infref_request),
     }
     return render(request, "gdpr/request_detail.html", context)
 
@@ -103,12 +117,28 @@ def request_assign(request: HttpRequest, pk: int) -> HttpResponse:
             infref = workflow.assign_infref(
                 infref_request, name=form.cleaned_data["name"], user=request.user
             )
+        except workflow.RequestWithdrawn as refusal:
+            messages.error(request, " ".join(refusal.messages))
+            return redirect("gdpr:request", pk=pk)
         except ValidationError as error:
             form.add_error("name", error.messages)
         else:
             messages.success(request, _("%(name)s is assigned.") % {"name": infref.name})
             return redirect("gdpr:request", pk=pk)
     return _request_page(request, infref_request, assign_form=form)
+
+
+@login_required
+@require_POST
+def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    infref_request = get_changeable_or_404(request.user, _REQUESTS, pk=pk)
+    try:
+        workflow.withdraw_request(infref_request, request.user)
+    except ValidationError as refusal:
+        messages.error(request, " ".join(refusal.messages))
+    else:
+        messages.success(request, _("The request is withdrawn, and KOMBIT is told by mail."))
+    return redirect("gdpr:request", pk=pk)
 
 
 @login_required

@@ -5,15 +5,16 @@ clicks, two browser tabs or two operators can never take the same step twice.
 """
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from gdpr import mail
 from gdpr.infref import infref_name
-from gdpr.models import ANSWER_FIELDS, GdprDeclaration, InfRef, InfRefRequest
+from gdpr.models import ANSWER_FIELDS, HOLDS_IT_SYSTEM, GdprDeclaration, InfRef, InfRefRequest
 from gdpr.signals import infref_changed
+from portal.accounts.models import Organisation
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
@@ -41,16 +42,105 @@ REQUIRED_FOR_SUBMISSION = (
 )
 
 
+class AlreadyRequested(ValidationError):
+    """A second request for an IT system that an open or assigned request already holds."""
+
+    def __init__(self, existing: InfRefRequest):
+        self.existing = existing
+        if existing.infref_id:
+            message = _("%(it_system)s already has the InfRef %(infref)s.")
+        else:
+            message = _(
+                "%(it_system)s already has an open InfRef request, made %(requested_at)s. "
+                "Follow that request, or withdraw it before making a new one."
+            )
+        super().__init__(
+            message,
+            code="already_requested",
+            params={
+                "it_system": existing.it_system.name,
+                "infref": existing.infref.name if existing.infref_id else "",
+                "requested_at": formats.date_format(
+                    timezone.localtime(existing.requested_at), "SHORT_DATE_FORMAT"
+                ),
+            },
+        )
+
+
+class RequestWithdrawn(ValidationError):
+    """KOMBIT's step on a request the vendor has taken back."""
+
+    def __init__(self):
+        super().__init__(
+            _("The vendor has withdrawn this request, so no InfRef is assigned to it."),
+            code="withdrawn",
+        )
+
+
+def request_holding(it_system: ItSystem) -> InfRefRequest | None:
+    """The open or assigned request for the IT system, if there is one."""
+    return InfRefRequest.objects.filter(HOLDS_IT_SYSTEM, it_system=it_system).first()
+
+
+def refuse_a_second_request(it_system: ItSystem) -> None:
+    existing = request_holding(it_system)
+    if existing is not None:
+        raise AlreadyRequested(existing)
+
+
 def request_infref(*, it_system: ItSystem, description: str, user) -> InfRefRequest:
-    """Step 1: the vendor asks KOMBIT for an InfRef; the request mail goes through the outbox."""
+    """Step 1: the vendor asks KOMBIT for an InfRef; the request mail goes through the outbox.
+
+    Once per IT system: AlreadyRequested names the request that holds it.
+    """
     if not it_system.is_sender:
         raise ValidationError({"it_system": _("An InfRef is requested for a sending IT system.")})
     with transaction.atomic():
-        request = InfRefRequest.objects.create(
-            it_system=it_system, description=description, requested_by=user
-        )
+        # Two requests for one IT system queue here; the second then finds the first.
+        ItSystem.objects.select_for_update().get(pk=it_system.pk)
+        refuse_a_second_request(it_system)
+        try:
+            with transaction.atomic():
+                request = InfRefRequest.objects.create(
+                    it_system=it_system, description=description, requested_by=user
+                )
+        except IntegrityError:
+            # The constraint caught what the check could not see: nothing is mailed.
+            existing = request_holding(it_system)
+            if existing is None:
+                raise
+            raise AlreadyRequested(existing) from None
         request.request_mail = mail.infref_request(request)
         request.save(update_fields=["request_mail"])
+    return request
+
+
+def withdraw_request(request: InfRefRequest, user) -> InfRefRequest:
+    """The vendor takes back a request KOMBIT has not answered, and KOMBIT is told by mail.
+
+    The IT system is then free for a new request.
+    """
+    with transaction.atomic():
+        request = InfRefRequest.objects.select_for_update().get(pk=request.pk)
+        if request.is_withdrawn:
+            raise ValidationError(_("This request is already withdrawn."), code="already_withdrawn")
+        if request.infref_id:
+            raise ValidationError(
+                _("KOMBIT has assigned %(name)s, so the request can no longer be withdrawn."),
+                code="already_assigned",
+                params={"name": request.infref.name},
+            )
+        request.withdrawn_by = user
+        request.withdrawn_at = timezone.now()
+        request.withdrawal_mail = mail.infref_withdrawn(request)
+        request.save(update_fields=["withdrawn_by", "withdrawn_at", "withdrawal_mail"])
+        record(
+            user,
+            AuditEvent.Action.INFREF_REQUEST_WITHDRAWN,
+            request,
+            # The request was addressed to KOMBIT, so KOMBIT's log shows it going too.
+            concerns=[request.vendor, *Organisation.objects.filter(kind=Organisation.Kind.KOMBIT)],
+        )
     return request
 
 
@@ -63,6 +153,8 @@ def assign_infref(request: InfRefRequest, *, name: str, user) -> InfRef:
     """Step 2: KOMBIT assigns the InfRef and the requester is told."""
     with transaction.atomic():
         request = InfRefRequest.objects.select_for_update().get(pk=request.pk)
+        if request.is_withdrawn:
+            raise RequestWithdrawn()
         if request.infref_id:
             raise ValidationError(
                 _("This request already has the InfRef %(name)s."),

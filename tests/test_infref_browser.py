@@ -1,9 +1,11 @@
 """The four InfRef steps walked in a real browser, each role in its own session."""
 
 import pytest
+from django.urls import reverse
 from pypdf import PdfReader
 
 from gdpr.models import InfRefRequest
+from tests.accessibility import axe_violations, format_violations, serious
 from tests.browser import chromium, screenshot
 from tests.conftest import PASSWORD
 
@@ -88,3 +90,35 @@ def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, sy
         screenshot(kombit, "infref-step4-kombit")
 
     assert InfRefRequest.objects.get().step == InfRefRequest.Step.CREATED
+
+
+def test_a_request_is_withdrawn_through_the_button(live_server, staff_a, system_a):
+    with chromium() as browser:
+        vendor = log_in(browser, live_server, "staff-a")
+        # In English: the texts are checked before their Danish translations exist.
+        vendor.context.add_cookies(
+            [{"name": "django_language", "value": "en", "url": live_server.url}]
+        )
+        vendor.goto(live_server.url + reverse("gdpr:request_create"))
+        vendor.select_option("#id_it_system", label="Alfa Omsorg")
+        vendor.fill("#id_description", "Borgerdata til det nye omsorgssystem.")
+        vendor.get_by_role("button", name="Send the request to KOMBIT").click()
+        vendor.get_by_text("It is KOMBIT's move.").wait_for()
+
+        vendor.get_by_text("Withdraw the request", exact=True).click()
+        screenshot(vendor, "infref-withdraw-confirm")
+        found = serious(axe_violations(vendor))
+        assert not found, format_violations(found)
+        vendor.get_by_role("button", name="Yes, withdraw the request").click()
+        vendor.get_by_text("The request is withdrawn, and KOMBIT is told by mail.").wait_for()
+        screenshot(vendor, "infref-withdrawn")
+        found = serious(axe_violations(vendor))
+        assert not found, format_violations(found)
+
+        vendor.get_by_role("link", name="InfRefs and GDPR declarations").first.click()
+        row = vendor.get_by_role("row").filter(has_text="Alfa Omsorg")
+        assert "Withdrawn" in row.inner_text()
+        screenshot(vendor, "infref-withdrawn-list")
+
+    request = InfRefRequest.objects.get()
+    assert request.withdrawn_by == staff_a

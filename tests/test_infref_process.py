@@ -1,12 +1,16 @@
 """The four steps of an InfRef request, who may take each, and what the page says."""
 
+import uuid
+
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from gdpr import workflow
 from gdpr.forms import DeclarationForm
-from gdpr.models import DeclarationDownload, GdprDeclaration, InfRefRequest
+from gdpr.models import DeclarationDownload, GdprDeclaration, InfRef, InfRefRequest
+from portal.audit.models import AuditEvent
+from portal.itsystems.models import ItSystem
 from portal.outbox.models import OutgoingMail
 
 
@@ -116,10 +120,17 @@ def test_step_2_kombit_is_offered_the_next_free_number_and_assigns(
     assert told.to == [staff_a.email]
 
 
+@pytest.fixture
+def second_system(vendor_a) -> ItSystem:
+    return ItSystem.objects.create(
+        uuid=uuid.uuid4(), name="Alfa Sag", vendor=vendor_a, is_sender=True
+    )
+
+
 def test_a_malformed_or_taken_infref_is_refused_and_nothing_is_saved(
-    client_for, operator, requested, assigned
+    client_for, operator, staff_a, assigned, second_system
 ):
-    other = workflow.request_infref(it_system=requested.it_system, description="y", user=operator)
+    other = workflow.request_infref(it_system=second_system, description="y", user=staff_a)
     client = client_for(operator)
     for name, message in [
         ("FagsystemdefineredeDataRefGDPR02_1", "uden foranstillede nuller"),
@@ -360,3 +371,164 @@ def test_renaming_a_party_later_does_not_change_a_submitted_declaration(
     assert "Alfa Software A/S" in text and "omdøbt" not in text
     response = client_for(staff_a).get(reverse("gdpr:declaration_pdf", args=[declared.pk]))
     assert response.status_code == 200
+
+
+# Once per IT system, and withdrawable while KOMBIT has not assigned the InfRef (issue 16).
+
+
+def kombit_mails() -> int:
+    return OutgoingMail.objects.filter(addressed_to_kombit=True).count()
+
+
+def test_a_second_request_is_refused_with_a_link_to_the_first_and_nothing_is_mailed(
+    client, client_for, staff_a, requested, system_a
+):
+    client.cookies["django_language"] = "en"
+    response = client_for(staff_a).post(
+        reverse("gdpr:request_create"), {"it_system": system_a.pk, "description": "Igen."}
+    )
+    assert response.status_code == 200
+    [error] = response.context["form"].errors["it_system"]
+    assert error.startswith("Alfa Omsorg already has an open InfRef request, made ")
+    assert f'href="{reverse("gdpr:request", args=[requested.pk])}"' in response.text
+    assert InfRefRequest.objects.get() == requested
+    assert kombit_mails() == 1
+
+
+def test_an_assigned_infref_refuses_a_second_request_by_its_name(
+    client_for, staff_a, assigned, system_a
+):
+    response = client_for(staff_a).post(
+        reverse("gdpr:request_create"), {"it_system": system_a.pk, "description": "Igen."}
+    )
+    [error] = response.context["form"].errors["it_system"]
+    assert assigned.infref.name in error
+    assert f'href="{reverse("gdpr:request", args=[assigned.pk])}"' in response.text
+    assert InfRefRequest.objects.count() == 1
+
+
+def test_a_request_racing_past_the_check_is_stopped_by_the_database(
+    monkeypatch, staff_a, requested, system_a
+):
+    # As if a second click's check ran before the first click's row was written.
+    monkeypatch.setattr(workflow, "refuse_a_second_request", lambda it_system: None)
+    with pytest.raises(workflow.AlreadyRequested) as refused:
+        workflow.request_infref(it_system=system_a, description="Igen.", user=staff_a)
+    assert refused.value.existing == requested
+    assert InfRefRequest.objects.get() == requested
+    assert kombit_mails() == 1
+
+
+def test_the_database_holds_one_open_or_assigned_request_per_it_system(
+    staff_a, requested, system_a
+):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InfRefRequest.objects.create(it_system=system_a, description="x", requested_by=staff_a)
+
+
+def test_only_the_vendor_is_offered_the_withdraw_button(client_for, staff_a, operator, requested):
+    withdraw = reverse("gdpr:request_withdraw", args=[requested.pk])
+    assert f'action="{withdraw}"' in page(client_for(staff_a), "gdpr:request", requested.pk)
+    assert withdraw not in page(client_for(operator), "gdpr:request", requested.pk)
+
+
+def test_a_withdrawn_request_is_recorded_mailed_to_kombit_and_frees_the_it_system(
+    client, client_for, staff_a, operator, vendor_a, kombit, requested, system_a
+):
+    client.cookies["django_language"] = "en"
+    response = client_for(staff_a).post(reverse("gdpr:request_withdraw", args=[requested.pk]))
+    assert response["Location"] == reverse("gdpr:request", args=[requested.pk])
+    requested.refresh_from_db()
+    assert requested.withdrawn_by == staff_a and requested.withdrawn_at
+    assert requested.get_step_label() == "Withdrawn"
+
+    event = AuditEvent.objects.get(action=AuditEvent.Action.INFREF_REQUEST_WITHDRAWN)
+    assert (event.actor, event.object_id) == (staff_a, str(requested.pk))
+    assert set(event.concerns.all()) == {vendor_a, kombit}
+
+    told = requested.withdrawal_mail
+    assert told.to == ["kdi@kombit.dk"]
+    assert told.subject == "Anmodning om InfRef trukket tilbage – »Alfa Omsorg«"
+    assert str(system_a.uuid) in told.body and "Trukket tilbage af: »Ada«" in told.body
+    assert kombit_mails() == 2  # the request and its withdrawal
+
+    # Withdrawing twice tells KOMBIT once.
+    again = client_for(staff_a).post(
+        reverse("gdpr:request_withdraw", args=[requested.pk]), follow=True
+    )
+    assert "This request is already withdrawn." in again.text
+    assert kombit_mails() == 2
+    assert "Withdrawn" in page(client_for(staff_a), "gdpr:requests")
+
+    # KOMBIT is no longer offered the request, and is refused if it tries.
+    kombit_page = page(client_for(operator), "gdpr:request", requested.pk)
+    assert 'id="id_name"' not in kombit_page and "Withdrawn" in kombit_page
+    refused = client_for(operator).post(
+        reverse("gdpr:request_assign", args=[requested.pk]),
+        {"name": "FagsystemdefineredeDataRefGDPR1_1"},
+        follow=True,
+    )
+    assert "The vendor has withdrawn this request" in refused.text
+    with pytest.raises(workflow.RequestWithdrawn):
+        workflow.assign_infref(requested, name="FagsystemdefineredeDataRefGDPR1_1", user=operator)
+    assert not InfRef.objects.exists()
+
+    # The IT system is free again.
+    response = client_for(staff_a).post(
+        reverse("gdpr:request_create"), {"it_system": system_a.pk, "description": "Ny."}
+    )
+    fresh = InfRefRequest.objects.get(withdrawn_at=None)
+    assert response["Location"] == reverse("gdpr:request", args=[fresh.pk])
+    assert kombit_mails() == 3
+
+
+def test_an_assigned_request_cannot_be_withdrawn(client, client_for, staff_a, assigned):
+    client.cookies["django_language"] = "en"
+    vendor = client_for(staff_a)
+    assert reverse("gdpr:request_withdraw", args=[assigned.pk]) not in page(
+        vendor, "gdpr:request", assigned.pk
+    )
+    response = vendor.post(reverse("gdpr:request_withdraw", args=[assigned.pk]), follow=True)
+    assert (
+        f"KOMBIT has assigned {assigned.infref.name}, so the request can no longer be withdrawn."
+        in response.text
+    )
+    assigned.refresh_from_db()
+    assert assigned.withdrawn_at is None and assigned.withdrawal_mail is None
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.INFREF_REQUEST_WITHDRAWN)
+
+
+def test_only_the_requesting_vendor_withdraws(client_for, staff_b, operator, requested):
+    withdraw = reverse("gdpr:request_withdraw", args=[requested.pk])
+    assert client_for(staff_b).post(withdraw).status_code == 404
+    assert client_for(operator).post(withdraw).status_code == 403
+    assert client_for(staff_b).get(withdraw).status_code == 405
+    requested.refresh_from_db()
+    assert not requested.is_withdrawn
+    assert kombit_mails() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_withdraws_second_requests_made_before_the_rule(staff_a, system_a):
+    """Requests made twice before the rule: the first keeps the IT system, no mail is sent."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("gdpr", "0002_single_line_text")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps.get_model("gdpr", "InfRefRequest")
+        first, second = [
+            old.objects.create(
+                it_system_id=system_a.pk, description=text, requested_by_id=staff_a.pk
+            )
+            for text in ("Første.", "Anden.")
+        ]
+    finally:
+        # The schema is the suite's, whatever happened above.
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    assert InfRefRequest.objects.get(withdrawn_at=None).pk == first.pk
+    assert InfRefRequest.objects.get(pk=second.pk).withdrawn_by == staff_a
+    assert not OutgoingMail.objects.exists()

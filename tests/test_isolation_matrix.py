@@ -177,6 +177,10 @@ CLASSIFICATION: dict[str, Case] = {
     "gdpr:request_created": post_only(
         rule("KS", forbidden="A"), kwargs=lambda w: {"pk": w.request.pk}
     ),
+    # The requesting vendor withdraws (here refused with a message: the InfRef is assigned).
+    "gdpr:request_withdraw": post_only(
+        A_CHANGES_KOMBIT_READS, kwargs=lambda w: {"pk": w.request.pk}
+    ),
     "gdpr:declaration_open": post_only(
         rule("AS", forbidden="K"), kwargs=lambda w: {"pk": w.request.pk}
     ),

@@ -137,6 +137,11 @@ def _infref_requests_seen(scope: Scope) -> Q:
     return Q() if scope.is_kombit else Q(it_system__vendor_id__in=scope.vendor_ids)
 
 
+def _infref_requests_changed(scope: Scope) -> Q:
+    # The requesting vendor may withdraw its request; KOMBIT answers it but does not change it.
+    return Q(it_system__vendor_id__in=scope.vendor_ids)
+
+
 def _infrefs_seen(scope: Scope) -> Q:
     if scope.is_kombit:
         return Q()
@@ -251,7 +256,7 @@ RULES: dict[type[Model], Rules] = {
     ItSystem: Rules(view=_it_systems_seen, change=_it_systems_changed),
     # Mail is a record of what was sent: readable by the sender's organisation, never edited.
     OutgoingMail: Rules(view=_mails_seen, change=_no_one),
-    InfRefRequest: Rules(view=_infref_requests_seen, change=_no_one),
+    InfRefRequest: Rules(view=_infref_requests_seen, change=_infref_requests_changed),
     InfRef: Rules(view=_infrefs_seen, change=_no_one, distinct=True),
     Integration: integration_rules(),
     OnboardingTask: Rules(

@@ -22,6 +22,7 @@ class AuditEvent(models.Model):
         RETENTION_DELETED = "retention_deleted", _("File deleted after the retention period")
         API_TOKEN_CREATED = "api_token_created", _("API token made")
         API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
+        INFREF_REQUEST_WITHDRAWN = "infref_request_withdrawn", _("InfRef request withdrawn")
 
     at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
