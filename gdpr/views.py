@@ -25,6 +25,7 @@ from portal.accounts.access import (
 )
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
+from portal.core.paging import page_of
 from portal.itsystems.models import ItSystem
 
 _REQUESTS = InfRefRequest.objects.select_related(
@@ -34,11 +35,17 @@ _REQUESTS = InfRefRequest.objects.select_related(
 
 @login_required
 def request_list(request: HttpRequest) -> HttpResponse:
-    requests = visible(request.user, _REQUESTS.all())
+    listing = page_of(
+        request,
+        InfRefRequest.with_declared(visible(request.user, _REQUESTS.all())).order_by(
+            "-requested_at", "-pk"
+        ),
+        search=["it_system__name", "infref__name", "it_system__vendor__name"],
+    )
     return render(
         request,
         "gdpr/request_list.html",
-        {"requests": requests, "may_request": vendors_acted_for(request.user).exists()},
+        {"listing": listing, "may_request": vendors_acted_for(request.user).exists()},
     )
 
 

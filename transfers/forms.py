@@ -3,9 +3,10 @@ from django.utils.translation import gettext_lazy as _
 
 from gdpr.models import InfRef
 from portal.accounts.models import Organisation
+from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import Integration
-from transfers import endpoints
+from transfers import endpoints, send_once
 from transfers.models import Route, SftpAccount, default_endpoint
 
 
@@ -112,7 +113,18 @@ class RouteForm(forms.ModelForm):
 class SendForm(forms.Form):
     route = forms.ModelChoiceField(Route.objects.none(), label=_("Route"))
     data_file = forms.FileField(label=_("Data file"))
+    # Made when the form is shown: the same form posted twice queues one file (send_once).
+    form_token = forms.CharField(required=False, widget=forms.HiddenInput, validators=[single_line])
 
-    def __init__(self, *args, routes, **kwargs):
+    def __init__(self, *args, routes, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["route"].queryset = routes.filter(state=Route.State.ESTABLISHED)
+        # The key this post queues under. A form shown again after an error carries the same
+        # key on, as a token of this user's even if the one posted was not.
+        self.send_key = send_once.key_of(user, self.data.get("form_token", ""))
+        token = send_once.token_for(user, self.send_key)
+        if self.is_bound:
+            self.data = self.data.copy()
+            self.data["form_token"] = token
+        else:
+            self.initial["form_token"] = token

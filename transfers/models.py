@@ -251,11 +251,27 @@ class Transfer(models.Model):
     created_by = models.ForeignKey(
         User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The send form's one-time key (transfers.send_once): the same form posted again finds this
+    # transfer instead of queueing the file a second time. NULL, not "", for the sends that came
+    # another way: SQLite adds a nullable column in place, but rebuilds the table for a default,
+    # and a rebuild drops the triggers on it.
+    form_token = models.CharField(  # noqa: DJ001
+        _("send form token"), max_length=64, null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("transfer")
         verbose_name_plural = _("transfers")
         ordering = ["-queued_at", "-id"]
+        constraints = [
+            # With a condition, SQLite adds it as an index; without, it rebuilds the table and
+            # drops the triggers that keep TransferHour and RouteTally.
+            models.UniqueConstraint(
+                name="one_transfer_per_send_form",
+                fields=["form_token"],
+                condition=models.Q(form_token__isnull=False),
+            )
+        ]
         indexes = [
             models.Index(fields=["state", "queued_at"], name="transfer_state_queued"),
             # A route's transfers newest first: the municipal review's last queued per route.

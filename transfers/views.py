@@ -40,12 +40,13 @@ from portal.accounts.access import (
 )
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
+from portal.core.paging import page_of
 from portal.itsystems.models import ItSystem
-from transfers import keys, listing, tasks
+from transfers import keys, listing, send_once, tasks
 from transfers.endpoints import refusal_message
 from transfers.forms import AccountForm, GenerateKeyForm, ImportKeyForm, RouteForm, SendForm
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
-from transfers.queueing import blockers_of, queue_send
+from transfers.queueing import blockers_of
 from transfers.sftp import (
     EndpointRefused,
     EndpointUnresolved,
@@ -54,7 +55,6 @@ from transfers.sftp import (
     probe_host_key,
 )
 
-PAGE = 100
 _TRANSFERS = Transfer.objects.select_related(
     "route__infref", "route__municipality", "route__sender", "route__receiver", "account"
 )
@@ -373,20 +373,32 @@ def send(request: HttpRequest) -> HttpResponse:
     if not vendors.exists():
         raise PermissionDenied
     routes = _ROUTES.filter(sender__vendor__in=vendors)
-    form = SendForm(request.POST or None, request.FILES or None, routes=routes)
-    if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["data_file"]
+    form = SendForm(request.POST or None, request.FILES or None, routes=routes, user=request.user)
+    if request.method != "POST":
+        return render(request, "transfers/send.html", {"form": form})
+    key = form.send_key
+    # Before the form is judged: Back and send again may come without the file or the route.
+    earlier = send_once.queued_with(request.user, key)
+    if earlier is not None:
+        return _already_queued(request, earlier)
+    if form.is_valid():
+        route, upload = form.cleaned_data["route"], form.cleaned_data["data_file"]
         try:
-            transfer = queue_send(
-                form.cleaned_data["route"], upload, original_name=upload.name, user=request.user
-            )
+            queued = send_once.queue_once(route, upload, user=request.user, key=key)
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            _audit_transfer(request, AuditEvent.Action.SEND, transfer)
+            if queued.again:
+                return _already_queued(request, queued.transfer)
+            _audit_transfer(request, AuditEvent.Action.SEND, queued.transfer)
             messages.success(request, _("The file is queued."))
-            return redirect("transfers:detail", pk=transfer.pk)
+            return redirect("transfers:detail", pk=queued.transfer.pk)
     return render(request, "transfers/send.html", {"form": form})
+
+
+def _already_queued(request: HttpRequest, transfer: Transfer) -> HttpResponse:
+    messages.info(request, _("The file is already queued."))
+    return redirect("transfers:detail", pk=transfer.pk)
 
 
 @login_required
@@ -423,7 +435,12 @@ def received_list(request: HttpRequest) -> HttpResponse:
     received = visible(
         request.user, ReceivedFile.objects.select_related("account", "route__municipality")
     )
-    return render(request, "transfers/received_list.html", {"received": received[:PAGE]})
+    paged = page_of(
+        request,
+        received.order_by("-received_at", "-pk"),
+        search=["remote_name", "sender_username"],
+    )
+    return render(request, "transfers/received_list.html", {"listing": paged})
 
 
 @login_required
@@ -441,12 +458,20 @@ def received_download(request: HttpRequest, pk: int) -> FileResponse:
 
 @login_required
 def route_list(request: HttpRequest) -> HttpResponse:
-    routes = list(visible(request.user, _ROUTES.select_related("integration"))[:PAGE])
+    paged = page_of(
+        request,
+        visible(request.user, _ROUTES.select_related("integration")).order_by(
+            "infref__number", "municipality__name", "pk"
+        ),
+        search=["infref__name", "municipality__name", "sender__name", "receiver__name"],
+    )
+    routes = list(paged.page.object_list)
     rows = list(zip(routes, blockers_of(routes), strict=True))
     return render(
         request,
         "transfers/route_list.html",
         {
+            "listing": paged,
             "rows": rows,
             "may_create": vendors_acted_for(request.user).exists(),
             "is_kombit": acts_for_kombit(request.user),
@@ -502,10 +527,15 @@ def route_state(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def account_list(request: HttpRequest) -> HttpResponse:
     accounts = visible(request.user, SftpAccount.objects.select_related("it_system__vendor"))
+    paged = page_of(
+        request,
+        accounts.order_by("it_system__name", "environment", "pk"),
+        search=["username", "it_system__name"],
+    )
     return render(
         request,
         "transfers/account_list.html",
-        {"accounts": accounts, "may_create": vendors_acted_for(request.user).exists()},
+        {"listing": paged, "may_create": vendors_acted_for(request.user).exists()},
     )
 
 

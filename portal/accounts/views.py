@@ -1,11 +1,10 @@
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from portal.accounts.access import get_visible_or_404, visible
 from portal.accounts.models import Membership, Organisation
+from portal.core.paging import page_of
 from portal.itsystems.models import ItSystem
 
 
@@ -17,16 +16,21 @@ def organisation_list(request: HttpRequest) -> HttpResponse:
         organisations = organisations.filter(kind=kind)
     else:
         kind = ""
-    query = request.GET.get("q", "").strip()
-    if query:
-        organisations = organisations.filter(
-            Q(name__icontains=query) | Q(cvr=query) | Q(municipality_code=query)
-        )
-    page = Paginator(organisations.order_by("kind", "name"), 50).get_page(request.GET.get("page"))
+    listing = page_of(
+        request,
+        organisations.order_by("kind", "name", "pk"),
+        search=["name"],
+        exact=["cvr", "municipality_code"],
+    )
     return render(
         request,
         "accounts/organisation_list.html",
-        {"page": page, "kind": kind, "query": query, "kinds": Organisation.Kind.choices},
+        {
+            "listing": listing,
+            "page": listing.page,
+            "kind": kind,
+            "kinds": Organisation.Kind.choices,
+        },
     )
 
 

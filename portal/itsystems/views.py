@@ -12,6 +12,7 @@ from portal.accounts.access import (
     vendors_acted_for,
     visible,
 )
+from portal.core.paging import page_of
 from portal.itsystems.forms import ItSystemForm
 from portal.itsystems.models import ItSystem
 
@@ -19,12 +20,13 @@ from portal.itsystems.models import ItSystem
 @login_required
 def it_system_list(request: HttpRequest) -> HttpResponse:
     it_systems = visible(request.user, ItSystem.objects.select_related("vendor")).order_by(
-        "vendor__name", "name"
+        "vendor__name", "name", "pk"
     )
+    listing = page_of(request, it_systems, search=["name", "uuid", "vendor__name"])
     return render(
         request,
         "itsystems/it_system_list.html",
-        {"it_systems": it_systems, "may_register": vendors_acted_for(request.user).exists()},
+        {"listing": listing, "may_register": vendors_acted_for(request.user).exists()},
     )
 
 

@@ -19,6 +19,7 @@ from portal.accounts.access import (
     visible,
 )
 from portal.accounts.models import Organisation
+from portal.core.paging import page_of
 from portal.onboarding import rules
 from portal.onboarding.catalogue import TASKS
 from portal.onboarding.forms import (
@@ -56,19 +57,23 @@ def _progress(integration: Integration) -> tuple[int, int]:
 
 @login_required
 def integration_list(request: HttpRequest) -> HttpResponse:
-    integrations = visible(request.user, _INTEGRATIONS.all())
+    listing = page_of(
+        request,
+        visible(request.user, _INTEGRATIONS.all()).order_by("name", "pk"),
+        search=["name", "sender__name", "receiver__name"],
+    )
     rows = [
         {
             "integration": integration,
             "progress": _progress(integration),
             "legal_review_overdue": legal_review_overdue(integration),
         }
-        for integration in integrations
+        for integration in listing.page.object_list
     ]
     return render(
         request,
         "onboarding/integration_list.html",
-        {"rows": rows, "may_create": vendors_acted_for(request.user).exists()},
+        {"listing": listing, "rows": rows, "may_create": vendors_acted_for(request.user).exists()},
     )
 
 

@@ -3,19 +3,17 @@ import io
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models.functions import Length
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 from portal.accounts.access import get_visible_or_404, visible
+from portal.core.paging import page_of
 from portal.outbox.backends import eml_filename
 from portal.outbox.mail import build_message, eml_bytes
 from portal.outbox.models import MailAttachment, OutgoingMail
 from portal.outbox.tasks import resend
-
-PAGE_SIZE = 50
 
 
 def _visible_mail(request: HttpRequest, pk: int) -> OutgoingMail:
@@ -29,8 +27,8 @@ def mail_list(request: HttpRequest) -> HttpResponse:
     mails = visible(request.user, OutgoingMail.objects.select_related("organisation"))
     # The body can be long and is not shown in the list.
     mails = mails.defer("body").order_by("-created", "-pk")
-    page = Paginator(mails, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "outbox/mail_list.html", {"page": page})
+    listing = page_of(request, mails)
+    return render(request, "outbox/mail_list.html", {"listing": listing, "page": listing.page})
 
 
 @login_required

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from portal.accounts.access import can_change, get_changeable_or_404, get_visible_or_404, visible
+from portal.core.paging import page_of
 from portal.onboarding.models import Integration
 from portal.specs import versions as service
 from portal.specs.diff import diff_versions
@@ -55,14 +56,19 @@ def _specification(integration: Integration) -> DataSpecification | None:
 
 @login_required
 def specification_list(request: HttpRequest) -> HttpResponse:
-    integrations = list(visible(request.user, _INTEGRATIONS.all()).order_by("name"))
+    listing = page_of(
+        request,
+        visible(request.user, _INTEGRATIONS.all()).order_by("name", "pk"),
+        search=["name"],
+    )
+    integrations = list(listing.page.object_list)
     latest: dict[int, SpecificationVersion] = {}
     for version in SpecificationVersion.objects.filter(
         specification__integration__in=[integration.pk for integration in integrations]
     ).select_related("specification"):
         latest.setdefault(version.specification.integration_id, version)
     rows = [(integration, latest.get(integration.pk)) for integration in integrations]
-    return render(request, "specs/specification_list.html", {"rows": rows})
+    return render(request, "specs/specification_list.html", {"listing": listing, "rows": rows})
 
 
 @login_required
