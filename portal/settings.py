@@ -192,6 +192,8 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 LANGUAGE_CODE = "da"
 LANGUAGES = [("da", _("Danish")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Day-month-year and a 24-hour clock in English too (portal/formats/).
+FORMAT_MODULE_PATH = "portal.formats"
 TIME_ZONE = "Europe/Copenhagen"
 USE_I18N = True
 USE_TZ = True

@@ -474,7 +474,7 @@ PAGES: dict[str, list[Shown]] = {
         # The mail's text quotes names with their control characters made visible
         # (portal/core/text.py), so the IT system's name is not there verbatim.
         Shown("mail", url("outbox:detail", _pk("mail")), ("mail_subject",)),
-        Shown("audit", url("audit:log"), ("audit_summary",)),
+        Shown("audit", url("audit:log"), ("transfer_name", "municipality")),
     ],
     # Vendor staff of the receiving vendor.
     "fjordsoft": [
@@ -501,7 +501,7 @@ PAGES: dict[str, list[Shown]] = {
             url("specs:version", VERSION),
             ("spec_field_name", "spec_document", "spec_notes"),
         ),
-        Shown("audit", url("audit:log"), ("audit_summary",)),
+        Shown("audit", url("audit:log"), ("transfer_name", "municipality")),
     ],
     # The municipal architect of Aarhus.
     "aarhus": [
@@ -522,7 +522,7 @@ PAGES: dict[str, list[Shown]] = {
         Shown("municipality", url("onboarding:municipality"), ("integration", "municipality")),
         Shown("transfers", url("transfers:list"), ("transfer_name", *ROUTE_NAMES)),
         Shown("received", url("transfers:received"), ("received_name", "received_reason")),
-        Shown("audit", url("audit:log"), ("audit_summary",)),
+        Shown("audit", url("audit:log"), ("transfer_name", "municipality")),
     ],
     # A KOMBIT operator.
     "kombit": [
@@ -557,7 +557,7 @@ PAGES: dict[str, list[Shown]] = {
         Shown("routes", url("transfers:routes"), ROUTE_NAMES),
         Shown("outbox", url("outbox:list"), ("mail_subject",), screenshot=True),
         Shown("mail", url("outbox:detail", _pk("mail")), ("mail_subject",)),
-        Shown("audit", url("audit:log"), ("audit_summary",)),
+        Shown("audit", url("audit:log"), ("transfer_name", "municipality")),
     ],
     # A superuser: the portal's pages and the admin's change lists and forms.
     "admin": [

@@ -5,6 +5,7 @@ from django.shortcuts import render
 
 from portal.accounts.access import visible
 from portal.audit.models import AuditEvent
+from portal.audit.sentences import entries
 
 
 @login_required
@@ -19,5 +20,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "audit/log.html",
-        {"page": page, "action": action, "actions": AuditEvent.Action.choices},
+        {
+            "page": page,
+            "entries": entries(page.object_list),
+            "action": action,
+            "actions": AuditEvent.Action.choices,
+        },
     )

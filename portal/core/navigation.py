@@ -37,6 +37,8 @@ MENU = (
     MenuItem(_("IT systems"), "itsystems:list", ("/it-systems/",)),
     MenuItem(_("Organisations"), "organisations:list", ("/organisations/",)),
     MenuItem(_("Outbox"), "outbox:list", ("/outbox/",)),
+    # Everyone logged in: each sees the events that concern their organisations.
+    MenuItem(_("Audit log"), "audit:log", ("/audit/",)),
 )
 
 

@@ -90,6 +90,9 @@ def set_state(task: OnboardingTask, state: str, user, *, comment: str | None = N
         concerns=[integration.sender.vendor, integration.receiver.vendor, task.municipality],
         integration=integration.name,
         state=task.state,
+        # The log words the task in its reader's language from these, even once it is gone.
+        task=task.number,
+        **({"municipality": task.municipality.name} if task.municipality else {}),
     )
     _remind_after_commit(task.integration)
 
