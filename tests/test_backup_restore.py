@@ -482,4 +482,6 @@ def test_a_database_migrated_by_a_newer_portal_is_refused_and_left_alone(tmp_pat
     migrated = _manage(environment, "migrate", "--no-input")
     assert migrated.returncode == 0, migrated.stderr
     assert "Applying transfers.0012_single_line_text... OK" in migrated.stdout
-    assert _snapshot(database)[0] == before[0]  # one row less, one more
+    applied = migrated.stdout.count("... OK")
+    # The future row gone, the ones this code had and the database lacked applied.
+    assert _snapshot(database)[0] == before[0] - 1 + applied
