@@ -7,6 +7,7 @@ on the SQLite pass).
     with cluster(environment, log_path): ...       # `manage.py qcluster`
     with ticking(environment): ...                 # `python -m tests.private_portal tick`
     python -m tests.private_portal setup PARAMETERS_JSON   # prints what it made, as JSON
+    set_up(environment, sim, registry, files=30, size=20_000)   # the same, from a test
 
 `setup` makes what tests/engine.py makes for a test (vendors, people, an integration ready for
 Aarhus, SFTP accounts on the given simulator, a route), writes the simulator's registry file
@@ -175,6 +176,30 @@ def cluster(environment: dict[str, str], output):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+def set_up(environment: dict[str, str], sim, registry, *, files: int, size: int) -> dict:
+    """`setup` in a portal process, for `sim` and its registry file: what it queued (remote
+    name: SHA-256)."""
+    from tests.workers import ROOT
+
+    parameters = {
+        "files": files,
+        "size": size,
+        "port": sim.port,
+        "host_key": f"{sim.host_key.get_name()} {sim.host_key.get_base64()}",
+        "registry": str(registry),
+    }
+    made = subprocess.run(
+        [sys.executable, "-m", "tests.private_portal", "setup", json.dumps(parameters)],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(made.stdout.strip().splitlines()[-1])["transfers"]
 
 
 @contextlib.contextmanager

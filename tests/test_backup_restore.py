@@ -330,23 +330,7 @@ def test_the_runbook_restores_a_portal_that_verifies_and_works(tmp_path):
         with running_simulator(tmp_path / "sp", registry) as sim:
             # The health check asks the local Serviceplatform where the settings say it is.
             environment["SIMULATOR_PORT"] = str(sim.port)
-            parameters = {
-                "files": FILES,
-                "size": 30_000,
-                "port": sim.port,
-                "host_key": f"{sim.host_key.get_name()} {sim.host_key.get_base64()}",
-                "registry": str(registry),
-            }
-            made = subprocess.run(
-                [sys.executable, "-m", "tests.private_portal", "setup", json.dumps(parameters)],
-                cwd=ROOT,
-                env=environment,
-                check=True,
-                timeout=120,
-                capture_output=True,
-                text=True,
-            )
-            sent = json.loads(made.stdout.strip().splitlines()[-1])["transfers"]
+            sent = private_portal.set_up(environment, sim, registry, files=FILES, size=30_000)
             _in_portal(environment, "documents")
             with (
                 private_portal.ticking(environment),

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import html
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -450,23 +449,7 @@ def test_a_database_restart_under_a_running_cluster_loses_no_transfer(tmp_path):
         registry = tmp_path / "registry.json"
         write_registry(registry)
         with running_simulator(tmp_path / "sp", registry) as sim:
-            parameters = {
-                "files": FILES,
-                "size": 20_000,
-                "port": sim.port,
-                "host_key": f"{sim.host_key.get_name()} {sim.host_key.get_base64()}",
-                "registry": str(registry),
-            }
-            made = subprocess.run(
-                [sys.executable, "-m", "tests.private_portal", "setup", json.dumps(parameters)],
-                cwd=ROOT,
-                env=environment,
-                check=True,
-                timeout=120,
-                capture_output=True,
-                text=True,
-            )
-            sent = json.loads(made.stdout.strip().splitlines()[-1])["transfers"]
+            sent = private_portal.set_up(environment, sim, registry, files=FILES, size=20_000)
             with (
                 private_portal.ticking(environment),
                 private_portal.cluster(environment, tmp_path / "cluster.log"),
