@@ -9,11 +9,9 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
+from tests.test_server_faults import small_disk
 from tests.workers import ROOT
 
 FOLDERS = ["cache", "handoff", "media", "outbox", "serviceplatform", "transfers"]
@@ -38,25 +36,6 @@ def manage(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
-
-
-@contextlib.contextmanager
-def mounted(path: Path, *options: str) -> Iterator[Path]:
-    """A small tmpfs at `path` (the suite runs as root in CI); skipped where mounting is not
-    allowed. A real file system, so the portal meets a real EROFS or ENOSPC."""
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", ",".join(["size=64k", *options]), "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def refusal(result: subprocess.CompletedProcess) -> str:
@@ -85,7 +64,7 @@ def test_a_data_folder_that_cannot_be_made_is_named(tmp_path):
 
 def test_a_read_only_data_folder_is_named_and_left_as_it_was(tmp_path):
     data = tmp_path / "data"
-    with mounted(data):
+    with small_disk(data, "64k"):
         (data / "portal.sqlite3").write_bytes(b"kept")
         subprocess.run(["mount", "-o", "remount,ro", str(data)], check=True)
         line = refusal(manage(data, "migrate", "--no-input"))
@@ -95,7 +74,7 @@ def test_a_read_only_data_folder_is_named_and_left_as_it_was(tmp_path):
 
 def test_a_full_disk_is_named(tmp_path):
     data = tmp_path / "data"
-    with mounted(data):
+    with small_disk(data, "64k"):
         for folder in FOLDERS:
             (data / folder).mkdir()
         with contextlib.suppress(OSError), (data / "filler").open("wb") as filler:

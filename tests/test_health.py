@@ -1,3 +1,4 @@
+import contextlib
 import json
 import time
 
@@ -34,6 +35,22 @@ def _wait_for(client, status: int, seconds: float = 30) -> dict:
         time.sleep(0.25)
 
 
+@contextlib.contextmanager
+def database_away():
+    """The test's database unreachable for the block: a missing SQLite file, a closed port."""
+    original = dict(connection.settings_dict)
+    connection.close()
+    if connection.vendor == "sqlite":
+        connection.settings_dict["NAME"] = "/nonexistent/folder/portal.sqlite3"
+    else:
+        connection.settings_dict["PORT"] = "1"
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.update(original)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_health_follows_the_worker_cluster(client):
     code, report = _health(client)
@@ -59,19 +76,10 @@ def test_health_follows_the_worker_cluster(client):
 @pytest.mark.django_db(transaction=True)
 def test_health_reports_an_unreachable_database(client, settings):
     settings.TWO_FACTOR_REQUIRED = True  # as in production: its middleware reads no user here
-    original = dict(connection.settings_dict)
-    connection.close()
-    if connection.vendor == "sqlite":
-        connection.settings_dict["NAME"] = "/nonexistent/folder/portal.sqlite3"
-    else:
-        connection.settings_dict["PORT"] = "1"
-    try:
+    with database_away():
         # Even a superuser's session cannot be read now: the answer is the bare status.
         response = client.get(reverse("healthz"))
         healthy, report = check_health()
-    finally:
-        connection.close()
-        connection.settings_dict.update(original)
     assert (response.status_code, response.json()) == (503, {"status": "not ok"})
     assert not healthy and report["status"] == "not ok"
     assert report["checks"]["database"]["ok"] is False
@@ -120,16 +128,8 @@ def test_anyone_else_learns_only_ok_or_not_ok(client, staff_a, operator, setting
 
 
 def test_livez_answers_without_the_database(client):
-    original = dict(connection.settings_dict)
-    connection.close()
-    connection.settings_dict["NAME"] = "/nonexistent/folder/portal.sqlite3"
-    connection.settings_dict["HOST"], connection.settings_dict["PORT"] = "127.0.0.1", "1"
-    try:
-        with CaptureQueriesContext(connection) as queries:
-            response = client.get(reverse("livez"))
-    finally:
-        connection.close()
-        connection.settings_dict.update(original)
+    with database_away(), CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("livez"))
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
     assert len(queries) == 0
 
@@ -143,17 +143,8 @@ def test_readyz_follows_the_database_and_not_the_workers(client):
     assert ready.json()["checks"]["database"]["ok"] is True  # staff see what was asked
     assert Client().get(reverse("readyz")).json() == {"status": "ok"}
 
-    original = dict(connection.settings_dict)
-    connection.close()
-    if connection.vendor == "sqlite":
-        connection.settings_dict["NAME"] = "/nonexistent/folder/portal.sqlite3"
-    else:
-        connection.settings_dict["PORT"] = "1"
-    try:
+    with database_away():
         refused = client.get(reverse("readyz"))
-    finally:
-        connection.close()
-        connection.settings_dict.update(original)
     # No exception text for anyone, staff included: their session cannot be read either.
     assert (refused.status_code, refused.json()) == (503, {"status": "not ok"})
 
