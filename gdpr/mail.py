@@ -23,18 +23,21 @@ def _render(template: str, context: dict) -> tuple[str, str]:
     return subject.strip(), body.strip() + "\n"
 
 
-def infref_request(request: InfRefRequest) -> OutgoingMail:
+def _to_kombit_about(request: InfRefRequest, template: str, sender) -> OutgoingMail:
     subject, body = _render(
-        "gdpr/mail/infref_request.txt",
-        {"request": request, "link": _link("gdpr:request", request.pk)},
+        template, {"request": request, "link": _link("gdpr:request", request.pk)}
     )
     return queue_mail(
         to=[settings.KOMBIT_MAIL_ADDRESS],
         subject=subject,
         body=body,
         organisation=request.vendor,
-        created_by=request.requested_by,
+        created_by=sender,
     )
+
+
+def infref_request(request: InfRefRequest) -> OutgoingMail:
+    return _to_kombit_about(request, "gdpr/mail/infref_request.txt", request.requested_by)
 
 
 def infref_assigned(request: InfRefRequest) -> OutgoingMail | None:
@@ -70,14 +73,4 @@ def declaration_submitted(declaration: GdprDeclaration) -> OutgoingMail:
 
 
 def infref_withdrawn(request: InfRefRequest) -> OutgoingMail:
-    subject, body = _render(
-        "gdpr/mail/infref_withdrawn.txt",
-        {"request": request, "link": _link("gdpr:request", request.pk)},
-    )
-    return queue_mail(
-        to=[settings.KOMBIT_MAIL_ADDRESS],
-        subject=subject,
-        body=body,
-        organisation=request.vendor,
-        created_by=request.withdrawn_by,
-    )
+    return _to_kombit_about(request, "gdpr/mail/infref_withdrawn.txt", request.withdrawn_by)
