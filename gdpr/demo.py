@@ -54,6 +54,9 @@ def _declare(request: InfRefRequest, vendor_user, purpose: str | None = None) ->
 
 
 def seed_infref_requests() -> None:
+    """Steps 1 and 2: requested, and assigned where the plan goes further. The declarations
+    wait for the integrations and their data specifications (`seed_declarations`), since a
+    declaration names a real specification version."""
     users = get_user_model().objects
     operator = users.get(username="kombit")
     for system_name, (infref_name, target) in PLAN.items():
@@ -67,12 +70,25 @@ def seed_infref_requests() -> None:
             user=vendor_user,
         )
         if target >= InfRefRequest.Step.ASSIGNED:
-            workflow.assign_infref(request, name=infref_name, user=operator)
-            request.refresh_from_db()
+            infref = workflow.assign_infref(request, name=infref_name, user=operator)
         if target == InfRefRequest.Step.ASSIGNED:
-            workflow.open_draft(request.infref, vendor_user)  # a draft in progress
-        if target >= InfRefRequest.Step.DECLARED:
-            _declare(request, vendor_user)
+            workflow.open_draft(infref, vendor_user)  # a draft in progress
+
+
+def seed_declarations() -> None:
+    """Steps 3 and 4 for the InfRefs the plan takes that far; a later run adds nothing."""
+    users = get_user_model().objects
+    operator = users.get(username="kombit")
+    for system_name, (infref_name, target) in PLAN.items():
+        if target < InfRefRequest.Step.DECLARED:
+            continue
+        request = InfRefRequest.objects.select_related("infref").get(
+            it_system__name=system_name, infref__name=infref_name
+        )
+        if request.infref.declarations.exclude(status=GdprDeclaration.Status.DRAFT).exists():
+            continue
+        vendor_user = users.get(memberships__organisation=request.it_system.vendor)
+        _declare(request, vendor_user)
         if target == InfRefRequest.Step.CREATED:
             workflow.mark_created(request.infref, operator)
             # A second version, so the history of a declaration line shows in the demo.

@@ -53,8 +53,8 @@ def make_records() -> dict:
     from handoff import tokens
     from portal.accounts.models import Membership, Organisation
     from portal.itsystems.models import ItSystem
-    from portal.onboarding import rules
-    from portal.onboarding.models import IntegrationTest, OnboardingTask
+    from portal.onboarding import bilateral, rules
+    from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
     from transfers import keys
     from transfers.demo import simulator_host_key
     from transfers.models import Environment, Route, SftpAccount
@@ -111,14 +111,14 @@ def make_records() -> dict:
         draft.receiving_it_systems.set([receiver])
         workflow.submit_declaration(draft, staff)
         workflow.mark_created(infref, operator)
-        for task in integration.tasks.exclude(number__in=(30, 40)):
+        for task in integration.tasks.exclude(number__in=rules.MIRRORED):
             rules.set_state(task, OnboardingTask.State.DONE, staff)
         IntegrationTest.objects.create(
-            integration=integration,
-            result=IntegrationTest.Result.PASSED,
-            accepted_by=staff,
-            accepted_at=now,
+            integration=integration, result=IntegrationTest.Result.PASSED
         )
+        for party in (sender.vendor, municipality):
+            for subject in (Consent.Subject.NO_AGREEMENT, Consent.Subject.TEST):
+                bilateral.give(integration, subject, party, staff)
 
         # Pinned as an operator pins it after comparing the fingerprint the simulator prints.
         host_key = simulator_host_key()

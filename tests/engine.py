@@ -4,13 +4,11 @@ import dataclasses
 from contextlib import contextmanager
 from datetime import date
 
-from django.utils import timezone
-
 from gdpr import workflow
 from gdpr.forms import DeclarationForm
-from portal.onboarding import rules
-from portal.onboarding.models import IntegrationTest, OnboardingTask
-from tests.test_infref_process import complete_answers
+from portal.onboarding import bilateral, rules
+from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
+from tests.test_infref_process import complete_answers, spec_version
 from transfers import keys, sessions
 from transfers.models import Environment, Route, SftpAccount
 from transfers.simulator.registry import Registry, StaticRegistry
@@ -34,17 +32,19 @@ def ready_integration(*, staff, operator, sender, receiver, municipalities):
     )
     integration.infref = infref
     integration.save()
+    spec_version(integration, 1, 0)  # the version the declaration names
     draft = workflow.open_draft(infref, staff)
     form = DeclarationForm(complete_answers(municipalities, [receiver]), instance=draft)
     assert form.is_valid(), form.errors
     form.save()
     workflow.submit_declaration(draft, staff)
     workflow.mark_created(infref, operator)
-    for task in integration.tasks.exclude(number__in=(30, 40)):
+    for task in integration.tasks.exclude(number__in=rules.MIRRORED):
         rules.set_state(task, OnboardingTask.State.DONE, staff)
-    IntegrationTest.objects.create(
-        integration=integration, result="passed", accepted_by=staff, accepted_at=timezone.now()
-    )
+    IntegrationTest.objects.create(integration=integration, result="passed")
+    for party in (sender.vendor, *municipalities):
+        for subject in (Consent.Subject.NO_AGREEMENT, Consent.Subject.TEST):
+            bilateral.give(integration, subject, party, staff)
     return integration
 
 

@@ -46,7 +46,7 @@ from tests.handoff_setup import ready_fixture, received_file  # noqa: F401
 from tests.pdf import ONE_PAGE, pdf
 from tests.private_postgres import private_postgres
 from tests.simulator_fixtures import running_simulator, wait_for, write_registry
-from tests.test_specifications import STRUCTURE, V1_FIELDS
+from tests.test_specifications import STRUCTURE
 from tests.workers import ROOT
 from transfers.models import ReceivedFile, Transfer
 from transfers.queueing import queue_send
@@ -59,12 +59,14 @@ def _specification_and_agreement(integration, staff) -> tuple:
     """A specification version with a PDF document, and the signed agreement, as the pages
     store them (content checked, random name under MEDIA_ROOT, SHA-256 recorded)."""
     upload = SimpleUploadedFile("beskrivelse.pdf", pdf(2))
+    # A minor version after the one the declaration names: sends go on (the declaration is only
+    # to be renewed), so the world keeps sending after the restore.
     version = create_version(
         integration,
         major=1,
-        minor=0,
+        minor=1,
         structure=STRUCTURE,
-        fields=V1_FIELDS,
+        fields=integration.data_specification.latest_version().fields.all(),
         user=staff,
         documents=[(upload, inspect_document(upload))],
     )

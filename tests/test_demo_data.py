@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import translation
 
 from gdpr.models import GdprDeclaration
 from portal.accounts.demo import DEMO_PASSWORD
@@ -52,8 +53,20 @@ def test_every_route_the_demo_makes_has_a_data_specification_version(db):
         declaration = route.infref.declarations.get(status=GdprDeclaration.Status.SUBMITTED)
         assert declaration.data_specification_version == version.label
         assert declaration.outdated_at is None
+    # The simulator plays production: the established route is ready by production's rules,
+    # the ordered one tells who acts next.
     established = routes.get(state=Route.State.ESTABLISHED)
-    assert readiness(established.integration, established.municipality, production=False).ready
+    assert readiness(established.integration, established.municipality).blockers == []
+    ordered = routes.get(state=Route.State.ORDERED)
+    with translation.override("en"):
+        blockers = readiness(ordered.integration, ordered.municipality).blockers
+    assert blockers == [
+        "Task 70 (the SFTP route) is not done for Odense Kommune.",
+        # The vendor confirmed the agreement for the whole integration; Odense has not yet.
+        "The data-processing agreement for Odense Kommune is not confirmed by "
+        "Odense Kommune (task 20).",
+        "The test before production is not yet accepted by Odense Kommune.",
+    ]
 
 
 def test_every_demo_user_can_log_in_and_sees_the_danish_dashboard(client, db):

@@ -45,7 +45,7 @@ from portal.specs.versions import create_version
 from tests.conftest import make_user
 from tests.engine import account as sftp_account
 from tests.engine import ready_integration, routes_for
-from tests.test_specifications import STRUCTURE, V1_FIELDS, XSD, upload
+from tests.test_specifications import STRUCTURE, XSD, upload
 from tests.totp import verified_client
 from tests.urlwalk import Pattern, all_patterns
 from transfers.models import ReceivedFile, Transfer
@@ -210,6 +210,23 @@ CLASSIFICATION: dict[str, Case] = {
     ),
     "onboarding:test": same(SENDER_CHANGES, kwargs=integration),
     "onboarding:task": same(SENDER_CHANGES, kwargs=lambda w: {"pk": w.task.pk}),
+    "onboarding:edit": same(SENDER_CHANGES, kwargs=integration),
+    # Refused here with a message: Aarhus has a route.
+    "onboarding:remove_municipality": post_only(
+        SENDER_CHANGES,
+        kwargs=lambda w: {"pk": w.ipk, "municipality_pk": w.route.municipality_id},
+    ),
+    # Each party says yes for itself: A for vendor A; no one else (not even S) speaks for it.
+    "onboarding:consent_give": post_only(
+        rule("A", forbidden="BKS"),
+        kwargs=integration,
+        post_data=lambda w: {"subject": "no_agreement", "party": w.vendor_a.pk},
+    ),
+    "onboarding:consent_withdraw": post_only(
+        rule("A", forbidden="BKS"),
+        kwargs=integration,
+        post_data=lambda w: {"subject": "no_agreement", "party": w.vendor_a.pk},
+    ),
     # Transfers carry municipal data: the two vendors and the municipality, not KOMBIT.
     "transfers:list": same(EVERYONE),
     "transfers:rows": same(EVERYONE, htmx=True),
@@ -373,12 +390,14 @@ def world(
     declaration = infref.declarations.get(status=GdprDeclaration.Status.SUBMITTED)
     draft = open_draft(infref, staff_a)
     mail = declaration.submission_mail
+    # A minor version after the declared 1.0, with a document: sends go on, the declaration
+    # is only to be renewed.
     version = create_version(
         integration,
         major=1,
-        minor=0,
+        minor=1,
         structure=STRUCTURE,
-        fields=V1_FIELDS,
+        fields=integration.data_specification.latest_version().fields.all(),
         user=staff_a,
         documents=[(upload("felter.xsd", XSD), inspect_document(upload("felter.xsd", XSD)))],
     )

@@ -25,7 +25,6 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from urllib.parse import urlencode, urljoin
 
 import pytest
@@ -203,13 +202,11 @@ def build_world() -> World:
     task.comment = texts.make("task_comment")
     task.save(update_fields=["comment"])
     IntegrationTest.objects.filter(integration=live).update(scope=texts.make("test_scope"))
-    agreement = ProcessingAgreement.objects.create(
-        integration=live,
-        title=texts.make("agreement_title", 255),
-        signed_on=date(2026, 3, 1),
-        document=ContentFile(PDF, name="aftale.pdf"),
-    )
-    agreement.parties.set([aarhus])
+    # The demo's agreement, its title and document now the payload's.
+    agreement = ProcessingAgreement.objects.get(integration=live)
+    agreement.title = texts.make("agreement_title", 255)
+    agreement.document = ContentFile(PDF, name="aftale.pdf")
+    agreement.save(update_fields=["title", "document"])
 
     version = SpecificationVersion.objects.get(specification__integration=live)
     SpecificationVersion.objects.filter(pk=version.pk).update(

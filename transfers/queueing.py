@@ -14,7 +14,7 @@ from django_q.tasks import async_task
 
 from portal.core.text import file_label
 from portal.onboarding.rules import Onboarding, onboarding_of, readiness
-from transfers.models import Environment, Route, SftpAccount, Transfer
+from transfers.models import Route, SftpAccount, Transfer
 
 SEND_TASK = "transfers.tasks.send_transfer"
 CHUNK = 1 << 20
@@ -44,7 +44,7 @@ def route_blockers(
         blockers += readiness(
             route.integration,
             route.municipality,
-            production=route.environment == Environment.PRODUCTION,
+            environment=route.environment,
             onboarding=onboarding,
         ).blockers
     if account is _UNREAD:

@@ -21,6 +21,7 @@ from portal.alerts.models import Alert
 from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import (
+    Consent,
     Integration,
     IntegrationTest,
     OnboardingTask,
@@ -188,10 +189,24 @@ def integration_rules(path: str = "") -> Rules:
 
 
 def _tasks_changed(scope: Scope) -> Q:
-    # The sending vendor drives onboarding; the receiving vendor creates its own SFTP user (60).
-    return Q(integration__sender__vendor_id__in=scope.vendor_ids) | Q(
+    """A task is changed by the parties its "Ansvarlig" and "Udfører" name (seed, chapter 5):
+    the sending vendor drives onboarding; the municipality is responsible for the agreement (20)
+    and the receiving SFTP user (60), which the receiving vendor makes; KOMBIT creates the
+    InfRef (40). Task 70's municipality notes its own route."""
+    changed = Q(integration__sender__vendor_id__in=scope.vendor_ids) | Q(
         number=60, integration__receiver__vendor_id__in=scope.vendor_ids
     )
+    if scope.municipality_ids:
+        changed |= Q(number__in=(20, 60), integration__municipalities__in=scope.municipality_ids)
+        changed |= Q(number=70, municipality_id__in=scope.municipality_ids)
+    if scope.is_kombit:
+        changed |= Q(number=40)
+    return changed
+
+
+def _consents_changed(scope: Scope) -> Q:
+    # Each party says yes, or takes it back, for itself alone.
+    return Q(organisation_id__in=scope.organisation_ids)
 
 
 def _accounts_seen(scope: Scope) -> Q:
@@ -264,7 +279,18 @@ RULES: dict[type[Model], Rules] = {
         change=_tasks_changed,
         distinct=True,
     ),
-    ProcessingAgreement: integration_rules("integration__"),
+    ProcessingAgreement: Rules(
+        view=integration_rules("integration__").view,
+        # The agreement is between the sending vendor and the municipality: either registers it.
+        change=lambda scope: (
+            Q(integration__sender__vendor_id__in=scope.vendor_ids)
+            | Q(integration__municipalities__in=scope.municipality_ids)
+        ),
+        distinct=True,
+    ),
+    Consent: Rules(
+        view=integration_rules("integration__").view, change=_consents_changed, distinct=True
+    ),
     IntegrationTest: integration_rules("integration__"),
     DataSpecification: integration_rules("integration__"),
     SpecificationVersion: integration_rules("specification__integration__"),

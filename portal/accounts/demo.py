@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from gdpr.demo import seed_infref_requests
+from gdpr.demo import seed_declarations, seed_infref_requests
 from portal.accounts.models import Membership, Organisation
 from portal.itsystems.models import ItSystem
 from portal.onboarding.demo import seed_integrations
@@ -96,6 +96,7 @@ def seed_demo() -> list[tuple[DemoUser, Organisation | None]]:
         logins.append((demo, organisation))
     seed_infref_requests()
     seed_integrations()
-    seed_simulator()
     seed_specifications()
+    seed_declarations()
+    seed_simulator()
     return logins

@@ -22,7 +22,7 @@ from handoff.models import ApiToken
 from portal.audit.models import AuditEvent
 from portal.audit.records import records_named_by
 from portal.onboarding.catalogue import BY_NUMBER
-from portal.onboarding.models import OnboardingTask
+from portal.onboarding.models import Consent, OnboardingTask
 from transfers.models import ReceivedFile, Route, Transfer
 
 Action = AuditEvent.Action
@@ -305,6 +305,42 @@ def _request_withdrawn(event: AuditEvent, record: models.Model | None) -> str:
     }
 
 
+def _consent_facts(event: AuditEvent, record: models.Model | None) -> dict[str, str]:
+    details = event.details
+    return {
+        "who": _who(event),
+        "party": details.get("party") or "–",
+        "integration": details.get("integration") or _named(event, record),
+        "subject": _label(Consent.Subject, details.get("subject")),
+    }
+
+
+def _consent_given(event: AuditEvent, record: models.Model | None) -> str:
+    return _("%(who)s agreed for %(party)s on %(integration)s: %(subject)s") % _consent_facts(
+        event, record
+    )
+
+
+def _consent_withdrawn(event: AuditEvent, record: models.Model | None) -> str:
+    facts = _consent_facts(event, record)
+    if event.details.get("lapsed"):
+        return (
+            _(
+                "%(party)s's agreement on %(integration)s lapsed when %(who)s changed it: "
+                "%(subject)s"
+            )
+            % facts
+        )
+    return _("%(who)s withdrew the agreement of %(party)s on %(integration)s: %(subject)s") % facts
+
+
+def _integration_changed(event: AuditEvent, record: models.Model | None) -> str:
+    return _("%(who)s changed integration %(integration)s") % {
+        "who": _who(event),
+        "integration": event.details.get("integration") or _named(event, record),
+    }
+
+
 def _any_action(event: AuditEvent, record: models.Model | None) -> str:
     """An action without a sentence of its own yet still reads: what acted, what, on which."""
     return _("%(who)s: %(action)s, %(record)s") % {
@@ -325,6 +361,12 @@ _SENTENCES: dict[str, tuple[Sentence, frozenset[str]]] = {
     Action.HOST_KEY_CONFIRMED: (_host_key_confirmed, frozenset()),
     Action.ROUTE_CHANGED: (_route_changed, frozenset({"state"})),
     Action.DECLARATION_SUBMITTED: (_declaration_submitted, frozenset()),
+    Action.CONSENT_GIVEN: (_consent_given, frozenset({"party", "integration", "subject"})),
+    Action.CONSENT_WITHDRAWN: (
+        _consent_withdrawn,
+        frozenset({"party", "integration", "subject", "lapsed"}),
+    ),
+    Action.INTEGRATION_CHANGED: (_integration_changed, frozenset({"integration"})),
     Action.TASK_CHANGED: (
         _task_changed,
         frozenset({"state", "integration", "task", "municipality"}),

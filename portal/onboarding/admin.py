@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from portal.onboarding.models import (
+    Consent,
     Integration,
     IntegrationMunicipality,
     IntegrationTest,
@@ -46,6 +47,20 @@ class ProcessingAgreementAdmin(admin.ModelAdmin):
 
 @admin.register(IntegrationTest)
 class IntegrationTestAdmin(admin.ModelAdmin):
-    list_display = ["integration", "result", "accepted_at"]
+    list_display = ["integration", "result"]
     list_filter = ["result"]
-    autocomplete_fields = ["integration", "accepted_by"]
+    autocomplete_fields = ["integration"]
+
+
+@admin.register(Consent)
+class ConsentAdmin(admin.ModelAdmin):
+    """Read-only: a party's yes is given and withdrawn by that party in the portal."""
+
+    list_display = ["integration", "subject", "organisation", "municipality", "given_at"]
+    list_filter = ["subject"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

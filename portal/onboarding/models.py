@@ -239,15 +239,6 @@ class IntegrationTest(models.Model):
         _("result"), max_length=16, choices=Result.choices, default=Result.PLANNED
     )
     notes = models.TextField(_("notes"), blank=True)
-    accepted_by = models.ForeignKey(
-        User,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("accepted by"),
-    )
-    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("integration test")
@@ -257,8 +248,61 @@ class IntegrationTest(models.Model):
         return f"{self.integration}: {self.get_result_display()}"
 
     @property
-    def clears_production(self) -> bool:
-        return self.accepted_at is not None and self.result in (
-            self.Result.PASSED,
-            self.Result.SKIPPED,
-        )
+    def has_cleared(self) -> bool:
+        """The result lets production follow, once both parties have accepted it."""
+        return self.result in (self.Result.PASSED, self.Result.SKIPPED)
+
+
+class Consent(models.Model):
+    """One party's yes to a step that the sending vendor and a municipality agree bilaterally
+    (seed, chapters 4 and 5): the data-processing agreement, that none is needed, and the test
+    before production. The vendor's yes is for the whole integration (no municipality); each
+    municipality gives its own. A step holds for a municipality once both have said yes."""
+
+    class Subject(models.TextChoices):
+        AGREEMENT = "agreement", _("The data-processing agreement is in place")
+        NO_AGREEMENT = "no_agreement", _("No data-processing agreement is needed")
+        TEST = "test", _("The test before production is accepted")
+
+    integration = models.ForeignKey(
+        Integration,
+        on_delete=models.CASCADE,
+        related_name="consents",
+        verbose_name=_("integration"),
+    )
+    subject = models.CharField(_("what is agreed"), max_length=16, choices=Subject.choices)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="+", verbose_name=_("party")
+    )
+    municipality = models.ForeignKey(
+        Organisation,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("for municipality"),
+    )
+    given_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="+", verbose_name=_("given by")
+    )
+    given_at = models.DateTimeField(_("given at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        ordering = ["given_at"]
+        constraints = [
+            models.UniqueConstraint(
+                name="consent_once_per_party",
+                fields=["integration", "subject", "organisation"],
+                condition=models.Q(municipality__isnull=True),
+            ),
+            models.UniqueConstraint(
+                name="consent_once_per_municipality",
+                fields=["integration", "subject", "organisation", "municipality"],
+                condition=models.Q(municipality__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.integration}: {self.get_subject_display()} ({self.organisation})"

@@ -18,7 +18,7 @@ State = OnboardingTask.State
 OPEN = (State.NOT_STARTED, State.IN_PROGRESS)
 
 
-def _addresses(organisation: Organisation) -> list[str]:
+def addresses_of(organisation: Organisation) -> list[str]:
     users = (
         get_user_model()
         .objects.filter(memberships__organisation=organisation, is_active=True)
@@ -30,7 +30,7 @@ def _addresses(organisation: Organisation) -> list[str]:
 def _mail(
     organisation: Organisation, template: str, tasks: list[OnboardingTask]
 ) -> OutgoingMail | None:
-    to = _addresses(organisation)
+    to = addresses_of(organisation)
     if not to:
         return None
     base = settings.PORTAL_BASE_URL.rstrip("/")

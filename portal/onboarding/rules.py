@@ -1,7 +1,8 @@
 """The rules between onboarding tasks, and the one readiness check the transfer engine asks.
 
-Tasks 30 and 40 follow the InfRef request (through gdpr's `infref_changed` signal), and a new
-data-specification version makes the declaration outdated and reopens task 30.
+Tasks follow their records (follow.py). Readiness is per environment: the external test
+environment needs what Serviceplatformen needs to route a file; production needs everything,
+including the test before production accepted by both parties.
 """
 
 from collections.abc import Iterable
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from gdpr import workflow as gdpr_workflow
@@ -18,8 +19,12 @@ from gdpr.models import GdprDeclaration, InfRef
 from portal.accounts.models import Organisation
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
+from portal.itsystems.models import ItSystem
+from portal.onboarding import bilateral
 from portal.onboarding.catalogue import BY_NUMBER, ONCE, PER_MUNICIPALITY
+from portal.onboarding.follow import MIRRORED, follow_records, plays_production
 from portal.onboarding.models import (
+    Consent,
     Integration,
     IntegrationMunicipality,
     IntegrationTest,
@@ -42,8 +47,7 @@ def create_integration(*, municipalities=(), **fields) -> Integration:
     )
     for municipality in municipalities:
         add_municipality(integration, municipality)
-    if integration.infref_id:
-        follow_infref(integration.infref)
+    follow_records(integration)
     _remind_after_commit(integration)
     return integration
 
@@ -60,11 +64,21 @@ def add_municipality(integration: Integration, municipality: Organisation) -> No
             OnboardingTask(integration=integration, number=number, municipality=municipality)
             for number in PER_MUNICIPALITY
         )
+        follow_records(integration)
         _remind_after_commit(integration)
 
 
 def set_state(task: OnboardingTask, state: str, user, *, comment: str | None = None) -> None:
-    """Move a task, refusing to start one whose dependencies are not settled."""
+    """Move a task by hand, refusing to start one whose dependencies are not settled.
+
+    Tasks 20, 30 and 40 are not moved by hand: they mirror their records (follow.py).
+    """
+    if task.number in MIRRORED and state != task.state:
+        raise ValidationError(
+            _("Task %(number)s follows its records and is not set by hand.")
+            % {"number": task.number},
+            code="mirrored",
+        )
     if state in STARTED:
         blockers = task.waiting_for()
         if blockers:
@@ -102,34 +116,38 @@ def _remind_after_commit(integration: Integration) -> None:
     transaction.on_commit(lambda: remind_actionable(integration))
 
 
-def follow_infref(infref: InfRef) -> None:
-    """Tasks 30 and 40 mirror the InfRef request: declared (and current), and created."""
-    # Read afresh: the caller's object may predate the step that sent the signal.
-    infref = InfRef.objects.get(pk=infref.pk)
-    declaration = infref.current_declaration()
-    declared = declaration is not None and not declaration.is_outdated
-    created = infref.created_on_serviceplatform_at is not None
-    now = timezone.now()
-    tasks = OnboardingTask.objects.filter(integration__infref=infref)
-    tasks.filter(number=30).update(
-        state=State.DONE if declared else State.IN_PROGRESS, changed_at=now, changed_by=None
-    )
-    tasks.filter(number=40).update(
-        state=State.DONE if created else State.NOT_STARTED, changed_at=now, changed_by=None
-    )
-    for integration in infref.integrations.all():
-        _remind_after_commit(integration)
+def data_specification_changed(
+    integration: Integration, version: str, *, backward_compatible: bool
+) -> None:
+    """A new data-specification version. A backward-compatible (minor) one asks for a renewed
+    declaration by a deadline, and sends go on until it; any other makes the declaration
+    outdated at once: it no longer covers the data."""
+    if integration.infref_id is None:
+        return
+    params = {"integration": integration.name, "version": version}
+    if backward_compatible:
+        reason = _(
+            "The data specification of %(integration)s is now version %(version)s, "
+            "a backward-compatible change; the declaration covers an earlier version."
+        )
+        gdpr_workflow.ask_for_renewal(integration.infref, reason % params)
+    else:
+        reason = _(
+            "The data specification of %(integration)s is now version %(version)s; "
+            "the declaration covers an earlier version."
+        )
+        gdpr_workflow.mark_outdated(integration.infref, reason % params)
 
 
-def data_specification_changed(integration: Integration, version: str) -> None:
-    """A new data-specification version: the GDPR declaration no longer covers the data."""
+def data_specification_documents_changed(integration: Integration, version: str) -> None:
+    """A document added to a version changes what was declared: a new declaration is due."""
     if integration.infref_id is None:
         return
     reason = _(
-        "The data specification of %(integration)s is now version %(version)s; "
-        "the declaration covers an earlier version."
+        "A document was added to version %(version)s of the data specification of "
+        "%(integration)s after the declaration was submitted."
     ) % {"integration": integration.name, "version": version}
-    gdpr_workflow.mark_outdated(integration.infref, reason)  # tasks 30/40 follow its signal
+    gdpr_workflow.mark_outdated(integration.infref, reason)
 
 
 @dataclass
@@ -144,20 +162,27 @@ class Readiness:
 @dataclass(frozen=True)
 class Onboarding:
     """What readiness reads about one integration: its tasks, the InfRef's current GDPR
-    declaration and the test before production."""
+    declaration (with the municipalities and receiving IT systems it names), the test before
+    production and the parties' consents."""
 
     tasks: dict[tuple[int, int | None], OnboardingTask]
     declaration: GdprDeclaration | None
     test: IntegrationTest | None
+    consents: list[Consent] = field(default_factory=list)
+    infref_created: bool = False
+    # The sending vendor and the receiving IT system, read with the rest: a route list would
+    # otherwise ask for them once per row.
+    vendor: Organisation | None = None
+    receiver: ItSystem | None = None
 
 
 def onboarding_of(
     integrations: Iterable[Integration], *, municipality: Organisation | None = None
 ) -> dict[int, Onboarding]:
-    """What readiness reads, for any number of integrations in three queries: a list of routes
-    asks for many at once instead of three queries per route. With `municipality`, only its
-    own tasks and those of the whole integration: a send asks about one municipality, and an
-    integration may have a hundred."""
+    """What readiness reads, for any number of integrations in a fixed number of queries: a
+    list of routes asks for many at once instead of several queries per route. With
+    `municipality`, only its own tasks and those of the whole integration: a send asks about
+    one municipality, and an integration may have a hundred."""
     integrations = {integration.pk: integration for integration in integrations}
     tasks: dict[int, dict] = {pk: {} for pk in integrations}
     # Unordered: the model's ordering joins the municipality for its name.
@@ -173,13 +198,34 @@ def onboarding_of(
         for declaration in GdprDeclaration.objects.filter(
             infref_id__in=infrefs, status=GdprDeclaration.Status.SUBMITTED
         )
+        .select_related("infref")
+        .prefetch_related("controllers", "receiving_it_systems")
     }
     tests = {
         test.integration_id: test
         for test in IntegrationTest.objects.filter(integration_id__in=integrations)
     }
+    created = set(
+        InfRef.objects.filter(
+            pk__in=infrefs, created_on_serviceplatform_at__isnull=False
+        ).values_list("pk", flat=True)
+    )
+    system_ids = {i.sender_id for i in integrations.values()}
+    system_ids |= {i.receiver_id for i in integrations.values()}
+    systems = ItSystem.objects.select_related("vendor").in_bulk(system_ids)
+    consents: dict[int, list[Consent]] = {pk: [] for pk in integrations}
+    for consent in Consent.objects.filter(integration_id__in=integrations).order_by():
+        consents[consent.integration_id].append(consent)
     return {
-        pk: Onboarding(tasks[pk], declarations.get(integration.infref_id), tests.get(pk))
+        pk: Onboarding(
+            tasks[pk],
+            declarations.get(integration.infref_id),
+            tests.get(pk),
+            consents[pk],
+            integration.infref_id in created,
+            systems[integration.sender_id].vendor,
+            systems[integration.receiver_id],
+        )
         for pk, integration in integrations.items()
     }
 
@@ -188,10 +234,11 @@ def readiness(
     integration: Integration,
     municipality: Organisation,
     *,
-    production: bool = True,
+    environment: str = "production",
     onboarding: Onboarding | None = None,
 ) -> Readiness:
-    """Whether sends may run for this municipality, and if not, every condition that blocks.
+    """Whether sends may run for this municipality in this environment, and if not, every
+    condition that blocks.
 
     The transfer engine asks this and nothing else before a send. `onboarding`, if given, is
     what `onboarding_of` read for the integration.
@@ -199,33 +246,93 @@ def readiness(
     if onboarding is None:
         onboarding = onboarding_of([integration], municipality=municipality)[integration.pk]
     result = Readiness()
+    blockers = result.blockers
+    if integration.infref_id is None:
+        blockers.append(_("The integration is not linked to its InfRef yet."))
+    elif not onboarding.infref_created:
+        blockers.append(_("The InfRef is not yet created on Serviceplatformen (task 40)."))
+    if not plays_production(environment):
+        # The external test environment routes what Serviceplatformen routes: the InfRef
+        # created, and (checked with the route) the accounts and the route established there.
+        return result
     tasks = onboarding.tasks
     for number in ONCE:
         task = tasks.get((number, None))
+        if number in (20, 40):
+            continue  # the agreement is per municipality, below; 40 is said above
         if task is None or not task.is_settled:
-            result.blockers.append(
+            blockers.append(
                 _("Task %(number)s (%(title)s) is not done.")
                 % {"number": number, "title": BY_NUMBER[number].title}
             )
     route_task = tasks.get((70, municipality.pk))
     if route_task is None:
-        result.blockers.append(
+        blockers.append(
             _("%(municipality)s is not part of the integration.") % {"municipality": municipality}
         )
     elif not route_task.is_settled:
-        result.blockers.append(
+        blockers.append(
             _("Task 70 (the SFTP route) is not done for %(municipality)s.")
             % {"municipality": municipality}
         )
-    declaration = onboarding.declaration
-    if declaration is None:
-        result.blockers.append(_("No GDPR declaration has been submitted for the InfRef."))
-    elif declaration.is_outdated:
-        result.blockers.append(_("The GDPR declaration is outdated: a new one must be submitted."))
-    if production:
-        test = onboarding.test
-        if test is None or not test.clears_production:
-            result.blockers.append(
-                _("The test before production has not been accepted, nor agreed to be skipped.")
-            )
+    blockers += _agreement_blockers(municipality, onboarding)
+    blockers += _declaration_blockers(onboarding.receiver, municipality, onboarding.declaration)
+    blockers += _test_blockers(municipality, onboarding)
     return result
+
+
+def _agreement_blockers(municipality: Organisation, onboarding: Onboarding) -> list[str]:
+    consents, vendor = onboarding.consents, onboarding.vendor
+    for subject in (Consent.Subject.NO_AGREEMENT, Consent.Subject.AGREEMENT):
+        if bilateral.vendor_and_municipality_hold(consents, subject, vendor.pk, municipality.pk):
+            return []
+    missing = bilateral.parties_missing(consents, Consent.Subject.AGREEMENT, vendor, municipality)
+    return [
+        _(
+            "The data-processing agreement for %(municipality)s is not confirmed by "
+            "%(parties)s (task 20)."
+        )
+        % {"municipality": municipality, "parties": _(" and ").join(p.name for p in missing)}
+    ]
+
+
+def _declaration_blockers(
+    receiver: ItSystem, municipality: Organisation, declaration: GdprDeclaration | None
+) -> list[str]:
+    if declaration is None:
+        return [_("No GDPR declaration has been submitted for the InfRef.")]
+    if declaration.is_outdated:
+        return [_("The GDPR declaration is outdated: a new one must be submitted.")]
+    blockers = []
+    if declaration.renewal_overdue(timezone.localdate()):
+        blockers.append(
+            _("The GDPR declaration was to be renewed by %(date)s: a new one must be submitted.")
+            % {"date": formats.date_format(declaration.renew_by, "DATE_FORMAT")}
+        )
+    # Compared by id on the prefetched rows: no query per route.
+    if municipality.pk not in {m.pk for m in declaration.controllers.all()}:
+        blockers.append(
+            _("The GDPR declaration does not name %(municipality)s as data controller.")
+            % {"municipality": municipality}
+        )
+    if receiver.pk not in {s.pk for s in declaration.receiving_it_systems.all()}:
+        blockers.append(
+            _("The GDPR declaration does not name %(system)s as receiving IT system.")
+            % {"system": receiver}
+        )
+    return blockers
+
+
+def _test_blockers(municipality: Organisation, onboarding: Onboarding) -> list[str]:
+    test = onboarding.test
+    if test is None or not test.has_cleared:
+        return [_("The test before production has not passed, nor been agreed to be skipped.")]
+    missing = bilateral.parties_missing(
+        onboarding.consents, Consent.Subject.TEST, onboarding.vendor, municipality
+    )
+    if not missing:
+        return []
+    return [
+        _("The test before production is not yet accepted by %(parties)s.")
+        % {"parties": _(" and ").join(party.name for party in missing)}
+    ]

@@ -1,5 +1,6 @@
-"""Demo data specifications: every integration the demo gives a route has a version, so its
-readiness, its transfers and the municipal review show the specification they run under."""
+"""Demo data specifications: every integration with an InfRef has a version, so its declaration
+names a real version, and its routes, transfers and the municipal review show the specification
+they run under."""
 
 from django.db.models import Exists, OuterRef
 
@@ -25,10 +26,10 @@ FIELDS = [
 
 
 def seed_specifications() -> None:
-    """Version 1.0 for each integration with a route and no version yet; a later run adds none."""
+    """Version 1.0 for each integration with an InfRef and no version yet; a later run adds none."""
     specified = SpecificationVersion.objects.filter(specification__integration=OuterRef("pk"))
-    routed = Integration.objects.filter(routes__isnull=False).exclude(Exists(specified))
-    for integration in routed.distinct().select_related("created_by"):
+    linked = Integration.objects.filter(infref__isnull=False).exclude(Exists(specified))
+    for integration in linked.select_related("created_by"):
         create_version(
             integration,
             major=1,

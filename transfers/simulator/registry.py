@@ -151,17 +151,18 @@ class Registry:
         return cls(users=users, infrefs=dict(infrefs), routes=routes)
 
     @classmethod
-    def from_database(cls) -> "Registry":
-        """SFTP accounts, InfRefs and routes of the environment "simulator" in the database.
+    def from_database(cls, environment: str = "simulator") -> "Registry":
+        """SFTP accounts, InfRefs and routes of one environment in the database: "simulator"
+        unless the simulator stands in for another (a test of the external test environment).
 
         A row the simulator cannot use (a bad key, an odd user name) is skipped with a warning.
         """
         from gdpr.models import InfRef
-        from transfers.models import Environment, Route, SftpAccount
+        from transfers.models import Route, SftpAccount
 
         users = []
         accounts = (
-            SftpAccount.objects.filter(environment=Environment.SIMULATOR)
+            SftpAccount.objects.filter(environment=environment)
             .exclude(public_key="")
             .select_related("it_system")
             .order_by("username")
@@ -189,7 +190,7 @@ class Registry:
                 recipient_authority_cvr=route.municipality.cvr,
                 established=route.state == Route.State.ESTABLISHED,
             )
-            for route in Route.objects.filter(environment=Environment.SIMULATOR).select_related(
+            for route in Route.objects.filter(environment=environment).select_related(
                 "infref", "sender", "receiver", "municipality"
             )
         )
@@ -363,20 +364,20 @@ class DatabaseRegistry:
     still takes effect within `max_age`.
     """
 
-    def __init__(self, timeout: float = 15.0, max_age: float = 1.0):
+    def __init__(self, timeout: float = 15.0, max_age: float = 1.0, environment: str = "simulator"):
         self.timeout = timeout
         self.max_age = max_age
+        self.environment = environment
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulator-db")
         self._lock = threading.Lock()
         self._registry: Registry | None = None
         self._read_at = float("-inf")
 
-    @staticmethod
-    def _load() -> Registry:
+    def _load(self) -> Registry:
         from django.db import connection
 
         try:
-            return Registry.from_database()
+            return Registry.from_database(self.environment)
         finally:
             connection.close()
 
@@ -397,4 +398,4 @@ class DatabaseRegistry:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def describe(self) -> str:
-        return "the portal's database (environment simulator)"
+        return f"the portal's database (environment {self.environment})"

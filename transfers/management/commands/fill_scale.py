@@ -53,6 +53,7 @@ from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 from portal.onboarding.catalogue import ONCE
 from portal.onboarding.models import (
+    Consent,
     Integration,
     IntegrationMunicipality,
     IntegrationTest,
@@ -580,8 +581,6 @@ class Planner:
                 integration=integration,
                 scope="En fuld fil og en fil med fejl.",
                 result=IntegrationTest.Result.PASSED if live else IntegrationTest.Result.PLANNED,
-                accepted_by_id=self.operator if live else None,
-                accepted_at=self.start - timedelta(days=20) if live else None,
             )
             for integration, _routes, live in plan
         )
@@ -600,7 +599,7 @@ class Planner:
     def routes(self, plan: list[tuple[Integration, int, bool]]) -> None:
         """Each integration's routes: one per municipality in production, then routes in the
         external test environment; with task 70 and the declaration's data controllers."""
-        routes, joined, tasks_70 = [], [], []
+        routes, joined, tasks_70, consents = [], [], [], []
         expectations = ("daily", "daily", "weekdays", "weekly") + ("",) * 6
         for integration, count, live in plan:
             chosen = self.rng.sample(self.municipalities, min(len(self.municipalities), count))
@@ -629,6 +628,19 @@ class Planner:
                         contacts=contacts if self.rng.random() < 0.3 else "",
                     )
                 )
+            # Live: no agreement needed and the test accepted, by the vendor and each municipality.
+            parties = [(integration.sender.vendor_id, None)] + [(m.pk, m.pk) for m in chosen]
+            consents += [
+                Consent(
+                    integration=integration,
+                    subject=subject,
+                    organisation_id=organisation,
+                    municipality_id=municipality,
+                    given_by_id=self.operator,
+                )
+                for organisation, municipality in (parties if live else [])
+                for subject in (Consent.Subject.NO_AGREEMENT, Consent.Subject.TEST)
+            ]
             for municipality in chosen:
                 joined.append(
                     IntegrationMunicipality(integration=integration, municipality=municipality)
@@ -643,6 +655,7 @@ class Planner:
                     )
                 )
         IntegrationMunicipality.objects.bulk_create(joined)
+        Consent.objects.bulk_create(consents)
         OnboardingTask.objects.bulk_create(self.tasks + tasks_70)
         taking_part: dict[int, list[int]] = {}
         for row in joined:
