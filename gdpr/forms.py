@@ -1,6 +1,9 @@
 from django import forms
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from gdpr import workflow
 from gdpr.infref import validate_infref_name
 from gdpr.models import ANSWER_FIELDS, GdprDeclaration, InfRef
 from portal.accounts.models import Organisation
@@ -115,8 +118,15 @@ class DeclarationForm(forms.ModelForm):
         (_("Signature"), ["signatory_name", "signatory_title", "signed_on"]),
     ]
 
+    data_specification_version = forms.ChoiceField(
+        label=GdprDeclaration._meta.get_field("data_specification_version").verbose_name,
+        required=False,
+        help_text=_("The version of the data specification the declaration covers."),
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._offer_specification_versions()
         self.fields["controllers"].queryset = Organisation.objects.filter(
             kind=Organisation.Kind.MUNICIPALITY
         ).order_by("name")
@@ -130,3 +140,40 @@ class DeclarationForm(forms.ModelForm):
 
     def sections(self):
         return [(title, [self[name] for name in names]) for title, names in self.SECTIONS]
+
+    def _offer_specification_versions(self) -> None:
+        """The versions the InfRef's integrations have, newest first: a declaration names one
+        that exists. A stored label no longer among them stays a choice, so an old draft
+        shows what it said until the vendor chooses again (submitting refuses it)."""
+        field = self.fields["data_specification_version"]
+        infref = self.instance.infref if self.instance.infref_id else None
+        versions = workflow.specification_versions(infref)
+        stored = self.instance.data_specification_version
+        labels = [*versions, *([stored] if stored and stored not in versions else [])]
+        field.choices = [("", "---------"), *((label, label) for label in labels)]
+        if not versions:
+            field.help_text = self._no_version_yet(infref)
+
+    @staticmethod
+    def _no_version_yet(infref: InfRef | None) -> str:
+        from portal.onboarding.models import Integration  # onboarding imports gdpr
+
+        integrations = Integration.objects.filter(infref=infref) if infref else []
+        if not integrations:
+            return _(
+                "Save the data specification's first version before submitting. No integration "
+                "is linked to this InfRef yet: link it on the integration's page first."
+            )
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            (
+                (reverse("specs:specification", args=[integration.pk]), integration.name)
+                for integration in integrations
+            ),
+        )
+        return format_html(
+            "{} {}",
+            _("Save the data specification's first version before submitting:"),
+            links,
+        )

@@ -74,3 +74,35 @@ def declaration_submitted(declaration: GdprDeclaration) -> OutgoingMail:
 
 def infref_withdrawn(request: InfRefRequest) -> OutgoingMail:
     return _to_kombit_about(request, "gdpr/mail/infref_withdrawn.txt", request.withdrawn_by)
+
+
+def renewal_asked(declaration: GdprDeclaration) -> OutgoingMail | None:
+    """To the vendor's staff: the declaration is to be renewed, and by when."""
+    return _to_vendor_about_renewal(declaration, "gdpr/mail/renewal_asked.txt")
+
+
+def renewal_reminder(declaration: GdprDeclaration, *, overdue: bool) -> OutgoingMail | None:
+    """To the vendor's staff: the renewal date comes within a week, or has passed and sends
+    have stopped (gdpr.reminders)."""
+    template = "gdpr/mail/renewal_overdue.txt" if overdue else "gdpr/mail/renewal_soon.txt"
+    return _to_vendor_about_renewal(declaration, template)
+
+
+def _to_vendor_about_renewal(declaration: GdprDeclaration, template: str) -> OutgoingMail | None:
+    from portal.onboarding.reminders import addresses_of  # onboarding imports gdpr
+
+    vendor = declaration.infref.vendor
+    to = addresses_of(vendor)
+    if not to:
+        return None
+    subject, body = _render(
+        template,
+        {
+            "declaration": declaration,
+            "infref": declaration.infref,
+            "link": _link("gdpr:request", declaration.infref.request.pk)
+            if hasattr(declaration.infref, "request")
+            else settings.PORTAL_BASE_URL,
+        },
+    )
+    return queue_mail(to=to, subject=subject, body=body, organisation=vendor)

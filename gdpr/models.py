@@ -1,6 +1,7 @@
 import contextlib
 import hashlib
 import json
+from datetime import date
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -266,6 +267,15 @@ class GdprDeclaration(models.Model):
     )
     outdated_reason = models.TextField(_("why a new declaration is required"), blank=True)
     outdated_at = models.DateTimeField(_("outdated at"), null=True, blank=True)
+    # A backward-compatible change of the data asks for a new declaration by this day; sends
+    # go on until then (gdpr.workflow.ask_for_renewal).
+    renew_by = models.DateField(_("to be renewed by"), null=True, blank=True)
+    renew_reason = models.TextField(_("why it is to be renewed"), blank=True)
+    # When the vendor was last reminded of renew_by (gdpr.reminders): a week before it, and
+    # once it has passed; each at most once.
+    renewal_reminded_at = models.DateTimeField(
+        _("reminded of the renewal at"), null=True, blank=True, editable=False
+    )
 
     # Parties and systems
     controllers = models.ManyToManyField(
@@ -409,9 +419,19 @@ class GdprDeclaration(models.Model):
             ),
         ]
 
-    # Fields a submitted declaration may still change: its place in the line, and the flag
-    # that the data specification moved on.
-    MUTABLE_AFTER_SUBMISSION = frozenset({"status", "outdated_reason", "outdated_at", "updated_at"})
+    # Fields a submitted declaration may still change: its place in the line, and the flags
+    # that the data specification moved on (outdated at once, or to be renewed by a day).
+    MUTABLE_AFTER_SUBMISSION = frozenset(
+        {
+            "status",
+            "outdated_reason",
+            "outdated_at",
+            "renew_by",
+            "renew_reason",
+            "renewal_reminded_at",
+            "updated_at",
+        }
+    )
 
     def __str__(self) -> str:
         return f"{self.infref.name} v{self.version}"
@@ -437,6 +457,13 @@ class GdprDeclaration(models.Model):
     @property
     def is_outdated(self) -> bool:
         return self.status == self.Status.SUBMITTED and self.outdated_at is not None
+
+    @property
+    def is_due_for_renewal(self) -> bool:
+        return self.status == self.Status.SUBMITTED and self.renew_by is not None
+
+    def renewal_overdue(self, today: date) -> bool:
+        return self.is_due_for_renewal and self.renew_by < today
 
     def content(self) -> dict:
         """Every answer, in a stable form: what the PDF shows and the SHA-256 covers."""

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -55,7 +56,11 @@ def request_create(request: HttpRequest) -> HttpResponse:
     if not vendors.exists():
         raise PermissionDenied
     it_systems = ItSystem.objects.filter(vendor__in=vendors, is_sender=True)
-    form = InfRefRequestForm(request.POST or None, it_systems=it_systems)
+    form = InfRefRequestForm(
+        request.POST or None,
+        it_systems=it_systems,
+        initial={"it_system": _offered(it_systems, request.GET.get("it_system"))},
+    )
     existing = None
     if request.method == "POST" and form.is_valid():
         try:
@@ -71,6 +76,13 @@ def request_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("The request is sent to KOMBIT."))
             return redirect("gdpr:request", pk=infref_request.pk)
     return render(request, "gdpr/request_form.html", {"form": form, "existing_request": existing})
+
+
+def _offered(it_systems, pk: str | None) -> ItSystem | None:
+    """The IT system a link asks to request for (task 30, the to-do list), if the user may."""
+    if not pk or not pk.isdigit():
+        return None
+    return it_systems.filter(pk=int(pk)).first()
 
 
 def _linkable(request: HttpRequest, infref_request: InfRefRequest) -> InfRefRequest | None:
@@ -104,6 +116,10 @@ def _request_page(
         "assign_form": assign_form,
         "may_withdraw": awaits_kombit and can_change(request.user, infref_request),
     }
+    current = context["current"]
+    context["renewal_overdue"] = current is not None and current.renewal_overdue(
+        timezone.localdate()
+    )
     return render(request, "gdpr/request_detail.html", context)
 
 
@@ -181,6 +197,7 @@ _DECLARATIONS = GdprDeclaration.objects.select_related(
 @login_required
 def declaration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     declaration = get_visible_or_404(request.user, _DECLARATIONS, pk=pk)
+    versions = visible(request.user, declaration.infref.declarations.all())
     return render(
         request,
         "gdpr/declaration_detail.html",
@@ -188,7 +205,11 @@ def declaration_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "declaration": declaration,
             "answers": answers(declaration),
             "may_edit": changeable(request.user, GdprDeclaration.objects.filter(pk=pk)).exists(),
-            "versions": visible(request.user, declaration.infref.declarations.all()),
+            "versions": versions,
+            # The vendor may open the next version from here when this one is to be renewed.
+            "is_vendor": acts_for_vendor(request.user, declaration.infref.vendor),
+            "has_draft": any(v.status == GdprDeclaration.Status.DRAFT for v in versions),
+            "renewal_overdue": declaration.renewal_overdue(timezone.localdate()),
         },
     )
 

@@ -4,6 +4,9 @@ Views call these functions; each step is one transaction that locks the row it m
 clicks, two browser tabs or two operators can never take the same step twice.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -175,23 +178,99 @@ def proposed_infref_name() -> str:
 
 
 def open_draft(infref: InfRef, user) -> GdprDeclaration:
-    """The draft to work on: the existing one, or a new version that starts from the latest."""
+    """The draft to work on: the existing one, or a new version.
+
+    A new version starts from the latest one, naming the newest data-specification version and
+    the municipalities and receiving IT systems that joined the InfRef's integrations since;
+    the first starts from what the portal knows
+    (`_fill_from_the_portal`). Either way the vendor checks every answer before submitting.
+    """
     with transaction.atomic():
         InfRef.objects.select_for_update().get(pk=infref.pk)
         draft = infref.declarations.filter(status=GdprDeclaration.Status.DRAFT).first()
         if draft:
             return draft
         latest = infref.declarations.order_by("-version").first()
+        integrations = _integrations_under(infref)
         draft = GdprDeclaration(infref=infref, created_by=user)
         draft.version = latest.version + 1 if latest else 1
         if latest:
+            # Only the answers: renew_by and outdated_at belong to the version they were set on.
             for field in ANSWER_FIELDS:
                 setattr(draft, field, getattr(latest, field))
+            # A new version is made because the data moved on: it covers the newest version.
+            versions = specification_versions(infref)
+            if versions:
+                draft.data_specification_version = versions[0]
+        else:
+            _fill_from_the_portal(draft, integrations, user)
         draft.save()
+        controllers, receivers = _parties_of(integrations)
         if latest:
-            draft.controllers.set(latest.controllers.all())
-            draft.receiving_it_systems.set(latest.receiving_it_systems.all())
+            controllers = {*latest.controllers.all(), *controllers}
+            receivers = {*latest.receiving_it_systems.all(), *receivers}
+        draft.controllers.set(controllers)
+        draft.receiving_it_systems.set(receivers)
     return draft
+
+
+def _integrations_under(infref: InfRef) -> list:
+    from portal.onboarding.models import Integration  # onboarding imports this module
+
+    return list(
+        Integration.objects.filter(infref=infref)
+        .select_related("processing_agreement")
+        .order_by("name", "pk")
+    )
+
+
+def _parties_of(integrations: list) -> tuple[list[Organisation], list[ItSystem]]:
+    """The municipalities and receiving IT systems of the integrations: who the data go to."""
+    municipalities = Organisation.objects.filter(
+        kind=Organisation.Kind.MUNICIPALITY, integrations__in=integrations
+    ).distinct()
+    receivers = ItSystem.objects.filter(
+        is_receiver=True, integrations_received__in=integrations
+    ).distinct()
+    return list(municipalities), list(receivers)
+
+
+def _fill_from_the_portal(draft: GdprDeclaration, integrations: list, user) -> None:
+    """A first draft answers what the portal already holds, so the vendor does not type it
+    again: the newest data-specification version, the registered data-processing agreement,
+    the integrations' legal basis and the user as contact person."""
+    versions = specification_versions(draft.infref)
+    if versions:
+        draft.data_specification_version = versions[0]
+    agreement = next(
+        (i.processing_agreement for i in integrations if hasattr(i, "processing_agreement")),
+        None,
+    )
+    if agreement is not None:
+        draft.dpa_title = agreement.title
+        draft.dpa_signed_on = agreement.signed_on
+    legal_bases = dict.fromkeys(
+        i.legal_basis.strip() for i in integrations if i.legal_basis.strip()
+    )
+    draft.legal_basis_detail = "\n\n".join(legal_bases)
+    draft.contact_name = user.get_full_name() or user.get_username()
+    draft.contact_email = user.email
+
+
+def specification_versions(infref: InfRef | None) -> list[str]:
+    """The version labels of the data specifications of the InfRef's integrations, newest
+    first: the versions a declaration may say it covers."""
+    # Imported here: specs imports onboarding, which imports this module.
+    from portal.specs.models import SpecificationVersion
+
+    if infref is None or infref.pk is None:
+        return []
+    numbers = set(
+        SpecificationVersion.objects.filter(specification__integration__infref=infref).values_list(
+            "major", "minor"
+        )
+    )
+    return [f"{major}.{minor}" for major, minor in sorted(numbers, reverse=True)]
 
 
 def submission_problems(declaration: GdprDeclaration) -> dict[str, str]:
@@ -201,6 +280,19 @@ def submission_problems(declaration: GdprDeclaration) -> dict[str, str]:
     for field in REQUIRED_FOR_SUBMISSION:
         if getattr(declaration, field) in (None, "", []):
             problems[field] = missing
+    # The declaration covers a version that exists, so what it declares can be read.
+    versions = specification_versions(declaration.infref)
+    if not versions:
+        problems["data_specification_version"] = _(
+            "Save the data specification's first version before submitting."
+        )
+    elif (
+        declaration.data_specification_version
+        and declaration.data_specification_version not in versions
+    ):
+        problems["data_specification_version"] = _(
+            "The data specification has no version %(version)s; choose one of its versions."
+        ) % {"version": declaration.data_specification_version}
     if not declaration.controllers.exists():
         problems["controllers"] = _("Name at least one municipality as data controller.")
     if not declaration.receiving_it_systems.exists():
@@ -300,4 +392,19 @@ def mark_outdated(infref: InfRef, reason: str) -> GdprDeclaration | None:
     current.outdated_at = timezone.now()
     current.save(update_fields=["outdated_reason", "outdated_at", "updated_at"])
     infref_changed.send(sender=InfRef, infref=infref)
+    return current
+
+
+def ask_for_renewal(infref: InfRef, reason: str) -> GdprDeclaration | None:
+    """A backward-compatible change of the data: the current declaration is to be renewed within
+    DECLARATION_RENEWAL_DAYS. Sends go on until that day; a declaration already outdated or
+    already asked for keeps its state and its first deadline."""
+    current = infref.current_declaration()
+    if current is None or current.outdated_at or current.renew_by:
+        return current
+    current.renew_reason = reason
+    current.renew_by = timezone.localdate() + timedelta(days=settings.DECLARATION_RENEWAL_DAYS)
+    current.save(update_fields=["renew_reason", "renew_by", "updated_at"])
+    infref_changed.send(sender=InfRef, infref=infref)
+    transaction.on_commit(lambda: mail.renewal_asked(current))
     return current

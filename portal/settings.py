@@ -239,6 +239,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "fdd-portal@localhost")
 # Links in mails point here.
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 KOMBIT_MAIL_ADDRESS = env_str("KOMBIT_MAIL_ADDRESS", "kdi@kombit.dk")
+# Days a vendor has to renew a GDPR declaration after a backward-compatible (minor) version of
+# the data specification; sends go on until then.
+DECLARATION_RENEWAL_DAYS = env_int("DECLARATION_RENEWAL_DAYS", 30, minimum=1)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 5, minimum=1)
 # A mail still "sending" this long after its worker claimed it has lost that worker.
 OUTBOX_ABANDONED_AFTER_SECONDS = env_int("OUTBOX_ABANDONED_AFTER_SECONDS", 600, minimum=60)

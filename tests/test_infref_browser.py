@@ -5,9 +5,11 @@ from django.urls import reverse
 from pypdf import PdfReader
 
 from gdpr.models import InfRefRequest
+from portal.onboarding.rules import create_integration
 from tests.accessibility import axe_violations, format_violations, serious
 from tests.browser import chromium, screenshot
 from tests.conftest import PASSWORD
+from tests.test_infref_process import spec_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,6 +25,15 @@ def log_in(browser, live_server, username: str):
 
 
 def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, system_b, aarhus):
+    # The integration the InfRef is for, with the specification version its declaration names.
+    integration = create_integration(
+        name="Alfa Omsorg til Beta Journal",
+        sender=system_a,
+        receiver=system_b,
+        created_by=staff_a,
+        municipalities=[aarhus],
+    )
+    spec_version(integration, 1, 0)
     with chromium() as browser:
         vendor = log_in(browser, live_server, "staff-a")
         vendor.get_by_role("link", name="InfRefs og GDPR").click()
@@ -40,6 +51,10 @@ def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, sy
         kombit.get_by_role("button", name="Tildel InfRef").click()
         kombit.get_by_role("heading", name="FagsystemdefineredeDataRefGDPR1_1").wait_for()
 
+        # The vendor links the assigned InfRef to its integration, then declares.
+        vendor.goto(live_server.url + reverse("onboarding:edit", args=[integration.pk]))
+        vendor.select_option("#id_infref", label="FagsystemdefineredeDataRefGDPR1_1")
+        vendor.get_by_role("button", name="Gem").click()
         vendor.goto(request_url)
         vendor.get_by_role("button", name="Udfyld GDPR-erklæringen").click()
         vendor.fill("#id_purpose", "Overførsel ved systemskifte.")
@@ -57,7 +72,6 @@ def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, sy
             "#id_legal_basis_detail": "Serviceloven § 83.",
             "#id_dpa_title": "Databehandleraftale 2026",
             "#id_dpa_signed_on": "2026-03-01",
-            "#id_data_specification_version": "1.0",
             "#id_retention": "Efter kommunens regler.",
             "#id_deletion": "Efter hentning.",
             "#id_security_measures": "SFTP og logning.",
@@ -72,6 +86,7 @@ def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, sy
         vendor.check("#id_includes_cpr")
         vendor.get_by_label("Art. 6, stk. 1, litra e: opgave i samfundets interesse").check()
         vendor.select_option("#id_transfer_frequency", "daily")
+        assert vendor.input_value("#id_data_specification_version") == "1.0"
         screenshot(vendor, "declaration-form")
         vendor.get_by_role("button", name="Indsend til KOMBIT").click()
         vendor.get_by_text("Version 1 er indsendt og sendt til KOMBIT som PDF.").wait_for()

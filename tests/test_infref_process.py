@@ -11,10 +11,31 @@ from gdpr.forms import DeclarationForm
 from gdpr.models import DeclarationDownload, GdprDeclaration, InfRef, InfRefRequest
 from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
+from portal.onboarding.models import Integration
+from portal.onboarding.rules import create_integration
 from portal.outbox.models import OutgoingMail
+from portal.specs.diff import FieldSpec
+from portal.specs.versions import create_version
+
+SPEC_STRUCTURE = {"format": "csv", "encoding": "utf-8", "delimiter": ";", "frequency": "Dagligt"}
+SPEC_FIELDS = [FieldSpec("cpr", "cpr", True, "Borgerens CPR-nummer"), FieldSpec("navn", "string")]
+
+
+def spec_version(integration, major: int, minor: int, user=None, fields=SPEC_FIELDS):
+    """A version of the integration's data specification, saved the way the page saves it."""
+    return create_version(
+        integration,
+        major=major,
+        minor=minor,
+        structure=SPEC_STRUCTURE,
+        fields=fields,
+        user=user or integration.created_by,
+    )
 
 
 def complete_answers(controllers, receivers) -> dict:
+    """Every answer, as the form posts them, naming data-specification version 1.0: the
+    integration under the InfRef must have that version (`spec_version`)."""
     return {
         "controllers": [o.pk for o in controllers],
         "receiving_it_systems": [s.pk for s in receivers],
@@ -54,9 +75,26 @@ def requested(client_for, staff_a, system_a) -> InfRefRequest:
 
 
 @pytest.fixture
-def assigned(requested, operator) -> InfRefRequest:
+def integration(system_a, system_b, staff_a, aarhus) -> Integration:
+    """The integration the InfRef is for, with version 1.0 of its data specification."""
+    integration = create_integration(
+        name="Alfa Omsorg til Beta Journal",
+        sender=system_a,
+        receiver=system_b,
+        created_by=staff_a,
+        municipalities=[aarhus],
+        legal_basis="Serviceloven § 83.",
+    )
+    spec_version(integration, 1, 0)
+    return integration
+
+
+@pytest.fixture
+def assigned(requested, operator, integration) -> InfRefRequest:
     workflow.assign_infref(requested, name=workflow.proposed_infref_name(), user=operator)
     requested.refresh_from_db()
+    integration.infref = requested.infref
+    integration.save()
     return requested
 
 
@@ -266,8 +304,9 @@ def test_step_4_needs_a_submitted_declaration(client_for, operator, assigned):
 
 
 def test_a_new_version_supersedes_the_old_and_the_history_stays_readable(
-    client_for, staff_a, declared, aarhus, system_b
+    client_for, staff_a, declared, aarhus, system_b, integration
 ):
+    spec_version(integration, 1, 1)
     client = client_for(staff_a)
     client.post(reverse("gdpr:declaration_open", args=[declared.infref.request.pk]))
     second = GdprDeclaration.objects.get(status="draft")
@@ -287,9 +326,10 @@ def test_a_new_version_supersedes_the_old_and_the_history_stays_readable(
 
 
 def test_an_outdated_declaration_is_said_plainly_and_a_new_one_clears_it(
-    client_for, staff_a, declared, aarhus, system_b
+    client_for, staff_a, declared, aarhus, system_b, integration
 ):
     workflow.mark_outdated(declared.infref, "Dataspecifikationen er nu version 2.0.")
+    spec_version(integration, 2, 0)
     client = client_for(staff_a)
     text = page(client, "gdpr:request", declared.infref.request.pk)
     assert "Forældet: en ny GDPR-erklæring er påkrævet" in text

@@ -526,26 +526,21 @@ def test_the_first_version_may_be_any_number_from_0_1(integration, staff_a):
 
 
 @pytest.fixture
-def declared_integration(system_a, system_b, staff_a, operator, aarhus):
+def declared_integration(integration, version_1, system_a, system_b, staff_a, operator, aarhus):
     infref_request = workflow.request_infref(
         it_system=system_a, description="Borgerdata til det nye system.", user=staff_a
     )
     infref = workflow.assign_infref(
         infref_request, name=workflow.proposed_infref_name(), user=operator
     )
+    integration.infref = infref
+    integration.save()
     draft = workflow.open_draft(infref, staff_a)
     form = DeclarationForm(complete_answers([aarhus], [system_b]), instance=draft)
     assert form.is_valid(), form.errors
     form.save()
     workflow.submit_declaration(draft, staff_a)
-    return create_integration(
-        name="Alfa Omsorg til Beta Journal",
-        sender=system_a,
-        receiver=system_b,
-        created_by=staff_a,
-        municipalities=[aarhus],
-        infref=infref,
-    )
+    return integration
 
 
 def version_data(major, minor, fields, **structure) -> dict:
@@ -569,23 +564,43 @@ def version_data(major, minor, fields, **structure) -> dict:
     return data
 
 
-def test_the_first_version_leaves_the_declaration_alone_and_the_second_outdates_it(
-    declared_integration, english_client, staff_a
+def test_a_first_version_leaves_the_declaration_alone_a_minor_asks_a_major_outdates(
+    declared_integration, english_client, staff_a, system_a, system_b, aarhus
 ):
     infref = declared_integration.infref
     client = english_client(staff_a)
-    url = reverse("specs:version_create", args=[declared_integration.pk])
-    response = client.post(url, version_data(1, 0, V1_FIELDS))
+    # A second integration under the same InfRef: its first version has nothing declared before.
+    second = create_integration(
+        name="Alfa Omsorg til Beta Journal, del 2",
+        sender=system_a,
+        receiver=system_b,
+        created_by=staff_a,
+        municipalities=[aarhus],
+        infref=infref,
+    )
+    response = client.post(
+        reverse("specs:version_create", args=[second.pk]), version_data(1, 0, V1_FIELDS)
+    )
     assert response.status_code == 302, response.context["form"].errors
-    assert not infref.current_declaration().is_outdated
+    declaration = infref.current_declaration()
+    assert not declaration.is_outdated and declaration.renew_by is None
 
+    url = reverse("specs:version_create", args=[declared_integration.pk])
     response = client.post(url, version_data(1, 1, [*V1_FIELDS, FieldSpec("email", "string")]))
     assert response.status_code == 302
     declaration = infref.current_declaration()
-    assert declaration.is_outdated
-    assert "now version 1.1" in declaration.outdated_reason
+    assert not declaration.is_outdated
+    assert declaration.renew_by and "now version 1.1" in declaration.renew_reason
     page = client.get(response["Location"]).content.decode()
-    assert "a new declaration must be submitted" in page
+    assert "submit a new one within 30 days; files may be sent until then" in page
+
+    response = client.post(url, version_data(2, 0, V1_FIELDS[:2]))
+    assert response.status_code == 302
+    declaration = infref.current_declaration()
+    assert declaration.is_outdated
+    assert "now version 2.0" in declaration.outdated_reason
+    page = client.get(response["Location"]).content.decode()
+    assert "a new declaration must be submitted before files may be sent again" in page
 
 
 def test_the_create_page_is_filled_in_from_the_latest_version(version_1, english_client, staff_a):
@@ -666,7 +681,7 @@ def test_a_refused_document_refuses_the_version_and_leaves_nothing(
 def test_a_failure_after_files_were_written_removes_them(
     version_1, english_client, staff_a, monkeypatch
 ):
-    def fail(integration, version):
+    def fail(integration, version, **how):
         raise RuntimeError("the hook failed")
 
     monkeypatch.setattr("portal.specs.versions.data_specification_changed", fail)
@@ -960,3 +975,30 @@ def test_an_archive_announcing_too_many_members_is_refused_before_zipfile_reads_
     monkeypatch.setattr(zipfile, "ZipFile", lambda *args, **kwargs: opened.append(args))
     assert "possible zip bomb" in refusal("spec.docx", four_members)
     assert opened == []
+
+
+def test_empty_rows_as_a_browser_posts_them_are_skipped(integration, english_client, staff_a):
+    """A browser posts every row's type select, filled in or not: the empty rows stay empty."""
+    data = version_data(1, 0, V1_FIELDS)
+    data["fields-TOTAL_FORMS"] = len(V1_FIELDS) + 2
+    for empty in (len(V1_FIELDS), len(V1_FIELDS) + 1):
+        data[f"fields-{empty}-type"] = "string"
+        data[f"fields-{empty}-name"] = ""
+        data[f"fields-{empty}-ORDER"] = ""
+    response = english_client(staff_a).post(
+        reverse("specs:version_create", args=[integration.pk]), data
+    )
+    assert response.status_code == 302, response.content.decode()
+    version = integration.data_specification.latest_version()
+    assert [field.name for field in version.fields.all()] == [f.name for f in V1_FIELDS]
+
+    # A row with a description and no name is a field without a name, not an empty row.
+    data = version_data(1, 1, V1_FIELDS)
+    data["fields-TOTAL_FORMS"] = len(V1_FIELDS) + 1
+    data[f"fields-{len(V1_FIELDS)}-type"] = "string"
+    data[f"fields-{len(V1_FIELDS)}-description"] = "Telefonnummer"
+    response = english_client(staff_a).post(
+        reverse("specs:version_create", args=[integration.pk]), data
+    )
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()

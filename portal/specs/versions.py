@@ -13,7 +13,10 @@ from django.db import transaction
 
 from portal.core.text import file_label
 from portal.onboarding.models import Integration
-from portal.onboarding.rules import data_specification_changed
+from portal.onboarding.rules import (
+    data_specification_changed,
+    data_specification_documents_changed,
+)
 from portal.specs.compatibility import validate_new_version
 from portal.specs.diff import STRUCTURE_FIELDS, field_specs
 from portal.specs.documents import Inspection
@@ -39,8 +42,9 @@ def create_version(
 ) -> SpecificationVersion:
     """A new version with its fields and documents.
 
-    Every version after the first makes the integration's GDPR declaration outdated
-    (`onboarding.rules.data_specification_changed`); the first has nothing declared before it.
+    Every version after the first asks for a new GDPR declaration
+    (`onboarding.rules.data_specification_changed`): by a deadline after a minor version, at
+    once after a major one. The first has nothing declared before it.
     Raises ValidationError if the number or the content breaks the rules.
     """
     fields = field_specs(fields)
@@ -73,7 +77,9 @@ def create_version(
             )
             _store(version, documents, user, written)
             if previous is not None:
-                data_specification_changed(integration, version.label)
+                data_specification_changed(
+                    integration, version.label, backward_compatible=major == previous.major
+                )
     except BaseException:
         _remove(written)
         raise
@@ -87,6 +93,10 @@ def add_documents(
     try:
         with transaction.atomic():
             _store(version, documents, user, written)
+            if written:
+                data_specification_documents_changed(
+                    version.specification.integration, version.label
+                )
     except BaseException:
         _remove(written)
         raise

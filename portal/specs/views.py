@@ -1,5 +1,6 @@
 import mimetypes
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -120,12 +121,23 @@ def version_create(request: HttpRequest, integration_pk: int) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error.messages)
         else:
-            if previous is not None and integration.infref_id:
+            if previous is not None and integration.infref_id and version.major == previous.major:
                 messages.warning(
                     request,
                     _(
                         "Version %(version)s is saved. The GDPR declaration covers an earlier "
-                        "version: a new declaration must be submitted."
+                        "version: submit a new one within %(days)s days; files may be sent "
+                        "until then."
+                    )
+                    % {"version": version.label, "days": settings.DECLARATION_RENEWAL_DAYS},
+                )
+            elif previous is not None and integration.infref_id:
+                messages.warning(
+                    request,
+                    _(
+                        "Version %(version)s is saved. The GDPR declaration covers an earlier "
+                        "version: a new declaration must be submitted before files may be sent "
+                        "again."
                     )
                     % {"version": version.label},
                 )
