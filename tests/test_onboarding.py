@@ -5,16 +5,17 @@ from datetime import date, timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from gdpr import workflow
-from portal.onboarding import rules
-from portal.onboarding.models import IntegrationTest, OnboardingTask
+from portal.onboarding import bilateral, rules
+from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
 from portal.onboarding.reminders import weekly_digest
 from portal.outbox.models import OutgoingMail
 from tests.conftest import make_user
 from tests.pdf import ONE_PAGE
 from tests.test_infref_process import complete_answers
+from tests.test_onboarding_parties import first_spec_version
 
 State = OnboardingTask.State
 
@@ -36,6 +37,7 @@ def integration(staff_a, system_a, system_b, aarhus):
 def declared_integration(integration, staff_a, operator, aarhus, system_b):
     from gdpr.forms import DeclarationForm
 
+    first_spec_version(integration)  # the declaration names version 1.0
     request = workflow.request_infref(it_system=integration.sender, description="x", user=staff_a)
     infref = workflow.assign_infref(
         request, name="FagsystemdefineredeDataRefGDPR77_1", user=operator
@@ -82,11 +84,18 @@ def test_only_municipalities_can_join(integration, vendor_b):
         rules.add_municipality(integration, vendor_b)
 
 
-def test_task_40_waits_for_task_30(integration, operator):
+@pytest.mark.parametrize("number", [20, 30, 40])
+def test_tasks_that_follow_their_records_are_not_set_by_hand(integration, operator, number):
     with pytest.raises(ValidationError) as error:
-        rules.set_state(task(integration, 40), State.IN_PROGRESS, operator)
-    assert error.value.messages == ["Opgave 40 kan først begynde, når opgave 30 er udført."]
-    assert task(integration, 40).state == State.NOT_STARTED
+        rules.set_state(task(integration, number), State.DONE, operator)
+    assert [e.code for e in error.value.error_list] == ["mirrored"]
+    assert task(integration, number).state == State.NOT_STARTED
+
+
+def test_task_40_waits_for_task_30(integration):
+    # Task 40 follows its records, but still says what it waits for (the reminders read it).
+    assert task(integration, 40).waiting_for() == [task(integration, 30)]
+    assert task(integration, 30).waiting_for() == []
 
 
 def test_task_70_waits_for_50_and_60_and_not_relevant_counts_as_settled(
@@ -115,7 +124,7 @@ def test_tasks_30_and_40_follow_the_infref_request(declared_integration, operato
     assert task(integration, 40).state == State.NOT_STARTED
     workflow.mark_created(integration.infref, operator)
     assert task(integration, 40).state == State.DONE
-    rules.data_specification_changed(integration, "2.0")
+    rules.data_specification_changed(integration, "2.0", backward_compatible=False)
     assert task(integration, 30).state == State.IN_PROGRESS
     declaration = integration.infref.current_declaration()
     assert declaration.is_outdated
@@ -123,33 +132,44 @@ def test_tasks_30_and_40_follow_the_infref_request(declared_integration, operato
 
 
 def test_readiness_names_every_blocking_condition(integration, aarhus):
-    blockers = rules.readiness(integration, aarhus).blockers
-    assert "Opgave 10 (Skriv dataspecifikationen) er ikke udført." in blockers
-    assert "Opgave 70 (SFTP-ruten) er ikke udført for Aarhus Kommune." in blockers
-    assert "Der er ikke indsendt nogen GDPR-erklæring for InfRef." in blockers
-    assert "Testen før produktion er hverken godkendt eller aftalt udeladt." in blockers
+    with translation.override("en"):
+        blockers = rules.readiness(integration, aarhus).blockers
+    assert "The integration is not linked to its InfRef yet." in blockers
+    assert "Task 10 (Write the data specification) is not done." in blockers
+    assert "Task 70 (the SFTP route) is not done for Aarhus Kommune." in blockers
+    assert "No GDPR declaration has been submitted for the InfRef." in blockers
+    assert "The test before production has not passed, nor been agreed to be skipped." in blockers
+
+
+def agree(integration, subject, *parties, user):
+    for party in parties:
+        bilateral.give(integration, subject, party, user)
 
 
 def test_readiness_when_everything_is_in_place(
     declared_integration, staff_a, operator, aarhus, odense
 ):
     integration = declared_integration
+    vendor = integration.sender.vendor
     workflow.mark_created(integration.infref, operator)
-    settle(integration, 10, 20, 50, 60, 70, user=staff_a)
-    assert rules.readiness(integration, aarhus, production=False).ready
+    settle(integration, 10, 50, 60, 70, user=staff_a)
+    agree(integration, Consent.Subject.NO_AGREEMENT, vendor, aarhus, user=staff_a)
+    assert rules.readiness(integration, aarhus, environment="exttest").ready
     assert not rules.readiness(integration, aarhus).ready  # no accepted test yet
-    IntegrationTest.objects.create(
-        integration=integration, result="passed", accepted_by=staff_a, accepted_at=timezone.now()
-    )
+    IntegrationTest.objects.create(integration=integration, result="passed")
+    assert not rules.readiness(integration, aarhus).ready  # passed, but not accepted by both
+    agree(integration, Consent.Subject.TEST, vendor, aarhus, user=staff_a)
     assert rules.readiness(integration, aarhus).ready
-    assert rules.readiness(integration, odense).blockers == [
-        "Odense Kommune er ikke med i integrationen."
-    ]
-    rules.data_specification_changed(integration, "1.1")
-    assert rules.readiness(integration, aarhus).blockers == [
-        "Opgave 30 (Bestil InfRef og indsend GDPR-erklæringen) er ikke udført.",
-        "GDPR-erklæringen er forældet: der skal indsendes en ny.",
-    ]
+    with translation.override("en"):
+        assert (
+            "Odense Kommune is not part of the integration."
+            in rules.readiness(integration, odense).blockers
+        )
+        rules.data_specification_changed(integration, "2.0", backward_compatible=False)
+        assert rules.readiness(integration, aarhus).blockers == [
+            "Task 30 (Order the InfRef and submit the GDPR declaration) is not done.",
+            "The GDPR declaration is outdated: a new one must be submitted.",
+        ]
 
 
 def test_actionable_tasks_are_mailed_to_their_executors_once(
@@ -216,10 +236,13 @@ class TestPages:
     def test_tasks_that_follow_the_infref_cannot_be_set_by_hand(
         self, client_for, staff_a, integration
     ):
-        response = client_for(staff_a).post(
-            reverse("onboarding:task", args=[task(integration, 30).pk]), {"state": "done"}
-        )
-        assert response.status_code == 403
+        url = reverse("onboarding:task", args=[task(integration, 30).pk])
+        client = client_for(staff_a)
+        assert "state" not in client.get(url).context["form"].fields
+        response = client.post(url, {"state": "done", "comment": "Bestilt."})
+        assert response.status_code == 302
+        followed = task(integration, 30)
+        assert (followed.state, followed.comment) == (State.NOT_STARTED, "Bestilt.")
 
     def test_the_receiving_vendor_updates_task_60_only(self, client_for, system_b, integration):
         client = client_for(make_user("beta", system_b.vendor))
@@ -284,14 +307,18 @@ class TestPages:
     def test_a_test_is_accepted_only_when_passed_or_skipped(self, client_for, staff_a, integration):
         client = client_for(staff_a)
         url = reverse("onboarding:test", args=[integration.pk])
-        response = client.post(url, {"result": "failed", "accept": "on"})
-        assert response.status_code == 200
-        client.post(url, {"result": "passed", "scope": "Tre kommuner", "accept": "on"})
-        test = IntegrationTest.objects.get()
-        assert test.clears_production and test.accepted_by == staff_a
+        accept = {"party": integration.sender.vendor_id, "subject": Consent.Subject.TEST}
+        give = reverse("onboarding:consent_give", args=[integration.pk])
+        client.post(url, {"result": "failed"})
+        client.post(give, accept)
+        assert not integration.consents.exists()
+        client.post(url, {"result": "passed", "scope": "Tre kommuner"})
+        client.post(give, accept)
+        consent = integration.consents.get()
+        assert (consent.subject, consent.given_by) == (Consent.Subject.TEST, staff_a)
         client.post(url, {"result": "failed", "scope": "Tre kommuner"})
-        test.refresh_from_db()
-        assert not test.clears_production
+        assert IntegrationTest.objects.get().result == "failed"
+        assert not integration.consents.exists()  # a changed result is accepted anew
 
 
 class TestProcessingAgreement:

@@ -6,7 +6,12 @@ from gdpr.models import InfRef
 from portal.accounts.models import Organisation
 from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
-from portal.onboarding.models import IntegrationTest, OnboardingTask, ProcessingAgreement
+from portal.onboarding.models import (
+    Integration,
+    IntegrationTest,
+    OnboardingTask,
+    ProcessingAgreement,
+)
 from portal.specs.documents import inspect_document
 
 _DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -54,11 +59,51 @@ class IntegrationForm(forms.Form):
         return cleaned
 
 
+class IntegrationEditForm(forms.ModelForm):
+    """What the sending vendor may change once the integration exists. The sending and
+    receiving IT systems stay: another pair is another integration."""
+
+    class Meta:
+        model = Integration
+        fields = ["name", "infref", "legal_basis", "legal_basis_reviewed_on"]
+        labels = {
+            "name": _("Name"),
+            "infref": _("InfRef"),
+            "legal_basis": _("Legal basis"),
+            "legal_basis_reviewed_on": _("Legal basis last reviewed"),
+        }
+        help_texts = {
+            "infref": _(
+                "The InfRefs KOMBIT has assigned to the sending IT system. The InfRef can be "
+                "linked when KOMBIT has assigned it."
+            ),
+        }
+        widgets = {
+            "legal_basis": forms.Textarea(attrs={"rows": 3}),
+            "legal_basis_reviewed_on": _DATE,
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only the sending IT system's own InfRefs: an InfRef names the system that sends.
+        self.fields["infref"].queryset = InfRef.objects.filter(
+            it_system_id=self.instance.sender_id
+        ).order_by("name")
+
+
 class TaskForm(forms.ModelForm):
+    """A task's state, due date and comment. The state is left out for whoever may only
+    comment, and for the tasks that follow their records (20, 30, 40)."""
+
     class Meta:
         model = OnboardingTask
         fields = ["state", "due_date", "comment"]
         widgets = {"due_date": _DATE, "comment": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, may_set_state: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not may_set_state:
+            del self.fields["state"]
 
 
 class AddMunicipalityForm(forms.Form):
@@ -94,14 +139,17 @@ class ProcessingAgreementForm(forms.ModelForm):
             )
             | integration.municipalities.all()
         )
+        if self.instance.pk is None:
+            # An agreement is between the municipality and the vendor processing its data.
+            self.fields["parties"].initial = [
+                integration.sender.vendor_id,
+                *integration.municipalities.values_list("pk", flat=True),
+            ]
 
 
 class IntegrationTestForm(forms.ModelForm):
-    accept = forms.BooleanField(
-        label=_("The parties accept the result"),
-        required=False,
-        help_text=_("Production sends on the routes need an accepted test or an agreed skip."),
-    )
+    """The test record the sending vendor and the municipalities keep together. Accepting the
+    result is each party's own yes (a Consent), not a field here."""
 
     class Meta:
         model = IntegrationTest
@@ -111,12 +159,3 @@ class IntegrationTestForm(forms.ModelForm):
             "test_data": forms.Textarea(attrs={"rows": 3}),
             "notes": forms.Textarea(attrs={"rows": 3}),
         }
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("accept") and cleaned.get("result") in (
-            IntegrationTest.Result.PLANNED,
-            IntegrationTest.Result.FAILED,
-        ):
-            self.add_error("accept", _("Only a passed test or an agreed skip can be accepted."))
-        return cleaned

@@ -9,9 +9,17 @@ urlpatterns = [
     path("matrix/", views.vendor_matrix, name="matrix"),
     path("municipality/", views.municipality_overview, name="municipality"),
     path("<int:pk>/", views.integration_detail, name="detail"),
+    path("<int:pk>/edit/", views.integration_edit, name="edit"),
     path("<int:pk>/municipalities/", views.integration_add_municipality, name="add_municipality"),
+    path(
+        "<int:pk>/municipalities/<int:municipality_pk>/remove/",
+        views.integration_remove_municipality,
+        name="remove_municipality",
+    ),
     path("<int:pk>/agreement/", views.agreement_edit, name="agreement"),
     path("agreements/<int:pk>/document/", views.agreement_document, name="agreement_document"),
     path("<int:pk>/test/", views.test_edit, name="test"),
+    path("<int:pk>/consents/give/", views.consent_give, name="consent_give"),
+    path("<int:pk>/consents/withdraw/", views.consent_withdraw, name="consent_withdraw"),
     path("tasks/<int:pk>/", views.task_edit, name="task"),
 ]
