@@ -1,4 +1,7 @@
+from collections.abc import Mapping
+
 from django import forms
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from gdpr.models import InfRef
@@ -7,7 +10,8 @@ from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import Integration
 from transfers import endpoints, send_once
-from transfers.models import Route, SftpAccount, default_endpoint
+from transfers.listing import route_label
+from transfers.models import Environment, Route, SftpAccount, default_endpoint
 
 
 class AccountForm(forms.ModelForm):
@@ -67,6 +71,9 @@ class ImportKeyForm(forms.Form):
 
 
 class RouteForm(forms.ModelForm):
+    # Taken from the integration when one is chosen and these are left empty.
+    FROM_INTEGRATION = ("infref", "sender", "receiver")
+
     class Meta:
         model = Route
         fields = [
@@ -94,20 +101,75 @@ class RouteForm(forms.ModelForm):
         self.fields["municipality"].queryset = Organisation.objects.filter(
             kind=Organisation.Kind.MUNICIPALITY
         ).order_by("name")
+        for name in self.FROM_INTEGRATION:
+            self.fields[name].required = False
+            self.fields[name].help_text = _("Left empty, it is taken from the integration.")
+
+    @classmethod
+    def initial_from(cls, params: Mapping[str, str], vendors: QuerySet) -> dict:
+        """What the links to the form say: `integration`, `municipality` and `environment`
+        pre-fill the form; anything the user may not order a route for is left out."""
+        initial = {}
+        integration = _one(
+            Integration.objects.filter(sender__vendor__in=vendors), params.get("integration")
+        )
+        if integration is not None:
+            initial["integration"] = integration.pk
+            initial.update(
+                {
+                    name: getattr(integration, f"{name}_id")
+                    for name in cls.FROM_INTEGRATION
+                    if getattr(integration, f"{name}_id")
+                }
+            )
+            # Task 70 is the production route; the external-test one is asked for by name.
+            initial["environment"] = Environment.PRODUCTION
+        municipality = _one(
+            Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY),
+            params.get("municipality"),
+        )
+        if municipality is not None:
+            initial["municipality"] = municipality.pk
+        if params.get("environment") in Environment.values:
+            initial["environment"] = params["environment"]
+        return initial
 
     def clean(self):
         cleaned = super().clean()
         integration = cleaned.get("integration")
+        for field in self.FROM_INTEGRATION:
+            if field in self.errors:
+                continue  # a value that was no choice is reported as such
+            if integration is None:
+                if not cleaned.get(field):
+                    self.add_error(field, self.fields[field].error_messages["required"])
+            elif not cleaned.get(field):
+                cleaned[field] = getattr(integration, field)
+                if cleaned[field] is None:
+                    self.add_error(
+                        field,
+                        _(
+                            "The integration has no InfRef yet: link it to the InfRef KOMBIT "
+                            "assigned, then order the route."
+                        ),
+                    )
+            elif getattr(integration, f"{field}_id") != cleaned[field].pk:
+                self.add_error(field, _("It does not match the integration."))
         if integration:
-            for field in ("infref", "sender", "receiver"):
-                if cleaned.get(field) and getattr(integration, f"{field}_id") != cleaned[field].pk:
-                    self.add_error(field, _("It does not match the integration."))
             municipality = cleaned.get("municipality")
             if municipality and not integration.municipalities.filter(pk=municipality.pk).exists():
                 self.add_error(
                     "municipality", _("The municipality is not part of the integration.")
                 )
         return cleaned
+
+
+def _one(rows: QuerySet, pk: str | None):
+    """The row with primary key `pk` among `rows`, or None for a missing or malformed key."""
+    try:
+        return rows.filter(pk=int(pk)).first() if pk else None
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class SendForm(forms.Form):
@@ -119,6 +181,8 @@ class SendForm(forms.Form):
     def __init__(self, *args, routes, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["route"].queryset = routes.filter(state=Route.State.ESTABLISHED)
+        # With its environment: a test route and a production route are otherwise alike.
+        self.fields["route"].label_from_instance = route_label
         # The key this post queues under. A form shown again after an error carries the same
         # key on, as a token of this user's even if the one posted was not.
         self.send_key = send_once.key_of(user, self.data.get("form_token", ""))

@@ -458,11 +458,16 @@ def received_download(request: HttpRequest, pk: int) -> FileResponse:
 
 @login_required
 def route_list(request: HttpRequest) -> HttpResponse:
+    routes = visible(request.user, _ROUTES.select_related("integration"))
+    # `?state=ordered`: KOMBIT's to-do list links to the routes that wait for it.
+    state = request.GET.get("state", "")
+    if state in Route.State.values:
+        routes = routes.filter(state=state)
+    else:
+        state = ""
     paged = page_of(
         request,
-        visible(request.user, _ROUTES.select_related("integration")).order_by(
-            "infref__number", "municipality__name", "pk"
-        ),
+        routes.order_by("infref__number", "municipality__name", "pk"),
         search=["infref__name", "municipality__name", "sender__name", "receiver__name"],
     )
     routes = list(paged.page.object_list)
@@ -478,6 +483,7 @@ def route_list(request: HttpRequest) -> HttpResponse:
             # KOMBIT sees every route but no transfer: no link to an empty list.
             "sees_transfers": visible(request.user, Transfer.objects.all()).exists(),
             "states": Route.State.choices,
+            "state": state,
         },
     )
 
@@ -487,7 +493,11 @@ def route_create(request: HttpRequest) -> HttpResponse:
     vendors = vendors_acted_for(request.user)
     if not vendors.exists():
         raise PermissionDenied
-    form = RouteForm(request.POST or None, vendors=vendors)
+    if request.method == "POST":
+        form = RouteForm(request.POST, vendors=vendors)
+    else:
+        # Links from an integration's task 70 say which route: `?integration=&municipality=`.
+        form = RouteForm(vendors=vendors, initial=RouteForm.initial_from(request.GET, vendors))
     if request.method == "POST" and form.is_valid():
         route = form.save()
         record(
@@ -497,9 +507,19 @@ def route_create(request: HttpRequest) -> HttpResponse:
             concerns=route.parties(),
             state=route.state,
         )
-        messages.success(request, _("The route is ordered."))
+        messages.success(
+            request,
+            _(
+                "The route is ordered. KOMBIT establishes it on Serviceplatformen next; "
+                "its state here changes when that is done."
+            ),
+        )
         return redirect("transfers:routes")
-    return render(request, "transfers/form.html", {"form": form, "title": _("Order a route")})
+    return render(
+        request,
+        "transfers/form.html",
+        {"form": form, "title": _("Order a route"), "submit": _("Order the route")},
+    )
 
 
 @login_required

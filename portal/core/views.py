@@ -11,6 +11,10 @@ from portal.alerts.models import Alert
 from portal.core import charts
 from portal.core.health import check_health, database_health
 from portal.itsystems.models import ItSystem
+from portal.onboarding.todo import todo_for
+
+# A vendor with hundreds of integrations would get a page of steps; the first ones are listed.
+TODO_SHOWN = 25
 
 
 @login_required
@@ -40,6 +44,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "colleagues": colleagues,
         "show_register_overview": scope.is_kombit or scope.is_superuser,
     }
+    # The steps that wait for the user's organisations; a user who acts for none has none.
+    if scope.organisation_ids:
+        todo = todo_for(user)
+        context["todo"] = {"items": todo[:TODO_SHOWN], "count": len(todo)}
     # KOMBIT sees no transfers (they carry municipal data), so its operators get no day charts.
     if scope.vendor_ids or scope.municipality_ids or scope.is_superuser:
         day_charts = charts.day_charts(user)

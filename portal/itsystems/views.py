@@ -1,10 +1,12 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
+from gdpr.models import HOLDS_IT_SYSTEM, InfRefRequest
 from portal.accounts.access import (
     can_change,
     get_changeable_or_404,
@@ -15,6 +17,7 @@ from portal.accounts.access import (
 from portal.core.paging import page_of
 from portal.itsystems.forms import ItSystemForm
 from portal.itsystems.models import ItSystem
+from portal.onboarding.models import Integration
 
 
 @login_required
@@ -33,10 +36,34 @@ def it_system_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def it_system_detail(request: HttpRequest, pk: int) -> HttpResponse:
     it_system = get_visible_or_404(request.user, ItSystem.objects.select_related("vendor"), pk=pk)
+    may_change = can_change(request.user, it_system)
+    integrations = visible(
+        request.user,
+        Integration.objects.filter(Q(sender=it_system) | Q(receiver=it_system)).select_related(
+            "sender", "receiver", "infref"
+        ),
+    ).order_by("name", "pk")
+    infrefs = visible(request.user, it_system.infrefs.select_related("request")).order_by("number")
+    # The request that holds the IT system (open, or assigned): a second one is refused.
+    holding = (
+        visible(request.user, InfRefRequest.objects.filter(HOLDS_IT_SYSTEM, it_system=it_system))
+        .select_related("infref")
+        .first()
+        if it_system.is_sender
+        else None
+    )
     return render(
         request,
         "itsystems/it_system_detail.html",
-        {"it_system": it_system, "may_change": can_change(request.user, it_system)},
+        {
+            "it_system": it_system,
+            "may_change": may_change,
+            # The vendor's staff start the sending IT system's onboarding from here.
+            "starts_onboarding": may_change and it_system.is_sender,
+            "integrations": integrations,
+            "infrefs": infrefs,
+            "holding_request": holding,
+        },
     )
 
 
