@@ -107,6 +107,11 @@ class FieldForm(forms.Form):
         label=gettext_lazy("Description"), required=False, validators=[single_line]
     )
 
+    def has_changed(self) -> bool:
+        # A browser always posts the type select's first choice: a row with nothing else filled
+        # in is an empty row, skipped as the page says, not a field without a name.
+        return any(name != "type" for name in self.changed_data)
+
 
 class BaseFieldFormSet(forms.BaseFormSet):
     def add_fields(self, form, index):
