@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.onboarding import views
+from portal.onboarding import bilateral_views, views
 
 app_name = "onboarding"
 urlpatterns = [
@@ -16,10 +16,14 @@ urlpatterns = [
         views.integration_remove_municipality,
         name="remove_municipality",
     ),
-    path("<int:pk>/agreement/", views.agreement_edit, name="agreement"),
-    path("agreements/<int:pk>/document/", views.agreement_document, name="agreement_document"),
-    path("<int:pk>/test/", views.test_edit, name="test"),
-    path("<int:pk>/consents/give/", views.consent_give, name="consent_give"),
-    path("<int:pk>/consents/withdraw/", views.consent_withdraw, name="consent_withdraw"),
+    path("<int:pk>/agreement/", bilateral_views.agreement_edit, name="agreement"),
+    path(
+        "agreements/<int:pk>/document/",
+        bilateral_views.agreement_document,
+        name="agreement_document",
+    ),
+    path("<int:pk>/test/", bilateral_views.test_edit, name="test"),
+    path("<int:pk>/consents/give/", bilateral_views.consent_give, name="consent_give"),
+    path("<int:pk>/consents/withdraw/", bilateral_views.consent_withdraw, name="consent_withdraw"),
     path("tasks/<int:pk>/", views.task_edit, name="task"),
 ]

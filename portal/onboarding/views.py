@@ -1,19 +1,16 @@
 from datetime import timedelta
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from gdpr.models import HOLDS_IT_SYSTEM, InfRefRequest
 from portal.accounts.access import (
     can_change,
     changeable,
@@ -27,37 +24,33 @@ from portal.accounts.models import Organisation
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.core.paging import page_of
-from portal.onboarding import bilateral, rules
+from portal.onboarding import rules
+from portal.onboarding.bilateral_views import (
+    consent_rows,
+    is_bilateral_party,
+    municipalities_seen,
+)
 from portal.onboarding.catalogue import TASKS
 from portal.onboarding.follow import MIRRORED
 from portal.onboarding.forms import (
     AddMunicipalityForm,
     IntegrationEditForm,
     IntegrationForm,
-    IntegrationTestForm,
-    ProcessingAgreementForm,
     TaskForm,
 )
 from portal.onboarding.models import (
-    Consent,
     Integration,
     IntegrationMunicipality,
-    IntegrationTest,
     OnboardingTask,
-    ProcessingAgreement,
 )
-from transfers.models import Environment, Route, SftpAccount, Transfer
+from portal.onboarding.signposts import Signposts, moved_by
+from transfers.models import Environment, Route, SftpAccount
 
 _INTEGRATIONS = Integration.objects.select_related(
     "sender__vendor", "receiver__vendor", "infref"
 ).prefetch_related("municipalities", "tasks")
 _WITH_SYSTEMS = Integration.objects.select_related("sender__vendor", "receiver__vendor")
 LEGAL_REVIEW_INTERVAL = timedelta(days=365)
-Subject = Consent.Subject
-# The bilateral steps in the order the parties meet them.
-SUBJECTS = (Subject.AGREEMENT, Subject.NO_AGREEMENT, Subject.TEST)
-# Where the consent buttons send the user back to.
-BACK_TO_TEST = "test"
 
 
 def legal_review_overdue(integration: Integration) -> bool:
@@ -68,31 +61,6 @@ def legal_review_overdue(integration: Integration) -> bool:
 def _progress(integration: Integration) -> tuple[int, int]:
     tasks = list(integration.tasks.all())
     return sum(task.is_settled for task in tasks), len(tasks)
-
-
-def _with_query(name: str, **query) -> str:
-    return f"{reverse(name)}?{urlencode(query)}"
-
-
-def _own_municipalities(user, integration: Integration) -> QuerySet[Organisation]:
-    """The integration's municipalities the user acts for."""
-    return integration.municipalities.filter(pk__in=scope_of(user).municipality_ids)
-
-
-def _is_bilateral_party(user, integration: Integration) -> bool:
-    """The agreement and the test are kept by the sending vendor and the municipalities
-    together ("aftales bilateralt mellem afsender og modtager"), each for its own part."""
-    return can_change(user, integration) or _own_municipalities(user, integration).exists()
-
-
-def _municipalities_seen(user, integration: Integration) -> QuerySet[Organisation]:
-    """The municipalities whose readiness and consents the user reads: an architect reads their
-    own, not the other municipalities'."""
-    municipalities = integration.municipalities.order_by("name")
-    scope = scope_of(user)
-    if scope.municipality_ids and not (scope.vendor_ids or scope.is_kombit or scope.is_superuser):
-        municipalities = municipalities.filter(pk__in=scope.municipality_ids)
-    return municipalities
 
 
 def _routes_of(integration: Integration) -> QuerySet[Route]:
@@ -258,130 +226,6 @@ def integration_remove_municipality(
     return redirect("onboarding:detail", pk=pk)
 
 
-# What moves each task, told on the task page and in the checklist.
-def _moved_by(number: int) -> str:
-    return {
-        10: _(
-            "Task 10 is done when a version of the data specification is registered. It can "
-            "also be settled by hand, if the specification is kept outside the portal."
-        ),
-        20: _(
-            "Task 20 follows the agreement: it is done when the sending vendor and each "
-            "municipality have confirmed the data-processing agreement, or that none is needed. "
-            "It is not set by hand."
-        ),
-        30: _(
-            "Task 30 follows the InfRef request: it is done when the InfRef is linked to the "
-            "integration and its GDPR declaration is submitted and current. It is not set by hand."
-        ),
-        40: _(
-            "Task 40 follows KOMBIT: it is done when KOMBIT marks the InfRef as created on "
-            "Serviceplatformen, on the InfRef request's page. It is not set by hand."
-        ),
-        50: _(
-            "Task 50 is done when the sending IT system has an SFTP account in production. It "
-            "can also be settled by hand."
-        ),
-        60: _(
-            "Task 60 is done when the receiving IT system has an SFTP account in production. It "
-            "can also be settled by hand."
-        ),
-        70: _(
-            "Task 70 is in progress when the production route for the municipality is ordered, "
-            "and done when it is established. It can also be settled by hand."
-        ),
-    }[number]
-
-
-class _Signposts:
-    """Links to where each task is moved, for the links the user can follow: a link to a page
-    that would answer 403 or 404 leads nowhere."""
-
-    def __init__(self, integration: Integration, user) -> None:
-        self.integration = integration
-        self.user = user
-        scope = scope_of(user)
-        self.sends = scope.is_superuser or integration.sender.vendor_id in scope.vendor_ids
-        self.receives = scope.is_superuser or integration.receiver.vendor_id in scope.vendor_ids
-        self.may_edit = can_change(user, integration)
-        # At most one request holds an IT system (a database constraint), assigned or not.
-        holding = InfRefRequest.objects.filter(
-            HOLDS_IT_SYSTEM, it_system_id=integration.sender_id
-        ).first()
-        self.request_exists = holding is not None
-        self.request = (
-            visible(user, InfRefRequest.objects.filter(pk=holding.pk)).first() if holding else None
-        )
-        self.unlinked_infref = (
-            holding is not None and holding.infref_id is not None and integration.infref_id is None
-        )
-
-    def for_task(self, task: OnboardingTask) -> list[tuple[str, str]]:
-        integration = self.integration
-        number = task.number
-        links: list[tuple[str, str]] = []
-        if number == 10:
-            links.append(
-                (
-                    _("Data specification and its versions"),
-                    reverse("specs:specification", args=[integration.pk]),
-                )
-            )
-        elif number == 20:
-            links.append(
-                (
-                    _("Agreement and test, per municipality"),
-                    reverse("onboarding:detail", args=[integration.pk]) + "#bilateral-heading",
-                )
-            )
-        elif number == 30:
-            if not self.request_exists:
-                if self.sends:
-                    links.append(
-                        (
-                            _("Request an InfRef from KOMBIT"),
-                            _with_query("gdpr:request_create", it_system=integration.sender_id),
-                        )
-                    )
-            elif self.request is not None:
-                links.append(
-                    (_("The InfRef request"), reverse("gdpr:request", args=[self.request.pk]))
-                )
-            if self.unlinked_infref and self.may_edit:
-                links.append(
-                    (
-                        _("Link the InfRef to the integration"),
-                        reverse("onboarding:edit", args=[integration.pk]),
-                    )
-                )
-        elif number == 40:
-            if self.request is not None:
-                links.append(
-                    (_("The InfRef request"), reverse("gdpr:request", args=[self.request.pk]))
-                )
-        elif number in (50, 60):
-            system = integration.sender if number == 50 else integration.receiver
-            if self.sends if number == 50 else self.receives:
-                links.append(
-                    (
-                        _("Register an SFTP account"),
-                        _with_query("transfers:account_create", it_system=system.pk),
-                    )
-                )
-        elif number == 70 and self.sends and task.municipality_id:
-            order = {"integration": integration.pk, "municipality": task.municipality_id}
-            links.append((_("Order the route"), _with_query("transfers:route_create", **order)))
-            links.append(
-                (
-                    _("Order the route in the external test environment"),
-                    _with_query(
-                        "transfers:route_create", **order, environment=Environment.EXTERNAL_TEST
-                    ),
-                )
-            )
-        return links
-
-
 def _may_set_state(user, task: OnboardingTask) -> bool:
     """The state is set by hand only on tasks that do not mirror their records, and only by the
     vendor who does the task: the receiving vendor for 60, the sending vendor for the others.
@@ -403,7 +247,7 @@ def _checklist(integration: Integration, user) -> list[dict]:
             "pk", flat=True
         )
     )
-    signposts = _Signposts(integration, user)
+    signposts = Signposts(integration, user)
     items = []
     for definition in TASKS:
         rows = (
@@ -418,7 +262,7 @@ def _checklist(integration: Integration, user) -> list[dict]:
                     "definition": definition,
                     "may_change": task.pk in may_change,
                     "mirrored": definition.number in MIRRORED,
-                    "moved_by": _moved_by(definition.number),
+                    "moved_by": moved_by(definition.number),
                     "links": signposts.for_task(task),
                     "blocked_by": task.waiting_for() if not task.is_settled else [],
                 }
@@ -426,117 +270,10 @@ def _checklist(integration: Integration, user) -> list[dict]:
     return items
 
 
-def _consent_rows(
-    integration: Integration,
-    municipalities,
-    user,
-    subjects: tuple[str, ...] = SUBJECTS,
-) -> list[dict]:
-    """Per municipality, for each bilateral step: who said yes and when, for the vendor and for
-    the municipality, whether the step holds, and what the user may say for the parties they
-    act for. Read in a fixed number of queries, however many municipalities."""
-    consents = list(integration.consents.select_related("given_by"))
-    agreement = getattr(integration, "processing_agreement", None)
-    test = getattr(integration, "test", None)
-    acting = {party.pk for party in bilateral.parties_for(user, integration)}
-    vendor = integration.sender.vendor
-
-    def said(subject: str, party: Organisation, municipality_id: int | None) -> Consent | None:
-        return next(
-            (
-                c
-                for c in consents
-                if c.subject == subject
-                and c.organisation_id == party.pk
-                and c.municipality_id == municipality_id
-            ),
-            None,
-        )
-
-    def possible(subject: str) -> bool:
-        if subject == Subject.AGREEMENT:
-            return agreement is not None
-        if subject == Subject.TEST:
-            return test is not None and test.has_cleared
-        return True
-
-    def names(parties: list[Organisation]) -> str:
-        return _(" and ").join(party.name for party in parties)
-
-    opposite = {Subject.AGREEMENT: Subject.NO_AGREEMENT, Subject.NO_AGREEMENT: Subject.AGREEMENT}
-    blocks = []
-    for municipality in municipalities:
-        rows = []
-        for subject in subjects:
-            cells = []
-            for party, municipality_id in ((vendor, None), (municipality, municipality.pk)):
-                consent = said(subject, party, municipality_id)
-                acts = party.pk in acting
-                # The other answer to the same question must be withdrawn first (bilateral).
-                contradicts = subject in opposite and any(
-                    c.subject == opposite[subject] and c.organisation_id == party.pk
-                    for c in consents
-                )
-                cells.append(
-                    {
-                        "party": party,
-                        "consent": consent,
-                        "may_give": acts
-                        and consent is None
-                        and possible(subject)
-                        and not contradicts,
-                        "may_withdraw": acts and consent is not None,
-                    }
-                )
-            holds = possible(subject) and bilateral.holds(
-                consents, subject, integration, municipality.pk
-            )
-            rows.append(
-                {
-                    "subject": subject,
-                    "label": Subject(subject).label,
-                    "cells": cells,
-                    "holds": holds,
-                }
-            )
-        held = {row["subject"] for row in rows if row["holds"]}
-        missing = []
-        if Subject.AGREEMENT in subjects and not held & {Subject.AGREEMENT, Subject.NO_AGREEMENT}:
-            waiting = bilateral.waiting_for(consents, Subject.AGREEMENT, integration, municipality)
-            if agreement is None:
-                missing.append(
-                    _(
-                        "The data-processing agreement is not registered, nor is it agreed "
-                        "that none is needed."
-                    )
-                )
-            else:
-                missing.append(
-                    _(
-                        "The data-processing agreement, or that none is needed, is not yet "
-                        "confirmed by %(parties)s."
-                    )
-                    % {"parties": names(waiting)}
-                )
-        if Subject.TEST in subjects and Subject.TEST not in held:
-            if not possible(Subject.TEST):
-                missing.append(
-                    _("The test before production has not passed, nor been agreed to be skipped.")
-                )
-            else:
-                waiting = bilateral.waiting_for(consents, Subject.TEST, integration, municipality)
-                missing.append(
-                    _("The test before production is not yet accepted by %(parties)s.")
-                    % {"parties": names(waiting)}
-                )
-        blocks.append({"municipality": municipality, "rows": rows, "missing": missing})
-    return blocks
-
-
 @login_required
 def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_visible_or_404(request.user, _INTEGRATIONS, pk=pk)
-    municipalities = list(_municipalities_seen(request.user, integration))
+    municipalities = list(municipalities_seen(request.user, integration))
     may_change = can_change(request.user, integration)
     accounts = visible(
         request.user,
@@ -564,12 +301,12 @@ def integration_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "accounts": accounts,
         "checklist": _checklist(integration, request.user),
         "readiness": readiness,
-        "consents": _consent_rows(integration, municipalities, request.user),
+        "consents": consent_rows(integration, municipalities, request.user),
         "agreement": agreement,
         "test": getattr(integration, "test", None),
         "legal_review_overdue": legal_review_overdue(integration),
         "may_change": may_change,
-        "is_bilateral_party": may_change or _own_municipalities(request.user, integration).exists(),
+        "is_bilateral_party": is_bilateral_party(request.user, integration),
         "add_form": AddMunicipalityForm() if may_change else None,
         "progress": _progress(integration),
     }
@@ -629,8 +366,8 @@ def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
             "blocked_by": task.waiting_for(),
             "may_set_state": may_set_state,
             "mirrored": task.number in MIRRORED,
-            "moved_by": _moved_by(task.number),
-            "links": _Signposts(task.integration, request.user).for_task(task),
+            "moved_by": moved_by(task.number),
+            "links": Signposts(task.integration, request.user).for_task(task),
         },
     )
 
@@ -650,153 +387,6 @@ def _note(task: OnboardingTask, comment: str, user) -> None:
         task=task.number,
         **({"municipality": task.municipality.name} if task.municipality else {}),
     )
-
-
-@login_required
-def agreement_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = get_visible_or_404(request.user, _INTEGRATIONS, pk=pk)
-    agreement = getattr(integration, "processing_agreement", None)
-    # The agreement is between the sending vendor and the municipality: either registers it.
-    if agreement is not None:
-        agreement = get_changeable_or_404(
-            request.user, ProcessingAgreement.objects.all(), pk=agreement.pk
-        )
-    elif not _is_bilateral_party(request.user, integration):
-        raise PermissionDenied
-    is_new = agreement is None
-    form = ProcessingAgreementForm(
-        request.POST or None, request.FILES or None, instance=agreement, integration=integration
-    )
-    if request.method == "POST" and form.is_valid():
-        # A changed agreement is a new thing to agree to: every yes to the old one lapses.
-        changed = not is_new and bool({"title", "signed_on", "document"} & set(form.changed_data))
-        with transaction.atomic():
-            agreement = form.save(commit=False)
-            agreement.integration = integration
-            agreement.save()
-            form.save_m2m()
-            if changed:
-                bilateral.reset(integration, Subject.AGREEMENT, request.user)
-        if changed:
-            message = _(
-                "The data-processing agreement is saved. It changed, so the sending vendor and "
-                "each municipality must confirm it again."
-            )
-        elif is_new:
-            message = _(
-                "The data-processing agreement is saved. The sending vendor and each "
-                "municipality now confirm it on the integration's page."
-            )
-        else:
-            message = _("The data-processing agreement is saved.")
-        messages.success(request, message)
-        return redirect(reverse("onboarding:detail", args=[pk]) + "#bilateral-heading")
-    return render(
-        request,
-        "onboarding/agreement_form.html",
-        {"form": form, "integration": integration, "is_new": is_new},
-    )
-
-
-@login_required
-def agreement_document(request: HttpRequest, pk: int) -> FileResponse:
-    agreement = get_visible_or_404(request.user, ProcessingAgreement.objects.all(), pk=pk)
-    if not agreement.document:
-        raise Http404
-    response = FileResponse(
-        agreement.document.open("rb"), as_attachment=True, filename=agreement.document.name
-    )
-    response["X-Content-SHA256"] = agreement.document_sha256
-    return response
-
-
-@login_required
-def test_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    integration = get_visible_or_404(request.user, _INTEGRATIONS, pk=pk)
-    # Test data and scope are agreed between sender and receiver: the sending vendor and the
-    # municipalities keep the record together.
-    if not _is_bilateral_party(request.user, integration):
-        raise PermissionDenied
-    test = getattr(integration, "test", None) or IntegrationTest(integration=integration)
-    existed = test.pk is not None
-    form = IntegrationTestForm(request.POST or None, instance=test)
-    if request.method == "POST" and form.is_valid():
-        # A changed result is a new result: every acceptance of the old one lapses.
-        result_changed = existed and "result" in form.changed_data
-        with transaction.atomic():
-            test = form.save()
-            if result_changed:
-                bilateral.reset(integration, Subject.TEST, request.user)
-        message = _("The test record is saved.")
-        if result_changed:
-            message += " " + _(
-                "The result changed, so the sending vendor and each municipality must accept "
-                "it again."
-            )
-        messages.success(request, message)
-        return redirect("onboarding:test", pk=pk)
-    test_transfers = visible(
-        request.user,
-        Transfer.objects.filter(
-            route__integration=integration, route__environment=Environment.EXTERNAL_TEST
-        ).select_related("route__municipality"),
-    )[:50]
-    return render(
-        request,
-        "onboarding/test_form.html",
-        {
-            "form": form,
-            "integration": integration,
-            "test": test if existed else None,
-            "transfers": test_transfers,
-            "consents": _consent_rows(
-                integration,
-                list(_municipalities_seen(request.user, integration)),
-                request.user,
-                subjects=(Subject.TEST,),
-            ),
-        },
-    )
-
-
-def _consent_action(request: HttpRequest, pk: int, *, give: bool) -> HttpResponse:
-    integration = get_visible_or_404(request.user, _INTEGRATIONS, pk=pk)
-    parties = {party.pk: party for party in bilateral.parties_for(request.user, integration)}
-    party_pk = request.POST.get("party", "")
-    # Each party says yes for itself alone: a party the user does not act for is refused.
-    party = parties.get(int(party_pk)) if party_pk.isdigit() else None
-    if party is None:
-        raise PermissionDenied
-    subject = request.POST.get("subject")
-    if subject not in Subject.values:
-        raise BadRequest
-    facts = {"party": party.name, "subject": Subject(subject).label}
-    try:
-        if give:
-            # A double submit finds the first yes and keeps it (give is idempotent).
-            bilateral.give(integration, subject, party, request.user)
-            messages.success(request, _("%(party)s said yes: %(subject)s.") % facts)
-        elif bilateral.withdraw(integration, subject, party, request.user):
-            messages.success(request, _("%(party)s withdrew its yes: %(subject)s.") % facts)
-        else:
-            messages.info(request, _("%(party)s had not said yes: %(subject)s.") % facts)
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
-    if request.POST.get("back") == BACK_TO_TEST:
-        return redirect("onboarding:test", pk=pk)
-    return redirect(reverse("onboarding:detail", args=[pk]) + "#bilateral-heading")
-
-
-@login_required
-@require_POST
-def consent_give(request: HttpRequest, pk: int) -> HttpResponse:
-    return _consent_action(request, pk, give=True)
-
-
-@login_required
-@require_POST
-def consent_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
-    return _consent_action(request, pk, give=False)
 
 
 @login_required
