@@ -183,6 +183,7 @@ class SendForm(forms.Form):
         self.fields["route"].queryset = routes.filter(state=Route.State.ESTABLISHED)
         # With its environment: a test route and a production route are otherwise alike.
         self.fields["route"].label_from_instance = route_label
+        self.fields["route"].widget.attrs["class"] = "input-width-xl"
         # The key this post queues under. A form shown again after an error carries the same
         # key on, as a token of this user's even if the one posted was not.
         self.send_key = send_once.key_of(user, self.data.get("form_token", ""))

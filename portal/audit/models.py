@@ -23,8 +23,8 @@ class AuditEvent(models.Model):
         API_TOKEN_CREATED = "api_token_created", _("API token made")
         API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
         INFREF_REQUEST_WITHDRAWN = "infref_request_withdrawn", _("InfRef request withdrawn")
-        CONSENT_GIVEN = "consent_given", _("Agreed by a party")
-        CONSENT_WITHDRAWN = "consent_withdrawn", _("Agreement withdrawn by a party")
+        CONSENT_GIVEN = "consent_given", _("A party said yes")
+        CONSENT_WITHDRAWN = "consent_withdrawn", _("A party withdrew its yes")
         INTEGRATION_CHANGED = "integration_changed", _("Integration changed")
 
     at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)

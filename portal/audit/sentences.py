@@ -316,7 +316,7 @@ def _consent_facts(event: AuditEvent, record: models.Model | None) -> dict[str, 
 
 
 def _consent_given(event: AuditEvent, record: models.Model | None) -> str:
-    return _("%(who)s agreed for %(party)s on %(integration)s: %(subject)s") % _consent_facts(
+    return _("%(who)s said yes for %(party)s on %(integration)s: %(subject)s") % _consent_facts(
         event, record
     )
 
@@ -326,12 +326,12 @@ def _consent_withdrawn(event: AuditEvent, record: models.Model | None) -> str:
     if event.details.get("lapsed"):
         return (
             _(
-                "%(party)s's agreement on %(integration)s lapsed when %(who)s changed it: "
-                "%(subject)s"
+                "The yes of %(party)s on %(integration)s lapsed when %(who)s changed what it "
+                "was given to: %(subject)s"
             )
             % facts
         )
-    return _("%(who)s withdrew the agreement of %(party)s on %(integration)s: %(subject)s") % facts
+    return _("%(who)s withdrew the yes of %(party)s on %(integration)s: %(subject)s") % facts
 
 
 def _integration_changed(event: AuditEvent, record: models.Model | None) -> str:

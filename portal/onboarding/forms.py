@@ -49,6 +49,7 @@ class IntegrationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["sender"].queryset = ItSystem.objects.filter(vendor__in=vendors, is_sender=True)
         self.fields["infref"].queryset = InfRef.objects.filter(it_system__vendor__in=vendors)
+        self.fields["infref"].widget.attrs["class"] = "input-width-l"  # names are long
         self.fields["receiver"].label_from_instance = lambda s: f"{s.name} ({s.vendor.name})"
 
     def clean(self):
@@ -74,8 +75,8 @@ class IntegrationEditForm(forms.ModelForm):
         }
         help_texts = {
             "infref": _(
-                "The InfRefs KOMBIT has assigned to the sending IT system. The InfRef can be "
-                "linked when KOMBIT has assigned it."
+                "The InfRef KOMBIT assigned to the sending IT system. Leave it empty until "
+                "KOMBIT has assigned it, then link it here."
             ),
         }
         widgets = {
@@ -89,6 +90,7 @@ class IntegrationEditForm(forms.ModelForm):
         self.fields["infref"].queryset = InfRef.objects.filter(
             it_system_id=self.instance.sender_id
         ).order_by("name")
+        self.fields["infref"].widget.attrs["class"] = "input-width-l"  # names are long
 
 
 class TaskForm(forms.ModelForm):
