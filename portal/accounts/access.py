@@ -204,6 +204,12 @@ def _tasks_changed(scope: Scope) -> Q:
     return changed
 
 
+def _bilateral_record(scope: Scope) -> Q:
+    return Q(integration__sender__vendor_id__in=scope.vendor_ids) | Q(
+        integration__municipalities__in=scope.municipality_ids
+    )
+
+
 def _consents_changed(scope: Scope) -> Q:
     # Each party says yes, or takes it back, for itself alone.
     return Q(organisation_id__in=scope.organisation_ids)
@@ -279,19 +285,17 @@ RULES: dict[type[Model], Rules] = {
         change=_tasks_changed,
         distinct=True,
     ),
+    # The agreement is between the sending vendor and the municipality, and the test is agreed
+    # between them too ("aftales bilateralt"): either keeps the record.
     ProcessingAgreement: Rules(
-        view=integration_rules("integration__").view,
-        # The agreement is between the sending vendor and the municipality: either registers it.
-        change=lambda scope: (
-            Q(integration__sender__vendor_id__in=scope.vendor_ids)
-            | Q(integration__municipalities__in=scope.municipality_ids)
-        ),
-        distinct=True,
+        view=integration_rules("integration__").view, change=_bilateral_record, distinct=True
+    ),
+    IntegrationTest: Rules(
+        view=integration_rules("integration__").view, change=_bilateral_record, distinct=True
     ),
     Consent: Rules(
         view=integration_rules("integration__").view, change=_consents_changed, distinct=True
     ),
-    IntegrationTest: integration_rules("integration__"),
     DataSpecification: integration_rules("integration__"),
     SpecificationVersion: integration_rules("specification__integration__"),
     SpecificationField: integration_rules("version__specification__integration__"),
