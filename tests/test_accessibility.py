@@ -58,6 +58,29 @@ def _version_page() -> str:
     return reverse("specs:version", args=[version.pk])
 
 
+def _live_page(name: str) -> str:
+    return reverse(name, args=[_live().pk])
+
+
+def _task_page(number: int) -> str:
+    task = _live().tasks.filter(number=number).order_by("pk").first()
+    return reverse("onboarding:task", args=[task.pk])
+
+
+def _it_system_page() -> str:
+    return reverse("itsystems:detail", args=[_live().sender_id])
+
+
+def _route_order_page() -> str:
+    live = _live()
+    odense = live.municipalities.get(municipality_code="461")
+    return (
+        reverse("transfers:route_create")
+        + "?"
+        + urlencode({"integration": live.pk, "municipality": odense.pk})
+    )
+
+
 def _failed_transfer() -> str:
     return reverse("transfers:detail", args=[Transfer.objects.get(state="failed").pk])
 
@@ -75,6 +98,17 @@ PAGES = [
     Page("infref-request", "nordlys", _request_page),
     Page("declaration-draft", "fjordsoft", _draft_declaration),
     Page("integration", "nordlys", lambda: reverse("onboarding:detail", args=[_live().pk])),
+    Page("integration-architect", "aarhus", lambda: _live_page("onboarding:detail")),
+    Page("integration-edit", "nordlys", lambda: _live_page("onboarding:edit")),
+    Page("task-20-architect", "aarhus", lambda: _task_page(20)),
+    Page("task-70-vendor", "nordlys", lambda: _task_page(70)),
+    Page("agreement-architect", "aarhus", lambda: _live_page("onboarding:agreement")),
+    Page("test-record", "nordlys", lambda: _live_page("onboarding:test")),
+    Page("municipality-overview", "odense", lambda: reverse("onboarding:municipality")),
+    Page("dashboard-receiving-vendor", "fjordsoft", lambda: reverse("dashboard")),
+    Page("it-system", "nordlys", _it_system_page),
+    Page("routes-kombit", "kombit", lambda: reverse("transfers:routes")),
+    Page("route-order", "nordlys", _route_order_page),
     Page("matrix", "kombit", lambda: reverse("onboarding:matrix")),
     Page(
         "data-specification",
