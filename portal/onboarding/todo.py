@@ -57,7 +57,6 @@ class Kind(StrEnum):
     CONFIRM_AGREEMENT = "confirm_agreement"
     SENDER_ACCOUNT = "sender_account"
     RECEIVER_ACCOUNT = "receiver_account"
-    LOOK_AT_TEST = "look_at_test"
     ACCEPT_TEST = "accept_test"
     ORDER_ROUTE = "order_route"
     ESTABLISH_ROUTES = "establish_routes"
@@ -383,35 +382,9 @@ def _accounts(
 
 def _receiving_vendor(scope: Scope, known: _Integrations) -> list[Item]:
     receiving = [i for i in known.rows if i.receiver.vendor_id in scope.vendor_ids]
-    items = _accounts(receiving, known, 60, Kind.RECEIVER_ACCOUNT, lambda i: i.receiver)
-    for integration in receiving:
-        if integration.sender.vendor_id in scope.vendor_ids:
-            continue  # the sending vendor accepts the test itself
-        test = known.tests.get(integration.pk)
-        if test is None or test.result == IntegrationTest.Result.PLANNED:
-            continue
-        # As bilateral.holds, for every municipality at once: each says yes for itself.
-        parties = [
-            integration.sender.vendor_id,
-            *(m.pk for m in known.municipalities[integration.pk]),
-        ]
-        if len(parties) > 1 and all(
-            Subject.TEST in known.said(integration, party) for party in parties
-        ):
-            continue  # accepted by every party: nothing more to look at
-        items.append(
-            Item(
-                Kind.LOOK_AT_TEST,
-                _(
-                    "Look at the result of the test before production of %(integration)s: "
-                    "%(result)s."
-                )
-                % {"integration": integration.name, "result": test.get_result_display()},
-                reverse("onboarding:detail", args=[integration.pk]),
-                integration,
-            )
-        )
-    return items
+    # Only its SFTP user: the test is accepted by the sending vendor and the municipality, and
+    # a list of steps holds only what its reader can do.
+    return _accounts(receiving, known, 60, Kind.RECEIVER_ACCOUNT, lambda i: i.receiver)
 
 
 def _municipality(scope: Scope, known: _Integrations) -> list[Item]:
