@@ -20,13 +20,11 @@ from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 from portal.onboarding import bilateral, rules
 from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
-from portal.specs.diff import FieldSpec
 from portal.specs.models import SpecificationVersion
-from portal.specs.versions import create_version
 from tests.conftest import make_user
 from tests.engine import ready_integration
 from tests.pdf import ONE_PAGE
-from tests.test_infref_process import complete_answers
+from tests.test_infref_process import complete_answers, spec_version
 from transfers.models import Environment, Route
 
 State = OnboardingTask.State
@@ -50,22 +48,10 @@ def integration(staff_a, system_a, system_b, aarhus):
 
 
 def first_spec_version(integration) -> None:
-    """Version 1.0 of the integration's data specification: a declaration names a version
-    that exists."""
+    """Version 1.0 of the integration's data specification, unless it has one: a declaration
+    names a version that exists."""
     if not SpecificationVersion.objects.filter(specification__integration=integration).exists():
-        create_version(
-            integration,
-            major=1,
-            minor=0,
-            structure={
-                "format": "csv",
-                "encoding": "utf-8",
-                "delimiter": ";",
-                "frequency": "Dagligt",
-            },
-            fields=[FieldSpec("cpr", "cpr", True, "Borgerens CPR-nummer")],
-            user=integration.created_by,
-        )
+        spec_version(integration, 1, 0)
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import Browser, Page, expect
 
+from gdpr.models import InfRefRequest
+from portal.onboarding.models import Consent
+from tests import engine
 from tests.accessibility import axe_violations, format_violations, serious
 from tests.browser import chromium, screenshot
 from tests.conftest import PASSWORD
@@ -311,6 +314,30 @@ def production_ready(w: World, integration: str) -> None:
     axe_clean(page)
 
 
+def test_then_production(w: World, integration: str, system: str, login: str) -> None:
+    """The external test first, with what the platform needs to route and nothing that opens
+    production; then production, to the first file seen by the receiver and the architect."""
+    sftp_account(w, "staff-a", system, "exttest", f"{login}_test")
+    sftp_account(w, "staff-b", "Beta Journal", "exttest", "beta_journal_test")
+    order_route(w, integration, "exttest")
+    establish_routes(w)
+    send(w, "exttest", "testfil.csv")
+    # The receiver sees the platform's name for the file: the sender's user and the transfer.
+    received(w, "staff-b", reverse("transfers:received"), f"{login}_test_FDD_")
+    accept_test(w, integration)
+    assert not Transfer.objects.filter(route__environment=Environment.PRODUCTION).exists()
+
+    sftp_account(w, "staff-a", system, "production", login)
+    sftp_account(w, "staff-b", "Beta Journal", "production", "beta_journal")
+    order_route(w, integration, "production")
+    establish_routes(w)
+    production_ready(w, integration)
+    send(w, "production", "borgere-aarhus.csv")
+    w.shot(received(w, "staff-b", reverse("transfers:received"), f"{login}_FDD_"), "10-received")
+    page = received(w, "architect-aarhus", reverse("review:overview"), "borgere-aarhus.csv")
+    w.shot(page, "10-review")
+
+
 # --- The walks ----------------------------------------------------------------------------------
 
 
@@ -348,26 +375,7 @@ def test_a_new_it_system_to_its_first_production_file(world):
     create_on_serviceplatform(w)
     agree(w, integration, with_agreement=True)
 
-    # The external test first: what the platform needs to route, and nothing opens production.
-    sftp_account(w, "staff-a", "Alfa Sag", "exttest", "alfa_sag_test")
-    sftp_account(w, "staff-b", "Beta Journal", "exttest", "beta_journal_test")
-    order_route(w, integration, "exttest")
-    establish_routes(w)
-    send(w, "exttest", "testfil.csv")
-    # The receiver sees the platform's name for the file: the sender's user and the transfer.
-    received(w, "staff-b", reverse("transfers:received"), "alfa_sag_test_FDD_")
-    accept_test(w, integration)
-    assert not Transfer.objects.filter(route__environment=Environment.PRODUCTION).exists()
-
-    sftp_account(w, "staff-a", "Alfa Sag", "production", "alfa_sag")
-    sftp_account(w, "staff-b", "Beta Journal", "production", "beta_journal")
-    order_route(w, integration, "production")
-    establish_routes(w)
-    production_ready(w, integration)
-    send(w, "production", "borgere-aarhus.csv")
-    w.shot(received(w, "staff-b", reverse("transfers:received"), "alfa_sag_FDD_"), "10-received")
-    page = received(w, "architect-aarhus", reverse("review:overview"), "borgere-aarhus.csv")
-    w.shot(page, "10-review")
+    test_then_production(w, integration, "Alfa Sag", "alfa_sag")
 
 
 def test_the_same_with_the_infref_first_and_no_agreement_needed(world):
@@ -384,22 +392,7 @@ def test_the_same_with_the_infref_first_and_no_agreement_needed(world):
     create_on_serviceplatform(w)
     agree(w, integration, with_agreement=False)
 
-    sftp_account(w, "staff-a", "Alfa Borger", "exttest", "alfa_borger_test")
-    sftp_account(w, "staff-b", "Beta Journal", "exttest", "beta_journal_test")
-    order_route(w, integration, "exttest")
-    establish_routes(w)
-    send(w, "exttest", "testfil.csv")
-    received(w, "staff-b", reverse("transfers:received"), "alfa_borger_test_FDD_")
-    accept_test(w, integration)
-
-    sftp_account(w, "staff-a", "Alfa Borger", "production", "alfa_borger")
-    sftp_account(w, "staff-b", "Beta Journal", "production", "beta_journal")
-    order_route(w, integration, "production")
-    establish_routes(w)
-    production_ready(w, integration)
-    send(w, "production", "borgere-aarhus.csv")
-    received(w, "staff-b", reverse("transfers:received"), "alfa_borger_FDD_")
-    received(w, "architect-aarhus", reverse("review:overview"), "borgere-aarhus.csv")
+    test_then_production(w, integration, "Alfa Borger", "alfa_borger")
 
 
 def test_bad_input_gets_its_reason_and_nothing_happens_twice(
@@ -407,10 +400,6 @@ def test_bad_input_gets_its_reason_and_nothing_happens_twice(
 ):
     """What a person tries: a second request, a double click, Back and send again, another
     party's page, a municipality the declaration does not name, odd file names."""
-    from gdpr.models import InfRefRequest
-    from portal.onboarding.models import Consent
-    from tests import engine
-
     with engine.simulator(tmp_path) as sim:
         integration = engine.ready_integration(
             staff=staff_a,

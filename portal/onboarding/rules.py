@@ -96,6 +96,18 @@ def set_state(task: OnboardingTask, state: str, user, *, comment: str | None = N
     task.changed_by = user
     task.changed_at = timezone.now()
     task.save()
+    record_task_change(task, user)
+    _remind_after_commit(task.integration)
+
+
+def note(task: OnboardingTask, comment: str, user) -> None:
+    """Save a task's due date and comment, leaving its state as it is, and log who did it."""
+    task.comment = comment
+    task.save(update_fields=["due_date", "comment"])
+    record_task_change(task, user)
+
+
+def record_task_change(task: OnboardingTask, user) -> None:
     integration = task.integration
     record(
         user,
@@ -108,7 +120,6 @@ def set_state(task: OnboardingTask, state: str, user, *, comment: str | None = N
         task=task.number,
         **({"municipality": task.municipality.name} if task.municipality else {}),
     )
-    _remind_after_commit(task.integration)
 
 
 def _remind_after_commit(integration: Integration) -> None:

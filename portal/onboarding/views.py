@@ -351,7 +351,7 @@ def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 if may_set_state:
                     rules.set_state(task, state, request.user, comment=data["comment"])
                 else:
-                    _note(task, data["comment"], request.user)
+                    rules.note(task, data["comment"], request.user)
         except ValidationError as error:
             form.add_error("state" if may_set_state else None, error)
         else:
@@ -369,23 +369,6 @@ def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
             "moved_by": moved_by(task.number),
             "links": Signposts(task.integration, request.user).for_task(task),
         },
-    )
-
-
-def _note(task: OnboardingTask, comment: str, user) -> None:
-    """Save a task's due date and comment, leaving its state as it is, and log who did it."""
-    task.comment = comment
-    task.save(update_fields=["due_date", "comment"])
-    integration = task.integration
-    record(
-        user,
-        AuditEvent.Action.TASK_CHANGED,
-        task,
-        concerns=[integration.sender.vendor, integration.receiver.vendor, task.municipality],
-        integration=integration.name,
-        state=task.state,
-        task=task.number,
-        **({"municipality": task.municipality.name} if task.municipality else {}),
     )
 
 
