@@ -272,3 +272,13 @@ def test_kombit_reads_the_lists_but_starts_nothing(client_for, operator, linked,
     assert reverse("onboarding:detail", args=[linked.pk]) in html
     assert reverse("gdpr:request_create") not in html
     assert reverse("onboarding:create") not in html
+
+
+def test_the_account_form_is_filled_from_the_tasks_link(client_for, staff_a, system_a, system_b):
+    url = reverse("transfers:account_create")
+    page = client_for(staff_a).get(url, {"it_system": system_a.pk}).content.decode()
+    assert f'<option value="{system_a.pk}" selected>' in page
+    # Another vendor's IT system, or no number, prefills nothing.
+    for value in (system_b.pk, "x"):
+        page = client_for(staff_a).get(url, {"it_system": value}).content.decode()
+        assert '<option value="" selected>' in page

@@ -564,7 +564,14 @@ def account_create(request: HttpRequest) -> HttpResponse:
     vendors = vendors_acted_for(request.user)
     if not vendors.exists():
         raise PermissionDenied
-    form = AccountForm(request.POST or None, it_systems=ItSystem.objects.filter(vendor__in=vendors))
+    it_systems = ItSystem.objects.filter(vendor__in=vendors)
+    # Tasks 50 and 60 link here for their IT system; one the user may not register for is
+    # ignored.
+    chosen = request.GET.get("it_system", "")
+    initial = {"it_system": int(chosen)} if chosen.isdigit() else {}
+    if initial and not it_systems.filter(pk=initial["it_system"]).exists():
+        initial = {}
+    form = AccountForm(request.POST or None, it_systems=it_systems, initial=initial)
     if request.method == "POST" and form.is_valid():
         account = form.save()
         messages.success(request, _("The account is registered; now make or import its key."))
