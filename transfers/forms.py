@@ -87,9 +87,11 @@ class RouteForm(forms.ModelForm):
             "expected_by",
             "contacts",
         ]
+        labels = {"infref": _("InfRef")}
         widgets = {
             "expected_by": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "contacts": forms.Textarea(attrs={"rows": 3}),
+            "infref": forms.Select(attrs={"class": "input-width-l"}),  # the names are long
         }
 
     def __init__(self, *args, vendors, **kwargs):
