@@ -314,7 +314,7 @@ def production_ready(w: World, integration: str) -> None:
     axe_clean(page)
 
 
-def test_then_production(w: World, integration: str, system: str, login: str) -> None:
+def through_test_to_production(w: World, integration: str, system: str, login: str) -> None:
     """The external test first, with what the platform needs to route and nothing that opens
     production; then production, to the first file seen by the receiver and the architect."""
     sftp_account(w, "staff-a", system, "exttest", f"{login}_test")
@@ -375,7 +375,7 @@ def test_a_new_it_system_to_its_first_production_file(world):
     create_on_serviceplatform(w)
     agree(w, integration, with_agreement=True)
 
-    test_then_production(w, integration, "Alfa Sag", "alfa_sag")
+    through_test_to_production(w, integration, "Alfa Sag", "alfa_sag")
 
 
 def test_the_same_with_the_infref_first_and_no_agreement_needed(world):
@@ -392,7 +392,7 @@ def test_the_same_with_the_infref_first_and_no_agreement_needed(world):
     create_on_serviceplatform(w)
     agree(w, integration, with_agreement=False)
 
-    test_then_production(w, integration, "Alfa Borger", "alfa_borger")
+    through_test_to_production(w, integration, "Alfa Borger", "alfa_borger")
 
 
 def test_bad_input_gets_its_reason_and_nothing_happens_twice(
