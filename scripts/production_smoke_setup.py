@@ -55,6 +55,8 @@ def make_records() -> dict:
     from portal.itsystems.models import ItSystem
     from portal.onboarding import bilateral, rules
     from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
+    from portal.specs.diff import FieldSpec
+    from portal.specs.versions import create_version
     from transfers import keys
     from transfers.demo import simulator_host_key
     from transfers.models import Environment, Route, SftpAccount
@@ -103,6 +105,15 @@ def make_records() -> dict:
         )
         integration.infref = infref
         integration.save()
+        # The version the declaration names (ANSWERS): a declaration names one that exists.
+        create_version(
+            integration,
+            major=1,
+            minor=0,
+            structure={"format": "csv", "encoding": "utf-8", "delimiter": ";", "frequency": "-"},
+            fields=[FieldSpec("cpr", "cpr", True, "CPR-nummer")],
+            user=staff,
+        )
         draft = workflow.open_draft(infref, staff)
         for field, value in ANSWERS.items():
             setattr(draft, field, value)
