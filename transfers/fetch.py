@@ -7,12 +7,17 @@ platform's FileTransferUUID) and finishes the job instead of storing the file tw
 Several fetches of one inbox may run at once (a fetch is queued for each delivered send, and
 every worker of every cluster may take one): each stages under names of its own, and a pair that
 leaves IN/ between a fetch's listing and its turn was taken by another fetch, not lost.
+
+Names are read as transfers.protocol.READING_RULES say: any name the contract allows is received
+unless it is unsafe as a file's name, and one that is not a conservative name is stored here
+under a name of the portal's (`local_name`), keeping its own in the record.
 """
 
 import contextlib
 import dataclasses
 import logging
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,6 +39,8 @@ SIDE_FILES = (".metadata", ".sftpreceipt", ".trigger")
 # A data file seen without its metadata for this long is quarantined; younger ones may simply be
 # waiting for the metadata the platform writes just after.
 METADATA_GRACE_SECONDS = 60
+# The extension a received file keeps on this disk when its name is not a conservative one.
+_PLAIN_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z")
 
 
 @dataclass
@@ -84,8 +91,8 @@ def _check(
     )
     if route is None:
         return None, (
-            f"no route for InfRef {routing.infref} from IT system {routing.sender_it_system} "
-            f"to this system for CVR {routing.recipient_authority_cvr}"
+            f"no route for InfRef {protocol.printable(routing.infref)} from IT system "
+            f"{routing.sender_it_system} to this system for CVR {routing.recipient_authority_cvr}"
         )
     if route.state != Route.State.ESTABLISHED:
         return None, f"the route is {route.state}, not established"
@@ -150,11 +157,14 @@ def _leftover_metadata(session: SftpSession, account: SftpAccount, name: str) ->
 
 
 def _fetch_one(session: SftpSession, account: SftpAccount, name: str, names: set[str]) -> str:
-    if not protocol.is_file_name(name):
-        # A name the protocol does not allow may be a path or hide control characters: it is
+    problem = protocol.file_name_problem(name)
+    if problem:
+        # An unsafe name may be a path, hide control characters or pass for another name: it is
         # never used on this disk nor in a path on the server; a person looks at it.
         _quarantine(
-            account, protocol.printable(name), "the file name is not one the protocol allows"
+            account,
+            protocol.printable(name),
+            f"the file name is not one the protocol allows: it {problem}",
         )
         return "quarantined"
     remote = f"{IN}/{name}"
@@ -218,8 +228,7 @@ def _download(session, account, name, metadata, route, raw: bytes) -> str:
     """Store the data file and record it: "received", or "quarantined" if it proved not to
     match its metadata, or "gone" if another fetch took it first."""
     directory = _store_dir(account)
-    # Within the 255 bytes a file name may have here, whatever the remote name's length.
-    final = directory / f"{metadata.file_transfer_uuid}-{name}"[:255]
+    final = directory / local_name(metadata.file_transfer_uuid, name)
     partial = directory / ".incoming" / f"{uuid.uuid4().hex}.part"
     try:
         size, sha256 = session.get_file(f"{IN}/{name}", partial)
@@ -258,6 +267,18 @@ def _download(session, account, name, metadata, route, raw: bytes) -> str:
     except IntegrityError:
         pass  # recorded by a concurrent fetch of the same file: the same bytes, kept once
     return "received"
+
+
+def local_name(file_transfer_uuid: uuid.UUID, name: str) -> str:
+    """The name a received file is stored under on this disk. The platform's id keeps it unique;
+    a conservative name follows it, and of any other name only a plain extension, so that a
+    name with spaces, non-ASCII letters or shell characters never reaches a path here. The name
+    itself stays in the record (remote_name), for the pages and the download."""
+    if protocol.is_file_name(name):
+        # Within the 255 bytes a file name may have here, whatever the remote name's length.
+        return f"{file_transfer_uuid}-{name}"[:255]
+    extension = _PLAIN_EXTENSION.search(name)
+    return f"{file_transfer_uuid}{extension.group() if extension else ''}"
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -336,7 +336,13 @@ class RouteTally(models.Model):
 
 
 class ReceivedFile(models.Model):
-    """A data file fetched from a receiving account's IN/, with its metadata, or quarantined."""
+    """A data file fetched from a receiving account's IN/, with its metadata, or quarantined.
+
+    `remote_name` is the file's own name, as the sender gave it (shown, and offered with the
+    download); `stored_path` is where it is kept here, under a safe name of the portal's
+    (transfers.fetch.local_name). A quarantined file whose name is unsafe is recorded under the
+    name quoted and escaped (protocol.printable).
+    """
 
     class State(models.TextChoices):
         RECEIVED = "received", _("Received")
@@ -354,7 +360,8 @@ class ReceivedFile(models.Model):
     metadata_xml = models.TextField(_("metadata"), blank=True)
     file_transfer_uuid = models.UUIDField(_("FileTransferUUID"), null=True, blank=True)
     infref_name = models.CharField(_("InfRef"), max_length=64, blank=True)
-    sender_username = models.CharField(_("sender"), max_length=64, blank=True)
+    # The metadata's Sender: any string of up to 255 characters (the contract's SFTPUserType).
+    sender_username = models.CharField(_("sender"), max_length=255, blank=True)
     route = models.ForeignKey(
         Route, on_delete=models.SET_NULL, null=True, blank=True, related_name="received_files"
     )

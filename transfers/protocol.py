@@ -11,17 +11,27 @@ returned, so a built file that would not validate raises `ProtocolError` instead
 Reading (`parse_*`, `validate`): the input is treated as hostile. It is refused before parsing when
 larger than `MAX_XML_BYTES`, not UTF-8, or when it has a DOCTYPE at all; the parser never resolves
 entities, loads a DTD or touches the network. The structure is then checked element by element
-(so errors name the element), and the document is validated against the XSD as well. On top of
-the contract: UUIDs must be lower-case, and file names, senders and recipients must match
-`[A-Za-z0-9._-]{1,255}` (and not be `.` or `..`). Every failure is a `ProtocolError` whose message
-says what is wrong.
+(so errors name the element), and the document is validated against the XSD as well.
+
+Strict in what we write, tolerant in what we read. A trigger is read by the rules the portal
+writes by (UUIDs lower-case; file names, senders, recipients and InfRefs `[A-Za-z0-9._-]{1,255}`,
+not `.` or `..`): the simulator reads triggers and echoes them into metadata with
+`build_metadata`. Metadata and receipts come from the platform and are read as the contract
+types them, plus the `Trigger`-rooted metadata below; what reading refuses on top of the XSD is
+`READING_RULES`, one table with the contract line or the security reason of each rule. Every
+failure is a `ProtocolError` whose message says what is wrong.
 
 Decided where the contract is silent:
 - `build_trigger` requires a `sender_timestamp` with a time zone. Reading accepts one without
   (the XSD does), and `build_metadata`, which echoes a trigger, writes it back as it came.
 - `parse_metadata` accepts the root `FileMetadata` (what the contract defines) or `Trigger` (what
-  one public client sample shows); for a `Trigger` root `Metadata.file_transfer_uuid` is None.
-  It also accepts metadata without `FileContentDescriptor` (validated as if it were empty).
+  public clients of the service read: root `Trigger`, then `FileTransferUUID`). Under a `Trigger`
+  root `FileTransferUUID` may come first; without it `Metadata.file_transfer_uuid` is None. Such
+  a document is validated as the `FileMetadata` (or `Trigger`) it then is. Metadata without
+  `FileContentDescriptor` is accepted too (validated as if it were empty).
+- A route parameter's content is skipped by the XSD (`processContents="skip"`): in metadata, a
+  `RouteSelectionValueDate` that is not one readable xs:date gives `route_date` None; in a
+  trigger it is refused.
 - A trigger is route-based exactly when it has `SFTPDynamicRoutingInfo`; its `Recipients` must
   then be the single `ROUTING_V1_0_0`, and a simple transfer must not name `ROUTING_V1_0_0`.
   Metadata is not held to this, since it comes from the platform.
@@ -35,7 +45,9 @@ Decided where the contract is silent:
 import functools
 import re
 import threading
+import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -383,8 +395,144 @@ def printable(value: str, limit: int = 80) -> str:
 
 
 def is_file_name(value: str) -> bool:
-    """A file name the protocol allows: 1-255 of A-Z a-z 0-9 . _ - and not '.' or '..'."""
+    """A conservative file name, the only kind the portal writes: 1-255 of A-Z a-z 0-9 . _ -
+    and not '.' or '..'. Such a name is also safe to use as it is on this disk."""
     return isinstance(value, str) and bool(_NAME.fullmatch(value)) and value not in (".", "..")
+
+
+# --- what reading refuses ---------------------------------------------------------------------
+
+
+def _is_empty_or_dots(value: str) -> bool:
+    return value in ("", ".", "..")
+
+
+def _has_separator(value: str) -> bool:
+    return "/" in value or "\\" in value
+
+
+def _has_control(value: str) -> bool:
+    # Cc is C0 (NUL, tab, CR, LF among them), DEL and C1; Cs a lone surrogate, which is no text.
+    return any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
+
+
+def _has_invisible(value: str) -> bool:
+    # Cf holds the bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+    # U+2066-U+2069) that portal.core.text refuses in every name, and the zero-width and other
+    # format characters; Zl and Zp break a line as LF does.
+    return any(unicodedata.category(c) in ("Cf", "Zl", "Zp") for c in value)
+
+
+def _is_look_alike(value: str) -> bool:
+    return unicodedata.normalize("NFKC", value) != value
+
+
+def _over_255_bytes(value: str) -> bool:
+    return len(value.encode("utf-8", "surrogatepass")) > _MAX_TEXT
+
+
+def _over_255_characters(value: str) -> bool:
+    return len(value) > _MAX_TEXT
+
+
+def _not_a_uuid(value: str) -> bool:
+    return not _UUID_ANY_CASE.fullmatch(value)
+
+
+@dataclass(frozen=True)
+class ReadingRule:
+    """One thing reading refuses in the text of an element, on top of the XSD."""
+
+    element: str
+    refuses: Callable[[str], bool]
+    problem: str  # completes a sentence that starts with the element's name
+    why: str  # the contract line or the security reason behind the rule
+
+
+_CONTRACT_LENGTH = "contract: xs:string with maxLength 255 (SFTPTypes.xsd, FileDescriptorType)"
+
+# Everything reading refuses in the text of metadata and receipts, beside the XSD's structure and
+# types; a value no rule refuses is read. The XSD's own limit is restated where a rule names it,
+# for a message that names the element. FileName is xs:string, maxLength 255
+# (FileDescriptorType): any name is received unless it is unsafe as one path component on the
+# server (IN/<name>) or as a label shown and offered for download; the same FileName rules judge
+# the names listed in IN/ (`file_name_problem`). Sender and Recipients are any SFTPUserType (shown
+# escaped). Elements not named here (InfRef among them: xs:string) are read as the XSD types
+# them; what they must match is the fetch's business (a route, a sender).
+READING_RULES: tuple[ReadingRule, ...] = (
+    ReadingRule(
+        "FileName",
+        _is_empty_or_dots,
+        "is empty, '.' or '..'",
+        "security: as a path component these name the folder itself or the one above it",
+    ),
+    ReadingRule(
+        "FileName",
+        _has_separator,
+        "holds a path separator (/ or \\)",
+        "security: a path, not a name: traversal on the server, on this disk, or where the "
+        "browser saves the download (Windows splits at \\)",
+    ),
+    ReadingRule(
+        "FileName",
+        _has_control,
+        "holds a control character (C0, DEL or C1)",
+        "security: NUL ends a name in C and on the server; CR and LF forge lines in logs and "
+        "headers; ESC and C1 drive terminals",
+    ),
+    ReadingRule(
+        "FileName",
+        _has_invisible,
+        "holds an invisible format, direction or line-separator character",
+        "security: a bidirectional override shows 'gpj.exe' as 'exe.jpg'; zero-width characters "
+        "make two different names look the same (Unicode categories Cf, Zl, Zp)",
+    ),
+    ReadingRule(
+        "FileName",
+        _is_look_alike,
+        "is a look-alike of another name (Unicode NFKC changes it)",
+        "security: '\ufb01le.csv' (a ligature), '\uff46ile.csv' (full width) or a decomposed "
+        "'e\u0301' look like another name; NFKC is Unicode's form that tells them apart",
+    ),
+    ReadingRule(
+        "FileName",
+        _over_255_bytes,
+        "is longer than 255 bytes in UTF-8",
+        "security: no file system holds a longer name (NAME_MAX); the contract's maxLength 255 "
+        "counts characters, so 255 of 'æ' would pass it",
+    ),
+    ReadingRule("Sender", _over_255_characters, "is longer than 255 characters", _CONTRACT_LENGTH),
+    ReadingRule(
+        "Recipients", _over_255_characters, "is longer than 255 characters", _CONTRACT_LENGTH
+    ),
+    ReadingRule(
+        "SendersFileId", _over_255_characters, "is longer than 255 characters", _CONTRACT_LENGTH
+    ),
+    ReadingRule(
+        "FileTransferUUID",
+        _not_a_uuid,
+        "is not a UUID (8-4-4-4-12 hexadecimal digits, in either case)",
+        "contract: xs:string (FileMetadataType, TechnicalReceiptType), so upper case is read "
+        "(and stored lower-case); but the platform's id of a transfer is a UUID, and the "
+        "portal keys received files and receipts by it",
+    ),
+)
+
+
+def reading_problem(element: str, value: str) -> str | None:
+    """What reading refuses in `value` as the text of `element` (the first rule that applies),
+    or None when the value is read."""
+    for rule in READING_RULES:
+        if rule.element == element and rule.refuses(value):
+            return rule.problem
+    return None
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why `name` cannot be received as a file's name (the FileName rules), or None."""
+    if not isinstance(name, str):
+        return "is not text"
+    return reading_problem("FileName", name)
 
 
 def _parse_xml(data: bytes, what: str = "the document") -> etree._Element:
@@ -518,6 +666,22 @@ def _name(element: etree._Element, what: str) -> str:
     return value
 
 
+def _read(element: etree._Element, what: str, strip: bool = False) -> str:
+    """The text of `element` in metadata or a receipt, held to READING_RULES (and the XSD)."""
+    value = _text(element, what)
+    value = value.strip() if strip else value
+    problem = reading_problem(what, value)
+    if problem:
+        raise ProtocolError(f"{what} {problem}: {_show(value)}")
+    return value
+
+
+def _file_transfer_uuid(element: etree._Element) -> uuid.UUID:
+    """The platform's id of a transfer, in either case and with any whitespace around it (the
+    contract types it xs:string); as a uuid.UUID it is stored and compared lower-case."""
+    return uuid.UUID(_read(element, "FileTransferUUID", strip=True))
+
+
 def _string(element: etree._Element | None, what: str) -> str | None:
     if element is None:
         return None
@@ -606,7 +770,9 @@ def _size(element: etree._Element) -> int:
     return size
 
 
-def _read_descriptor(element: etree._Element) -> FileDescriptor:
+def _read_descriptor(element: etree._Element, strict: bool) -> FileDescriptor:
+    """`FileDescriptor`: strict (a trigger) by the rules the portal writes by, else (metadata)
+    by READING_RULES."""
     children = _Children(
         element,
         "FileDescriptor",
@@ -618,16 +784,22 @@ def _read_descriptor(element: etree._Element) -> FileDescriptor:
             ("Recipients", 4, 1, 1 << 30),
         ],
     )
+    read = _name if strict else _read
+    sender_id = children.one("SendersFileId")
     return FileDescriptor(
-        file_name=_name(children.one("FileName"), "FileName"),
+        file_name=read(children.one("FileName"), "FileName"),
         size=_size(children.one("SizeInBytes")),
-        sender=_name(children.one("Sender"), "Sender"),
-        recipients=tuple(_name(r, "Recipients") for r in children.all("Recipients")),
-        senders_file_id=_string(children.one("SendersFileId"), "SendersFileId"),
+        sender=read(children.one("Sender"), "Sender"),
+        recipients=tuple(read(r, "Recipients") for r in children.all("Recipients")),
+        senders_file_id=(
+            _string(sender_id, "SendersFileId")
+            if strict or sender_id is None
+            else _read(sender_id, "SendersFileId")
+        ),
     )
 
 
-def _read_content(element: etree._Element) -> RoutingInfo | None:
+def _read_content(element: etree._Element, strict: bool) -> RoutingInfo | None:
     where = "FileContentDescriptor"
     if (element.text or "").strip():
         raise ProtocolError(f"{where} contains text {_show(element.text.strip())}")
@@ -642,10 +814,10 @@ def _read_content(element: etree._Element) -> RoutingInfo | None:
                 "contract's strict wildcard cannot validate; only SFTPDynamicRoutingInfo is read"
             )
     _Children(element, where, [("SFTPDynamicRoutingInfo", 0, 1, 1)])
-    return _read_routing(children[0])
+    return _read_routing(children[0], strict)
 
 
-def _read_routing(element: etree._Element) -> RoutingInfo:
+def _read_routing(element: etree._Element, strict: bool) -> RoutingInfo:
     where = "SFTPDynamicRoutingInfo"
     children = _Children(
         element,
@@ -664,7 +836,7 @@ def _read_routing(element: etree._Element) -> RoutingInfo:
     recipient_it_system = children.one("RecipientIt-system")
     parameters = children.one("RouteParameterList")
     return RoutingInfo(
-        infref=_name(children.one("InfRef"), "InfRef"),
+        infref=(_name if strict else _text)(children.one("InfRef"), "InfRef"),
         sender_it_system=_uuid(children.one("SenderIt-system"), "SenderIt-system"),
         sender_authority_cvr=_cvr(children.one("SenderAuthority"), "SenderAuthority"),
         transaction_id=_uuid(children.one("TransactionId"), "TransactionId"),
@@ -675,24 +847,37 @@ def _read_routing(element: etree._Element) -> RoutingInfo:
             else _uuid(recipient_it_system, "RecipientIt-system")
         ),
         recipient_authority_cvr=_cvr(children.one("RecipientAuthority"), "RecipientAuthority"),
-        route_date=None if parameters is None else _read_route_date(parameters),
+        route_date=None if parameters is None else _read_route_date(parameters, strict),
     )
 
 
-def _read_route_date(element: etree._Element) -> date | None:
+def _read_route_date(element: etree._Element, strict: bool) -> date | None:
     where = "RouteParameterList"
     children = _Children(element, where, [("RouteParameter", 0, 1, 1 << 30)])
-    found = None
+    found = []
     for parameter in children.all("RouteParameter"):
         values = [child for child in parameter if isinstance(child.tag, str)]
         if len(values) != 1:
             raise ProtocolError(f"{where}/RouteParameter must hold exactly one element")
         name = etree.QName(values[0])
         if name.localname == "RouteSelectionValueDate" and name.namespace in (None, NAMESPACE):
-            if found is not None:
-                raise ProtocolError(f"{where} has more than one RouteSelectionValueDate")
-            found = _date(values[0], "RouteSelectionValueDate")
-    return found
+            found.append(values[0])
+    if not strict:
+        return _one_date_or_none(found)
+    if len(found) > 1:
+        raise ProtocolError(f"{where} has more than one RouteSelectionValueDate")
+    return _date(found[0], "RouteSelectionValueDate") if found else None
+
+
+def _one_date_or_none(elements: list[etree._Element]) -> date | None:
+    """The route date of metadata: the XSD skips a route parameter's content, and the date only
+    informs, so anything but one readable date is no date."""
+    if len(elements) != 1:
+        return None
+    try:
+        return _date(elements[0], "RouteSelectionValueDate")
+    except ProtocolError:
+        return None
 
 
 def _guarded(parse):
@@ -725,8 +910,8 @@ def parse_trigger(data: bytes) -> Trigger:
     children = _Children(
         root, "Trigger", [("FileDescriptor", 0, 1, 1), ("FileContentDescriptor", 1, 1, 1)]
     )
-    descriptor = _read_descriptor(children.one("FileDescriptor"))
-    routing = _read_content(children.one("FileContentDescriptor"))
+    descriptor = _read_descriptor(children.one("FileDescriptor"), strict=True)
+    routing = _read_content(children.one("FileContentDescriptor"), strict=True)
     _check_consistency(descriptor, routing)
     _xsd_check(root, "the trigger")
     return Trigger(descriptor=descriptor, routing=routing)
@@ -734,26 +919,40 @@ def parse_trigger(data: bytes) -> Trigger:
 
 @_guarded
 def parse_metadata(data: bytes) -> Metadata:
-    """Read a metadata file: root `FileMetadata`, or `Trigger` (then file_transfer_uuid is None).
+    """Read a metadata file: root `FileMetadata`, or `Trigger` with or without `FileTransferUUID`
+    first (without it, file_transfer_uuid is None). Values are held to READING_RULES.
 
     `FileContentDescriptor` may be missing: the document is then validated as if it were empty.
     """
     root = _parse_xml(data, "the metadata")
     kind = _check_root(root, ("FileMetadata", "Trigger"))
-    rules = [("FileDescriptor", 1, 1, 1), ("FileContentDescriptor", 2, 0, 1)]
-    if kind == "FileMetadata":
-        rules.insert(0, ("FileTransferUUID", 0, 1, 1))
-    children = _Children(root, kind, rules)
-    file_transfer_uuid = None
-    if kind == "FileMetadata":
-        file_transfer_uuid = _uuid(children.one("FileTransferUUID"), "FileTransferUUID")
-    descriptor = _read_descriptor(children.one("FileDescriptor"))
+    children = _Children(
+        root,
+        kind,
+        [
+            ("FileTransferUUID", 0, 1 if kind == "FileMetadata" else 0, 1),
+            ("FileDescriptor", 1, 1, 1),
+            ("FileContentDescriptor", 2, 0, 1),
+        ],
+    )
+    found_uuid = children.one("FileTransferUUID")
+    file_transfer_uuid = None if found_uuid is None else _file_transfer_uuid(found_uuid)
+    descriptor = _read_descriptor(children.one("FileDescriptor"), strict=False)
     content = children.one("FileContentDescriptor")
-    routing = None if content is None else _read_content(content)
-    if content is None:
-        etree.SubElement(root, "FileContentDescriptor")
-    _xsd_check(root, "the metadata")
+    routing = None if content is None else _read_content(content, strict=False)
+    _xsd_check(_as_contract_metadata(root, found_uuid is not None), "the metadata")
     return Metadata(file_transfer_uuid=file_transfer_uuid, descriptor=descriptor, routing=routing)
+
+
+def _as_contract_metadata(root: etree._Element, has_uuid: bool) -> etree._Element:
+    """The parsed metadata as the contract's document it stands for, to validate: a `Trigger`
+    root with a `FileTransferUUID` holds exactly a `FileMetadata`, and a missing
+    `FileContentDescriptor` is an empty one. Changes the tree read from the bytes, nothing else."""
+    if has_uuid:
+        root.tag = etree.QName(NAMESPACE, "FileMetadata").text
+    if root.find("FileContentDescriptor") is None:
+        etree.SubElement(root, "FileContentDescriptor")
+    return root
 
 
 @_guarded
@@ -776,7 +975,7 @@ def parse_receipt(data: bytes) -> Receipt:
         raise ProtocolError("TechnicalReceipt has both Receipt and ErrorMessage")
     if receipt is None and not errors:
         raise ProtocolError("TechnicalReceipt has neither Receipt nor ErrorMessage")
-    file_transfer_uuid = _uuid(children.one("FileTransferUUID"), "FileTransferUUID")
+    file_transfer_uuid = _file_transfer_uuid(children.one("FileTransferUUID"))
     sender_id = children.one("SendersFileId")
     senders_file_id = None if sender_id is None else _text(sender_id, "SendersFileId")
     message = None

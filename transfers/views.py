@@ -43,6 +43,7 @@ from portal.audit.models import AuditEvent
 from portal.core.paging import page_of
 from portal.itsystems.models import ItSystem
 from transfers import keys, listing, send_once, tasks
+from transfers.downloads import content_disposition
 from transfers.endpoints import refusal_message
 from transfers.forms import AccountForm, GenerateKeyForm, ImportKeyForm, RouteForm, SendForm
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
@@ -451,7 +452,9 @@ def received_download(request: HttpRequest, pk: int) -> FileResponse:
     path = Path(received.stored_path)
     if not path.is_file():
         raise Http404
+    # Stored under a name of the portal's (transfers.fetch.local_name), offered under its own.
     response = FileResponse(path.open("rb"), as_attachment=True, filename=received.remote_name)
+    response["Content-Disposition"] = content_disposition(received.remote_name)
     response["X-Content-SHA256"] = received.sha256
     return response
 

@@ -14,6 +14,7 @@ from handoff.api.errors import ApiError, only_query
 from handoff.api.schemas import MAX_ID, Error, Invalid, ReceivedFileOut, ReceivedPage
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
+from transfers.downloads import content_disposition
 from transfers.models import ReceivedFile
 
 router = Router(tags=["received files"])
@@ -119,6 +120,7 @@ def download_received(request: HttpRequest, file_id: int = Path(..., ge=1, le=MA
         filename=received.remote_name,
         content_type="application/octet-stream",
     )
+    response["Content-Disposition"] = content_disposition(received.remote_name)
     response["X-Content-SHA256"] = received.sha256
     response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(received.sha256)).decode()
     add_never_cache_headers(response)
