@@ -7,6 +7,11 @@ the router reads the trigger and either delivers the data file, with its metadat
 receiver's `IN/` and a SUCCESS receipt to the sender's `IN/`, or writes an error receipt for the
 sender only and removes the data file and the trigger from `OUT/`. The router never touches a
 data file before its trigger has arrived. One thread routes, one trigger at a time.
+
+The real platform routes apart from the upload, so a client may still stat or set-stat what it
+has just closed (paramiko's `put()` stats by default; WinSCP and `sftp -p` set times): the
+`serviceplatform` command waits PLATFORM_DELAY by default. `Router` and `Simulator` default to
+no delay, for tests that want a trigger routed at once.
 """
 
 import contextlib
@@ -36,6 +41,9 @@ log = logging.getLogger("transfers.simulator")
 TRIGGER_SUFFIX = ".trigger"
 METADATA_SUFFIX = ".metadata"
 RECEIPT_SUFFIX = ".sftpreceipt"
+# Seconds between a trigger's arrival and its routing when run as the platform: long enough for
+# a client's stat or set-stat right after closing it, short against a receipt poll of minutes.
+PLATFORM_DELAY = 1.0
 
 
 class ErrorCode(enum.IntEnum):

@@ -2,7 +2,8 @@
 
 Each user sees `/` with `IN` and `OUT`, backed by `<data-dir>/<username>/`. Only file names of
 `[A-Za-z0-9._-]` are served; `..` anywhere in a path, links, sub-folders and writes outside `OUT`
-are refused. Uploads go to `OUT`; closing a written `OUT/<name>.trigger` hands it to the router.
+are refused. Uploads go to `OUT`; closing a written `OUT/<name>.trigger` hands it to the router,
+which takes it up after its delay: until then the client may still stat and set-stat it by name.
 """
 
 import base64
@@ -245,7 +246,7 @@ class _Handle(paramiko.SFTPHandle):
                 if not self.writing:
                     return SFTP_PERMISSION_DENIED
                 os.ftruncate(self.fd, attr.st_size)
-            if attr._flags & attr.FLAG_AMTIME:
+            if attr._flags & attr.FLAG_AMTIME and self.writing:  # IN's times: see chattr
                 os.utime(self.fd, (attr.st_atime, attr.st_mtime))
         except OSError as error:
             return _errno_code(error)
@@ -366,8 +367,19 @@ class _Sftp(paramiko.SFTPServerInterface):
     lstat = stat
 
     def chattr(self, path, attr):
+        """Set-stat by name: times on an upload in OUT are set (clients that preserve times
+        set them after closing, and read them back); modes, owners and sizes are ignored."""
         result = self.stat(path)
-        return result if isinstance(result, int) else SFTP_OK  # times and modes are ignored
+        if isinstance(result, int):
+            return result
+        target = self._file(path)
+        if isinstance(target, int) or target[0] != OUT or not attr._flags & attr.FLAG_AMTIME:
+            return SFTP_OK  # IN's times are the clean-up's clock: not the client's to change
+        try:
+            os.utime(target[2], (attr.st_atime, attr.st_mtime), follow_symlinks=False)
+        except OSError as error:
+            return _errno_code(error)  # routed away meanwhile: "no such file", as on a stat
+        return SFTP_OK
 
     # --- files ---
 

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from transfers.simulator import RegistryError, Simulator
+from transfers.simulator.router import PLATFORM_DELAY
 
 
 class Command(BaseCommand):
@@ -38,9 +39,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--delay",
             type=float,
-            default=0.0,
+            default=PLATFORM_DELAY,
             metavar="SECONDS",
-            help="wait this long after a trigger before routing it (default 0)",
+            help=f"wait this long after a trigger before routing it (default {PLATFORM_DELAY}, "
+            "as the platform, which routes apart from the upload: a client may stat or "
+            "set-stat what it just closed; 0 routes at once)",
         )
         parser.add_argument(
             "--cleanup-after",
@@ -101,8 +104,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  host key  {simulator.fingerprint}")
         self.stdout.write(f"  data      {simulator.data_dir}")
         self.stdout.write(f"  registry  {registry}")
-        if options["delay"]:
-            self.stdout.write(f"  delay     {options['delay']} s before routing a trigger")
+        self.stdout.write(f"  delay     {options['delay']} s before routing a trigger")
         if options["cleanup_after"]:
             self.stdout.write(
                 f"  clean-up  unread files leave IN/ after {options['cleanup_after']} s"
