@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -579,3 +580,18 @@ def test_any_valid_trigger_round_trips(file_name, size, senders_file_id, stamp):
     assert parsed.descriptor.file_name == file_name
     assert parsed.descriptor.size == size
     assert parsed.routing.sender_timestamp == stamp
+
+
+def test_the_examples_in_docs_protocol_are_valid_against_the_contract():
+    """docs/protocol.md shows a trigger, metadata and two receipts: each one the XSD accepts."""
+    document = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    examples = re.findall(r"```xml\n(.*?)\n```", document, re.DOTALL)
+    assert len(examples) == 4
+    schema = etree.XMLSchema(etree.parse(str(protocol.SCHEMA_FILE)))
+    for example in examples:
+        schema.assertValid(etree.fromstring(example.encode()))
+    parsed = protocol.parse_trigger(examples[0].encode())
+    assert parsed.descriptor.recipients == (protocol.ROUTING_RECIPIENT,)
+    assert protocol.parse_metadata(examples[1].encode()).file_transfer_uuid is not None
+    assert protocol.parse_receipt(examples[2].encode()).success
+    assert [e.code for e in protocol.parse_receipt(examples[3].encode()).errors] == [106]
