@@ -85,8 +85,9 @@ def _account(it_system_id: int) -> str:
     return State.IN_PROGRESS if environments else State.NOT_STARTED
 
 
-def _routes(integration: Integration) -> dict[int, str]:
-    """Task 70 per municipality from its production route: ordered, then established."""
+def routes_of(integration: Integration):
+    """The integration's routes in any environment, also those ordered without naming it (by
+    InfRef, sender and receiver)."""
     from transfers.models import Route
 
     flow = Q(integration=integration)
@@ -97,10 +98,19 @@ def _routes(integration: Integration) -> dict[int, str]:
             sender_id=integration.sender_id,
             receiver_id=integration.receiver_id,
         )
+    return Route.objects.filter(flow)
+
+
+def _routes(integration: Integration) -> dict[int, str]:
+    """Task 70 per municipality from its production route: ordered, then established."""
+    from transfers.models import Route
+
     states: dict[int, str] = {}
-    for municipality_id, state in Route.objects.filter(
-        flow, environment__in=PLAYS_PRODUCTION
-    ).values_list("municipality_id", "state"):
+    for municipality_id, state in (
+        routes_of(integration)
+        .filter(environment__in=PLAYS_PRODUCTION)
+        .values_list("municipality_id", "state")
+    ):
         shown = State.DONE if state == Route.State.ESTABLISHED else State.IN_PROGRESS
         if _RANK[shown] > _RANK.get(states.get(municipality_id), -1):
             states[municipality_id] = shown

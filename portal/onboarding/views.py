@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -31,7 +31,7 @@ from portal.onboarding.bilateral_views import (
     municipalities_seen,
 )
 from portal.onboarding.catalogue import TASKS
-from portal.onboarding.follow import MIRRORED
+from portal.onboarding.follow import MIRRORED, routes_of
 from portal.onboarding.forms import (
     AddMunicipalityForm,
     IntegrationEditForm,
@@ -44,7 +44,7 @@ from portal.onboarding.models import (
     OnboardingTask,
 )
 from portal.onboarding.signposts import Signposts, moved_by
-from transfers.models import Environment, Route, SftpAccount
+from transfers.models import Environment, SftpAccount
 
 _INTEGRATIONS = Integration.objects.select_related(
     "sender__vendor", "receiver__vendor", "infref"
@@ -61,20 +61,6 @@ def legal_review_overdue(integration: Integration) -> bool:
 def _progress(integration: Integration) -> tuple[int, int]:
     tasks = list(integration.tasks.all())
     return sum(task.is_settled for task in tasks), len(tasks)
-
-
-def _routes_of(integration: Integration) -> QuerySet[Route]:
-    """The integration's routes in any environment, also those ordered before it existed (by
-    InfRef, sender and receiver), as follow.py counts them."""
-    flow = Q(integration=integration)
-    if integration.infref_id:
-        flow |= Q(
-            integration__isnull=True,
-            infref_id=integration.infref_id,
-            sender_id=integration.sender_id,
-            receiver_id=integration.receiver_id,
-        )
-    return Route.objects.filter(flow)
 
 
 @login_required
@@ -165,7 +151,7 @@ def integration_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, _("%(name)s is saved.") % {"name": integration.name})
             return redirect("onboarding:detail", pk=integration.pk)
-    routed = set(_routes_of(integration).values_list("municipality_id", flat=True))
+    routed = set(routes_of(integration).values_list("municipality_id", flat=True))
     municipalities = [
         (municipality, municipality.pk in routed)
         for municipality in integration.municipalities.order_by("name")
@@ -192,7 +178,7 @@ def integration_remove_municipality(
     with transaction.atomic():
         # A route carries the municipality's data: it stays part of the integration until the
         # route is gone, or the route would send for an integration that no longer names it.
-        if _routes_of(integration).filter(municipality=municipality).exists():
+        if routes_of(integration).filter(municipality=municipality).exists():
             messages.error(
                 request,
                 _(
