@@ -40,11 +40,16 @@ def _party(integration: Integration, organisation: Organisation) -> Organisation
     raise PermissionDenied
 
 
+# Task 20's two answers: a party says one of them, and withdraws it before saying the other.
+OPPOSITE = {Subject.AGREEMENT: Subject.NO_AGREEMENT, Subject.NO_AGREEMENT: Subject.AGREEMENT}
+
+
 def _refuse_the_other_answer(integration: Integration, subject: str, organisation) -> None:
-    other = {Subject.AGREEMENT: Subject.NO_AGREEMENT, Subject.NO_AGREEMENT: Subject.AGREEMENT}
     if (
-        subject in other
-        and integration.consents.filter(subject=other[subject], organisation=organisation).exists()
+        subject in OPPOSITE
+        and integration.consents.filter(
+            subject=OPPOSITE[subject], organisation=organisation
+        ).exists()
     ):
         raise ValidationError(
             _("Your organisation has already said the opposite; withdraw that first."),

@@ -91,7 +91,6 @@ def consent_rows(
     def names(parties: list[Organisation]) -> str:
         return _(" and ").join(party.name for party in parties)
 
-    opposite = {Subject.AGREEMENT: Subject.NO_AGREEMENT, Subject.NO_AGREEMENT: Subject.AGREEMENT}
     blocks = []
     for municipality in municipalities:
         rows = []
@@ -101,8 +100,8 @@ def consent_rows(
                 consent = said(subject, party, municipality_id)
                 acts = party.pk in acting
                 # The other answer to the same question must be withdrawn first (bilateral).
-                contradicts = subject in opposite and any(
-                    c.subject == opposite[subject] and c.organisation_id == party.pk
+                contradicts = subject in bilateral.OPPOSITE and any(
+                    c.subject == bilateral.OPPOSITE[subject] and c.organisation_id == party.pk
                     for c in consents
                 )
                 cells.append(
