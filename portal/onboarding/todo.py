@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from urllib.parse import urlencode
 
 from django.db.models import Q
 from django.urls import reverse
@@ -34,6 +33,7 @@ from portal.onboarding.models import (
     OnboardingTask,
     ProcessingAgreement,
 )
+from portal.onboarding.signposts import with_query
 from transfers.models import Route
 
 State = OnboardingTask.State
@@ -167,11 +167,6 @@ def _integrations_of(scope: Scope) -> _Integrations:
     return _Integrations(rows, municipalities, tasks, consents, tests, agreements)
 
 
-def _url(name: str, *args, **query) -> str:
-    url = reverse(name, args=args)
-    return f"{url}?{urlencode(query)}" if query else url
-
-
 def _date(day) -> str:
     return formats.date_format(day, "SHORT_DATE_FORMAT")
 
@@ -214,7 +209,7 @@ def _sending_vendor(scope: Scope, known: _Integrations) -> list[Item]:
                 Item(
                     Kind.REQUEST_INFREF,
                     _("Request an InfRef from KOMBIT for %(system)s.") % {"system": sender.name},
-                    _url("gdpr:request_create", it_system=sender.pk),
+                    with_query("gdpr:request_create", it_system=sender.pk),
                     integration,
                     it_system=sender,
                 )
@@ -345,7 +340,7 @@ def _routes_to_order(integration: Integration, known: _Integrations) -> list[Ite
             Kind.ORDER_ROUTE,
             _("Order the production route of %(integration)s for %(municipality)s.")
             % {"integration": integration.name, "municipality": municipality.name},
-            _url(
+            with_query(
                 "transfers:route_create", integration=integration.pk, municipality=municipality.pk
             ),
             integration,
@@ -491,7 +486,7 @@ def _kombit() -> list[Item]:
                     ordered,
                 )
                 % {"count": ordered},
-                _url("transfers:routes", state=Route.State.ORDERED),
+                with_query("transfers:routes", state=Route.State.ORDERED),
             )
         )
     return items
