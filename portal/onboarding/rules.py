@@ -42,20 +42,37 @@ def create_integration(*, municipalities=(), **fields) -> Integration:
     integration = Integration(**fields)
     integration.full_clean()
     integration.save()
-    OnboardingTask.objects.bulk_create(
-        OnboardingTask(integration=integration, number=number) for number in ONCE
+    joining = list({municipality.pk: municipality for municipality in municipalities}.values())
+    for municipality in joining:
+        _refuse_unless_municipality(municipality)
+    # All at once, and followed once: joined one by one, each municipality of a hundred would
+    # follow the records and queue the reminders again.
+    IntegrationMunicipality.objects.bulk_create(
+        IntegrationMunicipality(integration=integration, municipality=m) for m in joining
     )
-    for municipality in municipalities:
-        add_municipality(integration, municipality)
+    OnboardingTask.objects.bulk_create(
+        [
+            *(OnboardingTask(integration=integration, number=number) for number in ONCE),
+            *(
+                OnboardingTask(integration=integration, number=number, municipality=m)
+                for m in joining
+                for number in PER_MUNICIPALITY
+            ),
+        ]
+    )
     follow_records(integration)
     _remind_after_commit(integration)
     return integration
 
 
+def _refuse_unless_municipality(organisation: Organisation) -> None:
+    if organisation.kind != Organisation.Kind.MUNICIPALITY:
+        raise ValidationError(_("%(name)s is not a municipality.") % {"name": organisation})
+
+
 @transaction.atomic
 def add_municipality(integration: Integration, municipality: Organisation) -> None:
-    if municipality.kind != Organisation.Kind.MUNICIPALITY:
-        raise ValidationError(_("%(name)s is not a municipality.") % {"name": municipality})
+    _refuse_unless_municipality(municipality)
     _joined, created = IntegrationMunicipality.objects.get_or_create(
         integration=integration, municipality=municipality
     )
