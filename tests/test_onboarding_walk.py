@@ -9,6 +9,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.urls import reverse
@@ -84,8 +85,11 @@ def axe_clean(page: Page) -> None:
 def next_step(page: Page, text: str) -> None:
     """Follow the link of a to-do item on the user's overview."""
     page.goto(page.url.split("/", 3)[0] + "//" + page.url.split("/", 3)[2] + "/")
-    todo = page.locator("#todo-list")
-    todo.get_by_role("link", name=re.compile(text)).first.click()
+    link = page.locator("#todo-list").get_by_role("link", name=re.compile(text)).first
+    path = urlsplit(link.get_attribute("href")).path
+    link.click()
+    # Wait for the new page: the steps read it straight away, and the overview is still there.
+    page.wait_for_url(lambda url: urlsplit(url).path == path)
 
 
 # --- The steps, each by the party that takes it ------------------------------------------------
