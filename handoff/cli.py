@@ -29,12 +29,14 @@ def wait_for(
     report: Callable[[Transfer], None],
     poll: float = POLL_SECONDS,
 ) -> int:
-    """Until every transfer is final or `timeout` passes; reports each as it settles."""
+    """Until every transfer is final (or has no receipt) or `timeout` passes; reports each as it
+    settles. "No receipt" ends the wait as a failure: a person has to look."""
     pending = set(transfer_ids)
     failed = False
     deadline = time.monotonic() + timeout
+    settled = FINAL_STATES | {Transfer.State.NO_RECEIPT}
     while True:
-        for transfer in Transfer.objects.filter(pk__in=pending, state__in=FINAL_STATES):
+        for transfer in Transfer.objects.filter(pk__in=pending, state__in=settled):
             pending.discard(transfer.pk)
             failed |= transfer.state != Transfer.State.DELIVERED
             report(transfer)

@@ -307,9 +307,16 @@ TRANSFER_MAX_ATTEMPTS = env_int("TRANSFER_MAX_ATTEMPTS", 5, minimum=1)
 # A send that shows no progress for this long has lost its worker and is queued again.
 TRANSFER_STALE_SECONDS = env_int("TRANSFER_STALE_SECONDS", 120, minimum=10)
 # A send that failed is tried again after this long, each further time twice as long (at most
-# TRANSFER_RETRY_MAX_SECONDS), until TRANSFER_MAX_ATTEMPTS.
+# TRANSFER_RETRY_MAX_SECONDS), until the platform has refused it TRANSFER_MAX_ATTEMPTS times.
 TRANSFER_RETRY_SECONDS = env_int("TRANSFER_RETRY_SECONDS", 10, minimum=1)
 TRANSFER_RETRY_MAX_SECONDS = env_int("TRANSFER_RETRY_MAX_SECONDS", 600, minimum=1)
+# A send that could not reach the platform (refused, reset, timed out, a transient error receipt)
+# waits for it this long at most, trying again with the backoff above; such attempts do not
+# count toward TRANSFER_MAX_ATTEMPTS. A maintenance window lasts hours.
+TRANSFER_OUTAGE_WAIT_SECONDS = env_int("TRANSFER_OUTAGE_WAIT_SECONDS", 24 * 3600, minimum=0)
+# A sent file with no receipt after this long is shown as "no receipt" and alerted once; its
+# owner may send it again.
+TRANSFER_RECEIPT_TIMEOUT_SECONDS = env_int("TRANSFER_RECEIPT_TIMEOUT_SECONDS", 900, minimum=1)
 # How long a worker waits for the SFTP server (to connect, to answer a request) before it gives
 # the connection up; a stalled connection costs a worker no more than this.
 TRANSFER_TIMEOUT_SECONDS = env_int("TRANSFER_TIMEOUT_SECONDS", 30, minimum=1)

@@ -49,6 +49,7 @@ from tests.test_specifications import STRUCTURE, XSD, upload
 from tests.totp import verified_client
 from tests.urlwalk import Pattern, all_patterns
 from transfers.models import ReceivedFile, Transfer
+from transfers.tasks import unreadable_receipt
 
 ROLES = "NABMKS"
 ROLE_NAMES = {
@@ -233,6 +234,7 @@ CLASSIFICATION: dict[str, Case] = {
     "transfers:export": same(EVERYONE),
     "transfers:send": same(VENDORS),
     "transfers:detail": same(rule("ABS"), kwargs=transfer),
+    "transfers:unreadable_receipt": same(rule("ABS"), kwargs=transfer),
     "transfers:progress": same(rule("ABS"), kwargs=transfer, htmx=True),
     # The local copy is the sending vendor's data.
     "transfers:download": same(rule("AS", forbidden="B"), kwargs=transfer),
@@ -424,6 +426,9 @@ def world(
         remote_name=f"alfa_sender_{MARKERS['transfer']}",
         created_by=staff_a,
     )
+    kept_receipt = unreadable_receipt(transfer.remote_name)
+    kept_receipt.parent.mkdir(parents=True, exist_ok=True)
+    kept_receipt.write_bytes(b"<Receipt>")
     stored = tmp_path / "received.csv"
     stored.write_bytes(b"data")
     received = ReceivedFile.objects.create(

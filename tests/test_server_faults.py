@@ -85,8 +85,9 @@ def page(client, transfer: Transfer) -> str:
 
 
 def retries(transfer: Transfer):
+    """The send's next attempt: counted (a retry) or not (a wait for the platform)."""
     return Schedule.objects.filter(
-        func=SEND_TASK, name__startswith=f"transfer-retry-{transfer.pk}-"
+        func=SEND_TASK, name__regex=rf"^transfer-(retry|wait)-{transfer.pk}-"
     )
 
 
@@ -216,26 +217,29 @@ def check_receipt_outcome(code, sim, receiver, transfer, client) -> None:
     shown = page(client, transfer)
     alerts = Alert.objects.filter(transfer=transfer)
     if code in TRANSIENT:
-        # Back in the queue by itself, with the platform's reason on the page.
-        assert transfer.state == State.QUEUED
+        # Back in the queue by itself, uncounted, with the platform's reason on the page.
+        assert (transfer.state, transfer.attempts) == (State.QUEUED, 0)
+        assert transfer.waiting_since is not None
         assert transfer.last_error.startswith(f"KOMBIT error {code} ")
         assert transfer.last_error in shown
         assert 'id="transfer-last-error"' in shown
+        assert 'id="transfer-waiting"' in shown
         # The retry is due after TRANSFER_RETRY_SECONDS; the cluster then runs the send again.
         assert retries(transfer).get().next_run <= timezone.now() + tasks.retry_delay(1)
         assert tasks.send_transfer(transfer.pk) == "sent"
         transfer.refresh_from_db()
         assert (transfer.state, transfer.attempts, transfer.error_code) == (
             State.DELIVERED,
-            2,
+            1,
             None,
         )
+        assert transfer.waiting_since is None
         assert fetch_inbox(receiver.pk).received == 1
         received = ReceivedFile.objects.get(remote_name=transfer.remote_name)
         assert received.sha256 == hashlib.sha256(DATA).hexdigest()
         shown = page(client, transfer)
         assert f"KOMBIT error {code} " in shown  # the earlier attempt's fault stays visible
-        assert "<td>2</td>" in shown  # attempts
+        assert "<td>1</td>" in shown  # attempts: the transient one is not counted
         assert not alerts.exists()
     else:
         # Failed with KOMBIT's code and the platform's words, an alert, nothing delivered.
@@ -401,7 +405,7 @@ def test_a_disk_that_fills_while_the_platform_delivers_leaves_no_half_delivery(
         assert sim.router.wait_idle(10)
         tasks.collect_receipts()
         transfer.refresh_from_db()
-        assert (transfer.state, transfer.attempts) == (State.DELIVERED, 2)
+        assert (transfer.state, transfer.attempts) == (State.DELIVERED, 1)  # 199 not counted
         routed = [o.error for o in sim.router.outcomes if o.name == transfer.remote_name]
         assert routed == [199, None]
         assert fetch_inbox(receiver.pk).received == 1

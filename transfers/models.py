@@ -89,6 +89,9 @@ class SftpAccount(models.Model):
     offered_host_key_fingerprint = models.CharField(max_length=100, blank=True)
     # Set when the server shows a host key other than the pinned one; every transfer stops.
     host_key_mismatch_at = models.DateTimeField(_("host key changed at"), null=True, blank=True)
+    # Set by the first connection that could not reach the server, cleared by the next that did;
+    # one alert stands for the whole outage (transfers.outage).
+    unreachable_since = models.DateTimeField(_("unreachable since"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("SFTP account")
@@ -208,6 +211,9 @@ class Transfer(models.Model):
         QUEUED = "queued", _("Queued")
         SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
+        # Sent, but no readable receipt came in TRANSFER_RECEIPT_TIMEOUT_SECONDS: its owner may
+        # send it again. A receipt that comes later still settles it.
+        NO_RECEIPT = "no_receipt", _("No receipt")
         DELIVERED = "delivered", _("Delivered")
         FAILED = "failed", _("Failed")
         CANCELLED = "cancelled", _("Cancelled")
@@ -230,7 +236,12 @@ class Transfer(models.Model):
     transaction_id = models.UUIDField(_("TransactionId"), default=uuid.uuid4, unique=True)
     file_transfer_uuid = models.UUIDField(_("FileTransferUUID"), null=True, blank=True)
     bytes_done = models.PositiveBigIntegerField(_("bytes sent"), default=0)
+    # Counted toward TRANSFER_MAX_ATTEMPTS. An attempt that could not reach the platform (or met
+    # a transient error receipt) is not counted: the send waits, from waiting_since for at most
+    # TRANSFER_OUTAGE_WAIT_SECONDS. Nullable: SQLite adds such a column in place, where a
+    # default would rebuild the table and drop its triggers.
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    waiting_since = models.DateTimeField(_("waiting for the platform since"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
     error_code = models.IntegerField(_("KOMBIT error code"), null=True, blank=True)
     error_text = models.TextField(_("KOMBIT error text"), blank=True)
@@ -289,6 +300,10 @@ class Transfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.original_name} → {self.route.municipality} ({self.get_state_display()})"
+
+
+# Sent, the receipt not read yet: the platform may still answer, so its receipt is looked for.
+AWAITING_RECEIPT = (Transfer.State.SENT, Transfer.State.NO_RECEIPT)
 
 
 class TransferHour(models.Model):

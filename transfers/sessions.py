@@ -7,9 +7,10 @@ files keeps its session until it breaks or the account's host key turns out to h
 from django.conf import settings
 from django.utils import timezone
 
+from transfers import outage
 from transfers.keys import decrypt_private_key
 from transfers.models import SftpAccount
-from transfers.sftp import HostKeyChanged, HostKeyUnknown, SftpSession
+from transfers.sftp import HostKeyChanged, HostKeyUnknown, SftpSession, SftpUnreachable
 
 _sessions: dict[int, SftpSession] = {}
 
@@ -42,6 +43,10 @@ def session_for(account: SftpAccount) -> SftpSession:
             offered_host_key=error.offered, offered_host_key_fingerprint=error.fingerprint
         )
         raise
+    except SftpUnreachable as error:
+        outage.unreachable(account, str(error))
+        raise
+    outage.reachable(account)
     _sessions[account.pk] = session
     return session
 

@@ -108,6 +108,11 @@ class SftpError(Exception):
     """A connection or transfer failed; the message says what and where."""
 
 
+class SftpUnreachable(SftpError):
+    """The server could not be reached, or the connection broke: refused, reset, timed out.
+    Not an answer about the file, so a send waits it out (TRANSFER_OUTAGE_WAIT_SECONDS)."""
+
+
 class SftpRefused(SftpError):
     """The server answered "permission denied": it is there and said no (the Serviceplatform
     refuses to write or remove a name while it routes it)."""
@@ -126,7 +131,7 @@ class EndpointRefused(SftpError):
         return endpoints.refusal_message(self.host, self.port)
 
 
-class EndpointUnresolved(SftpError):
+class EndpointUnresolved(SftpUnreachable):
     """A name that SFTP_ALLOWED_HOSTS admits only through its networks could not be looked up.
 
     For a send it is like any network fault (tried again later). A person probing a host key is
@@ -238,7 +243,9 @@ def _open_transport(host: str, port: int, timeout: float, pinned: str | None):
             raise transport.get_exception() or TimeoutError()
     except (paramiko.SSHException, OSError, EOFError) as error:
         transport.close()
-        raise SftpError(f"SSH negotiation with {host}:{port} failed: {_describe(error)}") from None
+        raise SftpUnreachable(
+            f"SSH negotiation with {host}:{port} failed: {_describe(error)}"
+        ) from None
     return transport
 
 
@@ -250,7 +257,7 @@ def _connect(host: str, port: int, addresses: tuple[str, ...], timeout: float) -
             return socket.create_connection((address, port), timeout=timeout)
         except OSError as error:
             failure = error
-    raise SftpError(f"Cannot connect to {host}:{port}: {_describe(failure)}") from None
+    raise SftpUnreachable(f"Cannot connect to {host}:{port}: {_describe(failure)}") from None
 
 
 def probe_host_key(host: str, port: int, timeout: float = 10) -> str:
@@ -547,7 +554,7 @@ class SftpSession:
             raise
         except (paramiko.SSHException, OSError, EOFError, SFTPError) as error:
             transport.close()
-            raise SftpError(f"Cannot open SFTP on {self.where}: {_describe(error)}") from None
+            raise SftpUnreachable(f"Cannot open SFTP on {self.where}: {_describe(error)}") from None
         self._transport, self._sftp = transport, sftp
         self._read_size = self._write_size = SMALL_REQUEST
         if limits is not None:
@@ -573,7 +580,7 @@ class SftpSession:
 
     def _client(self) -> paramiko.SFTPClient:
         if not self.connected:
-            raise SftpError(f"The SFTP session with {self.where} is not connected.")
+            raise SftpUnreachable(f"The SFTP session with {self.where} is not connected.")
         return self._sftp
 
     def _fail(self, action: str, error: BaseException) -> SftpError:
@@ -583,7 +590,9 @@ class SftpSession:
         )
         if not (status_error and self.connected):
             self.close()
-        kind = SftpRefused if isinstance(error, PermissionError) else SftpError
+            kind = SftpUnreachable
+        else:
+            kind = SftpRefused if isinstance(error, PermissionError) else SftpError
         return kind(f"{action} on {self.where} failed: {_describe(error)}")
 
     # -- small operations ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -22,7 +22,7 @@ from portal.alerts import service as alerts
 from portal.core.logs import transfer_context
 from transfers import protocol
 from transfers.keys import KeyUnavailable
-from transfers.models import SftpAccount, Transfer
+from transfers.models import AWAITING_RECEIPT, SftpAccount, Transfer
 from transfers.queueing import SEND_TASK, enqueue, route_blockers
 from transfers.sessions import drop_session, session_for
 from transfers.sftp import (
@@ -32,6 +32,7 @@ from transfers.sftp import (
     SftpError,
     SftpRefused,
     SftpSession,
+    SftpUnreachable,
 )
 from transfers.soon import queue_soon, starting
 
@@ -45,10 +46,12 @@ RECEIPT_WAIT_SECONDS = 5.0
 HEARTBEAT_SECONDS = 1.0
 # How often a send whose private key the worker cannot decrypt looks again.
 KEY_WAIT_SECONDS = 300
-# Error receipts that say "not now" rather than "not this": the send is tried again by itself,
+# Error receipts that say "not now" rather than "not this": the send waits and is tried again,
 # like after a network fault (the simulator's codes, docs/simulator.md): 108 the name was still
 # being written (a dead connection's handle the server had not closed yet), 199 an internal error.
 TRANSIENT_ERROR_CODES = frozenset({108, 199})
+# Where an unreadable receipt is kept, byte for byte, for people to look at (the transfer page).
+UNREADABLE_RECEIPTS = "unreadable-receipts"
 
 
 def _update(transfer_id: int, **fields) -> None:
@@ -87,9 +90,12 @@ def send_transfer(transfer_id: int) -> str:
         try:
             session = session_for(transfer.account)
             if transfer.trigger_started_at is None:
-                if transfer.attempts > 1:
-                    # An earlier trigger's receipt must not be read as this one's.
-                    _remove_receipt(session, transfer.remote_name)
+                if (transfer.attempts > 1 or transfer.receipt_xml) and not _clear_earlier(
+                    session, transfer
+                ):
+                    _mark_sent(transfer.pk)
+                    _receipt_now_or_later(session, transfer)
+                    return "sent"
                 _upload_data(session, transfer)
                 _write_trigger(session, transfer)
             else:
@@ -102,6 +108,9 @@ def send_transfer(transfer_id: int) -> str:
             return _fail(transfer, str(error))
         except KeyUnavailable as error:
             return _wait_for_key(transfer, error)
+        except SftpUnreachable as error:
+            drop_session(transfer.account_id)
+            return _wait_for_platform(transfer, str(error))
         except (SftpError, OSError) as error:
             drop_session(transfer.account_id)
             return _retry_later(transfer, f"{type(error).__name__}: {error}")
@@ -120,14 +129,73 @@ def _wait_for_key(transfer: Transfer, error: KeyUnavailable) -> str:
             heartbeat_at=None,
             attempts=F("attempts") - 1,
         )
-        schedule(
-            SEND_TASK,
-            transfer.pk,
-            name=f"transfer-key-{transfer.pk}-{uuid.uuid4().hex[:8]}",
-            schedule_type=Schedule.ONCE,
-            next_run=timezone.now() + timedelta(seconds=KEY_WAIT_SECONDS),
+        _schedule_send(
+            transfer, "transfer-key", timezone.now() + timedelta(seconds=KEY_WAIT_SECONDS)
         )
     return "waiting for key"
+
+
+def _wait_for_platform(transfer: Transfer, message: str) -> str:
+    """Not an answer about the file: the attempt is not counted, and the send is tried again
+    with capped backoff until the platform answers or TRANSFER_OUTAGE_WAIT_SECONDS have passed
+    since the first fault. The account's outage alert is raised by the connection (outage.py)."""
+    now = timezone.now()
+    waiting = _waiting(transfer, now)
+    if waiting is None:
+        return _fail(transfer, _gave_up(message), attempts=F("attempts") - 1)
+    since, delay = waiting
+    with transaction.atomic():
+        _update(
+            transfer.pk,
+            state=State.QUEUED,
+            last_error=message,
+            heartbeat_at=None,
+            attempts=F("attempts") - 1,
+            waiting_since=since,
+        )
+        _schedule_send(transfer, "transfer-wait", now + delay)
+    return "waiting for the platform"
+
+
+def _waiting(transfer: Transfer, now: datetime) -> tuple[datetime, timedelta] | None:
+    """Since when the send waits for the platform, and how long until it tries again: as long
+    as it has waited so far, between TRANSFER_RETRY_SECONDS and TRANSFER_RETRY_MAX_SECONDS.
+    None once it has waited TRANSFER_OUTAGE_WAIT_SECONDS."""
+    since = transfer.waiting_since or now
+    limit = since + timedelta(seconds=settings.TRANSFER_OUTAGE_WAIT_SECONDS)
+    if now >= limit:
+        return None
+    waited = (now - since).total_seconds()
+    delay = min(max(waited, settings.TRANSFER_RETRY_SECONDS), settings.TRANSFER_RETRY_MAX_SECONDS)
+    return since, min(timedelta(seconds=delay), limit - now + timedelta(seconds=1))
+
+
+def _gave_up(message: str) -> str:
+    minutes = settings.TRANSFER_OUTAGE_WAIT_SECONDS // 60
+    waited = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+    return f"Serviceplatformen did not answer for {waited}; given up. Last: {message}"
+
+
+def _clear_earlier(session: SftpSession, transfer: Transfer) -> bool:
+    """Before a send goes again: an earlier trigger's receipt must not be read as this one's,
+    and an earlier trigger still waiting must not route the file while it is written anew.
+    False when the platform is routing the earlier trigger (it refuses to remove it)."""
+    _remove_receipt(session, transfer.remote_name)
+    try:
+        session.remove(f"{OUT}/{transfer.remote_name}.trigger", missing_ok=True)
+    except SftpRefused:
+        return False
+    return True
+
+
+def _mark_sent(transfer_id: int) -> None:
+    _update(
+        transfer_id,
+        state=State.SENT,
+        sent_at=timezone.now(),
+        heartbeat_at=None,
+        waiting_since=None,
+    )
 
 
 def _upload_data(session: SftpSession, transfer: Transfer) -> None:
@@ -190,7 +258,7 @@ def _write_trigger(session: SftpSession, transfer: Transfer) -> None:
         trigger_xml=trigger.decode(),
     )
     session.put_bytes(trigger, f"{OUT}/{transfer.remote_name}.trigger")
-    _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
+    _mark_sent(transfer.pk)
 
 
 def _resume_after_trigger(session: SftpSession, transfer: Transfer) -> None:
@@ -204,13 +272,13 @@ def _resume_after_trigger(session: SftpSession, transfer: Transfer) -> None:
         try:
             session.remove(trigger, missing_ok=True)
         except SftpRefused:
-            _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
+            _mark_sent(transfer.pk)
             return  # in the platform's hands: the receipt will say
     if session.size(name) == transfer.size:
         # The trigger never landed (or was unfinished); the complete data file is waiting.
         session.put_bytes(transfer.trigger_xml.encode(), trigger)
     # Otherwise the platform has taken the file: the receipt will say.
-    _update(transfer.pk, state=State.SENT, sent_at=timezone.now(), heartbeat_at=None)
+    _mark_sent(transfer.pk)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -221,22 +289,30 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def _retry_later(transfer: Transfer, message: str) -> str:
+    """The platform refused the file (or the local copy did): counted toward the attempts."""
     if transfer.attempts >= settings.TRANSFER_MAX_ATTEMPTS:
         return _fail(transfer, message)
     # Back in the queue with its row; the next attempt resumes from what the server has.
     with transaction.atomic():
-        _update(transfer.pk, state=State.QUEUED, last_error=message, heartbeat_at=None)
-        _schedule_retry(transfer)
+        # It answered: an outage before this refusal is over.
+        _update(
+            transfer.pk,
+            state=State.QUEUED,
+            last_error=message,
+            heartbeat_at=None,
+            waiting_since=None,
+        )
+        _schedule_send(transfer, "transfer-retry", timezone.now() + retry_delay(transfer.attempts))
     return "retry"
 
 
-def _schedule_retry(transfer: Transfer) -> None:
+def _schedule_send(transfer: Transfer, kind: str, at: datetime) -> None:
     schedule(
         SEND_TASK,
         transfer.pk,
-        name=f"transfer-retry-{transfer.pk}-{transfer.attempts}-{uuid.uuid4().hex[:8]}",
+        name=f"{kind}-{transfer.pk}-{transfer.attempts}-{uuid.uuid4().hex[:8]}",
         schedule_type=Schedule.ONCE,
-        next_run=timezone.now() + retry_delay(transfer.attempts),
+        next_run=at,
     )
 
 
@@ -298,29 +374,46 @@ def _await_receipt(session: SftpSession, transfer: Transfer) -> None:
 
 
 def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
-    """Record the receipt if it has arrived; True when the transfer is settled."""
+    """Record the receipt if it has arrived; True when the transfer is settled (or its receipt
+    proved unreadable: it is not read again)."""
     transfer = Transfer.objects.select_related("route").get(pk=transfer_id)
-    if transfer.state != State.SENT:
+    if transfer.state not in AWAITING_RECEIPT:
         return transfer.state in (State.DELIVERED, State.FAILED)
     path = f"{IN}/{transfer.remote_name}.sftpreceipt"
     size = session.size(path)
     if size is None:
         return False
     if size > protocol.MAX_XML_BYTES:
-        raise SftpError(f"{path} is {size} bytes, too large for a receipt")
+        # Not fetched: its size alone says it is no receipt, and the disk is not the platform's.
+        _quarantine_receipt(
+            session, transfer, None, f"The receipt is {size} bytes, over 1 MiB; not fetched."
+        )
+        return True
+    # Each read to a name of its own: two workers may read the same receipt at once.
     local = _receipt_copy(transfer.remote_name)
     local.parent.mkdir(parents=True, exist_ok=True)
-    session.get_file(path, local)
-    raw = local.read_bytes()
+    incoming = local.parent / f".{uuid.uuid4()}.part"
+    try:
+        session.get_file(path, incoming)
+        raw = incoming.read_bytes()
+    except BaseException:
+        incoming.unlink(missing_ok=True)
+        raise
     try:
         receipt = protocol.parse_receipt(raw)
     except protocol.ProtocolError as error:
-        _update(
-            transfer.pk,
-            last_error=f"unreadable receipt: {error}",
-            receipt_xml=raw.decode("utf-8", "replace"),
-        )
-        return False
+        unreadable = f"The receipt could not be read: {error}"
+        text = raw.decode("utf-8", "replace")
+        if (transfer.last_error, transfer.receipt_xml) != (unreadable, text):
+            # Seen once: perhaps caught while the platform wrote it. The same bytes read again
+            # are the platform's answer.
+            incoming.unlink()
+            _update(transfer.pk, last_error=unreadable, receipt_xml=text)
+            return False
+        _quarantine_receipt(session, transfer, incoming, unreadable)
+        return True
+    # The local copy marks a receipt recorded but perhaps not yet removed (_receipts_left).
+    os.replace(incoming, local)
     fields = {
         "receipt_xml": raw.decode(),
         "file_transfer_uuid": receipt.file_transfer_uuid,
@@ -334,13 +427,15 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
     elif (
         first is not None
         and first.code in TRANSIENT_ERROR_CODES
-        and transfer.attempts < settings.TRANSFER_MAX_ATTEMPTS
+        and (waiting := _waiting(transfer, timezone.now())) is not None
     ):
-        # The platform removed the data file and the trigger: the next attempt sends both anew,
-        # as a new trigger with a new TransactionId. Only from "sent": another worker that read
-        # the same receipt must not queue the send a second time.
+        # "Not now": the platform removed the data file and the trigger, and the next attempt
+        # sends both anew, as a new trigger with a new TransactionId, uncounted like a network
+        # fault. Only from the state read: another worker that read the same receipt must not
+        # queue the send a second time.
+        since, delay = waiting
         with transaction.atomic():
-            requeued = Transfer.objects.filter(pk=transfer.pk, state=State.SENT).update(
+            requeued = Transfer.objects.filter(pk=transfer.pk, state=transfer.state).update(
                 state=State.QUEUED,
                 last_error=(
                     f"KOMBIT error {first.code} ({first.code_description}): {first.description}"
@@ -350,10 +445,14 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
                 sent_at=None,
                 heartbeat_at=None,
                 transaction_id=uuid.uuid4(),
+                attempts=F("attempts") - 1,
+                waiting_since=since,
             )
             if requeued:
-                _schedule_retry(transfer)
+                _schedule_send(transfer, "transfer-wait", timezone.now() + delay)
         _remove_receipt(session, transfer.remote_name)
+        if transfer.state == State.NO_RECEIPT:
+            alerts.clear_no_receipt(transfer.pk)
         return True
     else:
         fields.update(
@@ -363,12 +462,41 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
             last_error="",
         )
     _update(transfer.pk, **fields)
+    if transfer.state == State.NO_RECEIPT:
+        alerts.clear_no_receipt(transfer.pk)
     if fields["state"] == State.FAILED:
         alerts.transfer_failed(transfer.pk)
     # Removed only once recorded: a crash in between reads the same receipt again, or (once
     # settled) leaves the local copy by which collect_receipts removes it.
     _remove_receipt(session, transfer.remote_name)
     return True
+
+
+def _quarantine_receipt(
+    session: SftpSession, transfer: Transfer, local: Path | None, reason: str
+) -> None:
+    """Keep an unreadable receipt's bytes (fetched to `local`), show the transfer as having no
+    receipt, alert once, and take the receipt off the server so that it is not read again."""
+    raw = b""
+    if local is not None:
+        raw = local.read_bytes()
+        kept = unreadable_receipt(transfer.remote_name)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(local, kept)
+    moved = Transfer.objects.filter(pk=transfer.pk, state__in=AWAITING_RECEIPT).update(
+        state=State.NO_RECEIPT,
+        last_error=reason,
+        receipt_xml=raw.decode("utf-8", "replace"),
+    )
+    log.warning("unreadable receipt for %s: %s", transfer.remote_name, reason)
+    if moved:
+        alerts.no_receipt(transfer.pk, unreadable=True)
+    _remove_receipt(session, transfer.remote_name)
+
+
+def unreadable_receipt(remote_name: str) -> Path:
+    """Where the last unreadable receipt of a transfer is kept."""
+    return Path(settings.TRANSFER_DATA_DIR) / UNREADABLE_RECEIPTS / f"{remote_name}.sftpreceipt"
 
 
 def _receipt_copy(remote_name: str) -> Path:
@@ -387,7 +515,11 @@ def _receipts_left() -> dict[int, list[str]]:
     folder = Path(settings.TRANSFER_DATA_DIR) / "receipts"
     suffix = ".sftpreceipt"
     try:
-        names = [entry.name[: -len(suffix)] for entry in os.scandir(folder)]
+        names = [
+            entry.name.removesuffix(suffix)
+            for entry in os.scandir(folder)
+            if entry.name.endswith(suffix)
+        ]
     except FileNotFoundError:
         return {}
     if not names:
@@ -429,8 +561,9 @@ def fetch_all_inboxes() -> int:
 def collect_receipts() -> int:
     """Scheduled: look for receipts of every sent transfer still waiting for one, and remove
     the receipts of settled ones that a dead worker left on the server."""
+    mark_no_receipt()
     settled = 0
-    waiting = Transfer.objects.filter(state=State.SENT).select_related("account")
+    waiting = Transfer.objects.filter(state__in=AWAITING_RECEIPT).select_related("account")
     left = _receipts_left()
     accounts = set(waiting.values_list("account_id", flat=True).distinct()) | set(left)
     for account_id in sorted(accounts):
@@ -445,6 +578,19 @@ def collect_receipts() -> int:
             log.warning("receipts for %s: %s", account, error)
             drop_session(account_id)
     return settled
+
+
+def mark_no_receipt() -> int:
+    """Sends still without a receipt TRANSFER_RECEIPT_TIMEOUT_SECONDS after their trigger: shown
+    as "no receipt" and alerted, once each. Their receipts are still looked for."""
+    cutoff = timezone.now() - timedelta(seconds=settings.TRANSFER_RECEIPT_TIMEOUT_SECONDS)
+    late = Transfer.objects.filter(state=State.SENT, sent_at__lt=cutoff)
+    marked = 0
+    for transfer_id in late.values_list("pk", flat=True):
+        if Transfer.objects.filter(pk=transfer_id, state=State.SENT).update(state=State.NO_RECEIPT):
+            alerts.no_receipt(transfer_id)
+            marked += 1
+    return marked
 
 
 def requeue_abandoned() -> int:
@@ -464,9 +610,12 @@ def requeue_abandoned() -> int:
 
 
 def resubmit(transfer: Transfer) -> bool:
-    """An operator sends a failed transfer again: a new attempt, the same record."""
+    """Its owner sends a failed transfer, or one with no receipt, again: a new attempt, the
+    same record. An earlier trigger the platform has not taken up yet is removed first."""
     with transaction.atomic():
-        requeued = Transfer.objects.filter(pk=transfer.pk, state=State.FAILED).update(
+        requeued = Transfer.objects.filter(
+            pk=transfer.pk, state__in=(State.FAILED, State.NO_RECEIPT)
+        ).update(
             state=State.QUEUED,
             trigger_started_at=None,
             sent_at=None,
@@ -475,8 +624,11 @@ def resubmit(transfer: Transfer) -> bool:
             error_code=None,
             error_text="",
             last_error="",
+            waiting_since=None,
             transaction_id=uuid.uuid4(),
         )
         if requeued:
             transaction.on_commit(lambda: enqueue(transfer.pk))
+    if requeued and transfer.state == State.NO_RECEIPT:
+        alerts.clear_no_receipt(transfer.pk)
     return bool(requeued)

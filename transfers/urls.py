@@ -11,6 +11,11 @@ urlpatterns = [
     path("<int:pk>/", views.transfer_detail, name="detail"),
     path("<int:pk>/progress/", views.transfer_progress, name="progress"),
     path("<int:pk>/download/", views.transfer_download, name="download"),
+    path(
+        "<int:pk>/unreadable-receipt/",
+        views.transfer_unreadable_receipt,
+        name="unreadable_receipt",
+    ),
     path("<int:pk>/resubmit/", views.transfer_resubmit, name="resubmit"),
     path("<int:pk>/cancel/", views.transfer_cancel, name="cancel"),
     path("received/", views.received_list, name="received"),

@@ -1,10 +1,11 @@
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -46,7 +47,7 @@ from transfers import keys, listing, send_once, tasks
 from transfers.downloads import content_disposition
 from transfers.endpoints import refusal_message
 from transfers.forms import AccountForm, GenerateKeyForm, ImportKeyForm, RouteForm, SendForm
-from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
+from transfers.models import AWAITING_RECEIPT, ReceivedFile, Route, SftpAccount, Transfer
 from transfers.queueing import blockers_of
 from transfers.sftp import (
     EndpointRefused,
@@ -208,7 +209,7 @@ class Progress:
     @classmethod
     def of(cls, transfer: Transfer, now: datetime | None = None) -> "Progress":
         size = transfer.size
-        done = size if transfer.state == Transfer.State.SENT else min(transfer.bytes_done, size)
+        done = size if transfer.state in AWAITING_RECEIPT else min(transfer.bytes_done, size)
         percent = 100 if size == 0 else done * 100 // size
         rate = left = None
         if transfer.state == Transfer.State.SENDING and transfer.started_at and done:
@@ -304,6 +305,11 @@ def _status(request: HttpRequest, transfer: Transfer, shown: str = "") -> dict:
     return {
         "transfer": transfer,
         "final": final,
+        "receipt_timeout_minutes": settings.TRANSFER_RECEIPT_TIMEOUT_SECONDS // 60,
+        "unreadable_receipt_kept": transfer.state == Transfer.State.NO_RECEIPT
+        and tasks.unreadable_receipt(transfer.remote_name).is_file(),
+        "gives_up_at": transfer.waiting_since
+        and transfer.waiting_since + timedelta(seconds=settings.TRANSFER_OUTAGE_WAIT_SECONDS),
         "progress": None if final else Progress.of(transfer),
         "timeline": timeline(transfer),
         "may_change": can_change(request.user, transfer),
@@ -329,6 +335,19 @@ def transfer_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "trigger": pretty_xml(transfer.trigger_xml),
             "receipt": pretty_xml(transfer.receipt_xml),
         },
+    )
+
+
+@login_required
+def transfer_unreadable_receipt(request: HttpRequest, pk: int) -> FileResponse:
+    """The receipt that could not be read, byte for byte as the platform wrote it."""
+    transfer = get_visible_or_404(request.user, _TRANSFERS, pk=pk)
+    path = tasks.unreadable_receipt(transfer.remote_name)
+    if not path.is_file():
+        raise Http404
+    name = f"{transfer.remote_name}.sftpreceipt"
+    return FileResponse(
+        path.open("rb"), as_attachment=True, filename=name, content_type="application/octet-stream"
     )
 
 
@@ -412,7 +431,9 @@ def transfer_resubmit(request: HttpRequest, pk: int) -> HttpResponse:
         _audit_transfer(request, AuditEvent.Action.RESUBMIT, transfer)
         messages.success(request, _("The transfer is queued again."))
     else:
-        messages.error(request, _("Only a failed transfer can be sent again."))
+        messages.error(
+            request, _("Only a failed transfer, or one with no receipt, can be sent again.")
+        )
     return redirect("transfers:detail", pk=pk)
 
 

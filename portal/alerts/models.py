@@ -16,6 +16,8 @@ class Alert(models.Model):
         MISSED_DELIVERY = "missed_delivery", _("Expected file not sent")
         TRANSFER_FAILED = "transfer_failed", _("Transfer failed")
         FETCH_QUARANTINED = "fetch_quarantined", _("Received file quarantined")
+        NO_RECEIPT = "no_receipt", _("No receipt from KOMBIT")
+        PLATFORM_UNREACHABLE = "platform_unreachable", _("Serviceplatformen cannot be reached")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices, db_index=True)
     dedupe_key = models.CharField(_("key"), max_length=200, unique=True)
@@ -68,4 +70,4 @@ class Alert(models.Model):
 
     @property
     def is_error(self) -> bool:
-        return self.kind == self.Kind.TRANSFER_FAILED
+        return self.kind in (self.Kind.TRANSFER_FAILED, self.Kind.NO_RECEIPT)

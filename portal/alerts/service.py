@@ -11,13 +11,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import Organisation
 from portal.alerts.models import Alert
 from portal.outbox.mail import queue_mail
-from transfers.models import ReceivedFile, Route, Transfer
+from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 
 log = logging.getLogger(__name__)
 Kind = Alert.Kind
@@ -104,35 +104,121 @@ def _safely(hook):
     return run
 
 
+def _resolve(alerts) -> int:
+    """Resolved by the portal itself: what was alerted has passed."""
+    return alerts.filter(resolved_at__isnull=True).update(resolved_at=timezone.now())
+
+
+def _transfer(transfer_id: int) -> Transfer:
+    return Transfer.objects.select_related(
+        "route__sender", "route__receiver", "route__municipality", "created_by"
+    ).get(pk=transfer_id)
+
+
+def _transfer_alert(kind: str, key: str, transfer: Transfer, message: str) -> Alert:
+    """Told to the route's contacts and to whoever queued the file."""
+    contacts = transfer.route.contact_addresses
+    if transfer.created_by and transfer.created_by.email:
+        contacts.append(transfer.created_by.email)
+    alert, _created = raise_alert(
+        kind,
+        key=key,
+        message=message,
+        concerns=_route_concerns(transfer.route),
+        route=transfer.route,
+        transfer=transfer,
+        contacts=contacts,
+    )
+    return alert
+
+
 @_safely
 def transfer_failed(transfer_id: int) -> Alert | None:
     """Hook: the transfer has just been marked failed."""
-    transfer = Transfer.objects.select_related(
-        "route__sender", "route__receiver", "route__municipality", "created_by"
-    ).get(pk=transfer_id)
-    route = transfer.route
+    transfer = _transfer(transfer_id)
     reason = transfer.error_text or transfer.last_error
     if transfer.error_code is not None:
         reason = f"{transfer.error_code}: {reason}"
     with translation.override("da"):
         message = _("%(file)s for %(municipality)s failed: %(reason)s") % {
             "file": transfer.original_name,
-            "municipality": route.municipality.name,
+            "municipality": transfer.route.municipality.name,
             "reason": reason,
         }
-    contacts = route.contact_addresses
-    if transfer.created_by and transfer.created_by.email:
-        contacts.append(transfer.created_by.email)
+    return _transfer_alert(
+        Kind.TRANSFER_FAILED, f"failed:{transfer.pk}:{transfer.attempts}", transfer, message
+    )
+
+
+@_safely
+def no_receipt(transfer_id: int, *, unreadable: bool = False) -> Alert | None:
+    """Hook: the transfer was sent, but no receipt came in time, or it was `unreadable`."""
+    transfer = _transfer(transfer_id)
+    with translation.override("da"):
+        if unreadable:
+            reason = _("KOMBIT's receipt could not be read; it is kept on the transfer's page.")
+        else:
+            minutes = settings.TRANSFER_RECEIPT_TIMEOUT_SECONDS // 60
+            reason = _("No receipt from KOMBIT %(minutes)d minutes after it was sent.") % {
+                "minutes": minutes
+            }
+        message = _(
+            "%(file)s for %(municipality)s: %(reason)s Whether it was delivered is not known; "
+            "it can be sent again from its page."
+        ) % {
+            "file": transfer.original_name,
+            "municipality": transfer.route.municipality.name,
+            "reason": reason,
+        }
+    return _transfer_alert(
+        Kind.NO_RECEIPT, f"no-receipt:{transfer.pk}:{transfer.attempts}", transfer, message
+    )
+
+
+@_safely
+def clear_no_receipt(transfer_id: int) -> int:
+    """Hook: a receipt came after all, or the transfer is sent again."""
+    return _resolve(Alert.objects.filter(transfer_id=transfer_id, kind=Kind.NO_RECEIPT))
+
+
+def _unreachable_key(account_id: int) -> str:
+    return f"unreachable:{account_id}:"
+
+
+@_safely
+def platform_unreachable(account_id: int, reason: str) -> Alert | None:
+    """Hook: the account's server could not be reached, where the last connection could."""
+    account = SftpAccount.objects.select_related("it_system").get(pk=account_id)
+    since = account.unreachable_since or timezone.now()
+    with translation.override("da"):
+        message = _(
+            "%(account)s cannot reach %(host)s:%(port)s: %(reason)s Sends wait and are tried "
+            "again by themselves, for up to %(hours)d hours; fetches are tried again every "
+            "minute."
+        ) % {
+            "account": account.username,
+            "host": account.host,
+            "port": account.port,
+            "reason": reason,
+            "hours": max(1, settings.TRANSFER_OUTAGE_WAIT_SECONDS // 3600),
+        }
     alert, _created = raise_alert(
-        Kind.TRANSFER_FAILED,
-        key=f"failed:{transfer.pk}:{transfer.attempts}",
+        Kind.PLATFORM_UNREACHABLE,
+        key=_unreachable_key(account.pk) + since.isoformat(),
         message=message,
-        concerns=_route_concerns(route),
-        route=route,
-        transfer=transfer,
-        contacts=contacts,
+        concerns=[account.it_system.vendor_id],
     )
     return alert
+
+
+@_safely
+def platform_reachable(account_id: int) -> int:
+    """Hook: the account's server answered again."""
+    return _resolve(
+        Alert.objects.filter(
+            kind=Kind.PLATFORM_UNREACHABLE, dedupe_key__startswith=_unreachable_key(account_id)
+        )
+    )
 
 
 @_safely
