@@ -258,7 +258,7 @@ def test_the_architects_dashboard_draws_accessible_charts(
         "Day",
         "Delivered",
         "Failed",
-        "Other (queued, sending, sent, cancelled)",
+        "Other (queued, sending, sent, no receipt, cancelled)",
         "Total",
     ]
     assert rows[-1][1:] == ["2", "1", "0", "3"]

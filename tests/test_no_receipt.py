@@ -22,6 +22,8 @@ from django.utils import timezone
 from handoff.cli import FAILED, wait_for
 from portal.alerts.models import Alert
 from portal.outbox.models import OutgoingMail
+from tests.browser import chromium, screenshot
+from tests.conftest import PASSWORD
 from tests.test_server_faults import SENDER, integration, page, queue
 from transfers import tasks
 from transfers.fetch import fetch_inbox
@@ -208,3 +210,48 @@ def test_waiting_on_the_command_line_ends_on_no_receipt_as_a_failure(setup, sett
     reported = []
     assert wait_for([transfer.pk], timeout=5, report=reported.append, poll=0.05) == FAILED
     assert [t.state for t in reported] == [State.NO_RECEIPT]
+
+
+@pytest.mark.browser
+def test_in_the_browser_each_party_sees_the_alert_and_the_sender_sends_again(
+    setup, settings, live_server, staff_a, staff_b, architect
+):
+    """Walked in Danish, as the portal speaks by default: the sending vendor follows the alert
+    to the transfer and sends it again, the page follows it to delivered; the municipality's
+    architect and the receiving vendor see the same alert on their overviews."""
+    sim, route, _sender, receiver = setup
+    transfer = sent_and_routed(sim, route, staff_a)
+    receipt_on_platform(sim, transfer).unlink()
+    assert fetch_inbox(receiver.pk).received == 1
+    overdue(transfer, settings)
+    tasks.collect_receipts()
+
+    with chromium() as browser:
+        for user in (architect, staff_b):
+            page = log_in(browser, live_server, user.username)
+            page.locator(".alert", has_text="Ingen kvittering fra KOMBIT").wait_for()
+            screenshot(page, f"no-receipt-overview-{user.username}")
+        page = log_in(browser, live_server, staff_a.username)
+        alert = page.locator(".alert", has_text="Ingen kvittering fra KOMBIT")
+        alert.get_by_role("link", name="Se overførslen").click()
+        page.locator("#transfer-no-receipt").wait_for()
+        screenshot(page, "no-receipt-transfer")
+        page.get_by_role("button", name="Send igen").click()
+        page.locator('#transfer-status[data-state="queued"]').wait_for()
+        assert tasks.send_transfer(transfer.pk) == "sent"
+        assert sim.router.wait_idle(10)
+        tasks.collect_receipts()
+        page.locator('#transfer-status[data-state="delivered"]').wait_for(timeout=10_000)
+        screenshot(page, "no-receipt-sent-again")
+        page.goto(f"{live_server.url}/")
+        assert not page.locator(".alert", has_text="Ingen kvittering fra KOMBIT").count()
+
+
+def log_in(browser, live_server, username: str):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    return page

@@ -29,6 +29,8 @@ from django_q.models import Schedule, Task
 
 from portal.alerts.models import Alert
 from tests import engine, private_portal
+from tests.browser import chromium, screenshot
+from tests.conftest import PASSWORD
 from tests.simulator_fixtures import wait_for
 from tests.test_server_faults import DATA, RECEIVER, SENDER, files, integration, page, queue
 from tests.workers import database_url_of_the_test_run, worker_cluster
@@ -279,3 +281,26 @@ def all_delivered(platform: Simulator) -> bool:
         and ReceivedFile.objects.count() == SENDS
         and not files(platform.data_dir / RECEIVER / "IN")
     )
+
+
+@pytest.mark.browser
+def test_in_the_browser_the_vendor_sees_the_outage_and_the_waiting_send(
+    setup, live_server, staff_a
+):
+    sim, route, _sender, _receiver = setup
+    transfer = queue(route, staff_a)
+    sim.stop()
+    assert tasks.send_transfer(transfer.pk) == WAITING
+
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", staff_a.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("main button[type=submit]")
+        page.locator(".alert", has_text="Serviceplatformen kan ikke nås").wait_for()
+        screenshot(page, "outage-overview")
+        page.goto(f"{live_server.url}/transfers/{transfer.pk}/")
+        waiting = page.locator("#transfer-waiting")
+        assert "Serviceplatformen har ikke svaret siden" in waiting.inner_text()
+        screenshot(page, "outage-transfer-waiting")

@@ -192,14 +192,14 @@ def platform_unreachable(account_id: int, reason: str) -> Alert | None:
     since = account.unreachable_since or timezone.now()
     with translation.override("da"):
         message = _(
-            "%(account)s cannot reach %(host)s:%(port)s: %(reason)s Sends wait and are tried "
+            "%(account)s cannot reach %(host)s:%(port)s (%(reason)s). Sends wait and are tried "
             "again by themselves, for up to %(hours)d hours; fetches are tried again every "
             "minute."
         ) % {
             "account": account.username,
             "host": account.host,
             "port": account.port,
-            "reason": reason,
+            "reason": reason.rstrip("."),
             "hours": max(1, settings.TRANSFER_OUTAGE_WAIT_SECONDS // 3600),
         }
     alert, _created = raise_alert(

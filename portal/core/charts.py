@@ -53,7 +53,9 @@ class Style:
 
 DELIVERED = Style("delivered", gettext_lazy("Delivered"), "#00703c", "solid")
 FAILED = Style("failed", gettext_lazy("Failed"), "#b10e1e", "stripes")
-OTHER = Style("other", gettext_lazy("Other (queued, sending, sent, cancelled)"), "#1d5d90", "dots")
+OTHER = Style(
+    "other", gettext_lazy("Other (queued, sending, sent, no receipt, cancelled)"), "#1d5d90", "dots"
+)
 TRANSFER_SERIES = (DELIVERED, FAILED, OTHER)
 BYTES = Style("bytes", gettext_lazy("Bytes"), "#4c2c92", "solid")
 SETTLED = Style("settled", gettext_lazy("Settled tasks"), "#00703c", "solid")
