@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "portal.accounts",
+    "portal.sso",
     "portal.itsystems",
     "portal.outbox",
     "portal.onboarding",

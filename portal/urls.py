@@ -21,6 +21,10 @@ urlpatterns = [
     path("login/two-factor/setup/", two_factor.setup, name="two_factor_setup"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("organisations/", include("portal.accounts.urls")),
+    # Each person's own account: password, two-step login.
+    path("account/", include("portal.accounts.self_urls")),
+    path("invitations/", include("portal.accounts.invitation_urls")),
+    path("sso/", include("portal.sso.urls")),
     path("it-systems/", include("portal.itsystems.urls")),
     path("it-systems/", include("handoff.urls")),
     path("outbox/", include("portal.outbox.urls")),

@@ -28,6 +28,17 @@ class Organisation(models.Model):
         validators=[RegexValidator(r"^[0-9]{3}$", _("A municipality code is three digits."))],
         help_text=_("Three-digit code (kommunekode); municipalities only."),
     )
+    # Set by the organisation's administrators: every member confirms each login with a code
+    # (members who sign in through the organisation's identity provider are not asked).
+    requires_two_factor = models.BooleanField(_("two-step login required"), default=False)
+    # Single sign-on: a member whose assertion carries this value in its roles attribute is made
+    # an administrator of the organisation; any other member of the CVR number a member.
+    sso_administrator_role = models.CharField(
+        _("administrator role from the identity provider"),
+        max_length=200,
+        blank=True,
+        validators=[single_line],
+    )
 
     class Meta:
         verbose_name = _("organisation")
@@ -94,6 +105,8 @@ class Membership(models.Model):
         verbose_name=_("organisation"),
     )
     created = models.DateTimeField(_("created"), auto_now_add=True)
+    # An organisation administrator invites colleagues and runs the organisation's members.
+    is_administrator = models.BooleanField(_("organisation administrator"), default=False)
 
     class Meta:
         verbose_name = _("membership")
@@ -111,3 +124,47 @@ class Membership(models.Model):
     @property
     def role(self) -> Role:
         return ROLE_OF_KIND[self.organisation.kind]
+
+
+class Invitation(models.Model):
+    """An administrator's invitation of a colleague by e-mail: a link valid once, for a while.
+
+    Only the SHA-256 of the link's token is kept, so the table alone opens no account.
+    """
+
+    organisation = models.ForeignKey(
+        Organisation,
+        on_delete=models.CASCADE,
+        related_name="invitations",
+        verbose_name=_("organisation"),
+    )
+    email = models.EmailField(_("e-mail address"))
+    is_administrator = models.BooleanField(_("organisation administrator"), default=False)
+    token_sha256 = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("invited by"),
+    )
+    created_at = models.DateTimeField(_("invited at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("valid until"))
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("accepted by"),
+    )
+    cancelled_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.organisation}"
