@@ -5,9 +5,10 @@ Both directions, first on the reader alone, then through a real SFTP fetch: each
 put in a receiving account's IN/ and fetched, then must be received, stored under a safe name of
 the portal's, shown on the received list and the municipal review, and downloaded under its own
 name with its own bytes. Each refused form is quarantined, its bytes kept on the server, and
-nothing is written outside the portal's folders. The simulator lists only `[A-Za-z0-9._-]` names
-(transfers/simulator/folders.py), so forms whose file name is outside that are served by
-OpenSSH's sshd instead, as in tests/test_hostile_names.py.
+nothing is written outside the portal's folders. Forms whose file name is outside
+`[A-Za-z0-9._-]` are served by OpenSSH's sshd, which lists whatever names its file system holds,
+as in tests/test_hostile_names.py; the simulator serves the names the reader accepts and refuses
+the rest itself (tests/test_simulator_names.py, where the portal fetches such names from it).
 """
 
 import dataclasses
@@ -270,19 +271,22 @@ def test_a_trigger_root_holds_one_id_and_only_first_and_a_metadata_root_needs_it
         protocol.parse_receipt(bad_receipt)
 
 
-def test_what_the_portal_writes_and_the_simulator_reads_stays_conservative():
-    """The same name that metadata may carry is refused in a trigger, written or read."""
+def test_the_portal_writes_conservative_names_and_reads_any_the_rules_accept():
+    """A name that metadata may carry is refused in a trigger the portal writes, and read in a
+    trigger the platform (the simulator) reads and echoes into metadata."""
     descriptor = protocol.FileDescriptor(
         file_name=DANISH.name, size=1, sender="alfa", recipients=(protocol.ROUTING_RECIPIENT,)
     )
     routing = protocol.parse_metadata(metadata_xml(DANISH)).routing
     with pytest.raises(ProtocolError, match="file_name must be"):
         protocol.build_trigger(protocol.Trigger(descriptor, routing))
-    with pytest.raises(ProtocolError, match="file_name must be"):
-        protocol.build_metadata(protocol.Metadata(uuid.uuid4(), descriptor, routing))
+    echoed = protocol.build_metadata(protocol.Metadata(uuid.uuid4(), descriptor, routing))
+    assert protocol.parse_metadata(echoed).descriptor.file_name == DANISH.name
     trigger = metadata_xml(dataclasses.replace(DANISH, root="Trigger", id_case=None))
-    with pytest.raises(ProtocolError, match="FileName must be 1-255 of the characters"):
-        protocol.parse_trigger(trigger)
+    assert protocol.parse_trigger(trigger).descriptor.file_name == DANISH.name
+    unsafe = dataclasses.replace(descriptor, file_name="a/b.csv")
+    with pytest.raises(ProtocolError, match="file_name holds a path separator"):
+        protocol.build_metadata(protocol.Metadata(uuid.uuid4(), unsafe, routing))
 
 
 # Characters XML 1.0 can carry: no C0 control but tab, LF and CR, no surrogate, no U+FFFE/U+FFFF.

@@ -13,10 +13,12 @@ larger than `MAX_XML_BYTES`, not UTF-8, or when it has a DOCTYPE at all; the par
 entities, loads a DTD or touches the network. The structure is then checked element by element
 (so errors name the element), and the document is validated against the XSD as well.
 
-Strict in what we write, tolerant in what we read. A trigger is read by the rules the portal
-writes by (UUIDs lower-case; file names, senders, recipients and InfRefs `[A-Za-z0-9._-]{1,255}`,
-not `.` or `..`): the simulator reads triggers and echoes them into metadata with
-`build_metadata`. Metadata and receipts come from the platform and are read as the contract
+Strict in what we write, tolerant in what we read. The portal writes triggers only, by
+conservative rules (UUIDs lower-case; file names, senders, recipients and InfRefs
+`[A-Za-z0-9._-]{1,255}`, not `.` or `..`). A trigger is read by the same rules except its
+`FileName`, which may be any name READING_RULES accept, as the platform takes any: the simulator
+reads triggers of any client and echoes them into metadata with `build_metadata`, which writes
+that name as it came. Metadata and receipts come from the platform and are read as the contract
 types them, plus the `Trigger`-rooted metadata below; what reading refuses on top of the XSD is
 `READING_RULES`, one table with the contract line or the security reason of each rule. Every
 failure is a `ProtocolError` whose message says what is wrong.
@@ -158,7 +160,7 @@ def build_trigger(trigger: Trigger) -> bytes:
 def build_metadata(metadata: Metadata) -> bytes:
     if not isinstance(metadata.file_transfer_uuid, uuid.UUID):
         raise ProtocolError("file_transfer_uuid must be a uuid.UUID to write FileMetadata")
-    _check_descriptor(metadata.descriptor)
+    _check_descriptor(metadata.descriptor, any_file_name=True)
     if metadata.routing is not None:
         _check_routing(metadata.routing, require_zone=False)
     root = _root("FileMetadata")
@@ -290,10 +292,17 @@ def _check_text(value, what: str, optional: bool = False) -> None:
         raise ProtocolError(f"{what} has {len(value)} characters; at most {_MAX_TEXT} are allowed")
 
 
-def _check_descriptor(descriptor: FileDescriptor) -> None:
+def _check_descriptor(descriptor: FileDescriptor, *, any_file_name: bool = False) -> None:
+    """`any_file_name`: the file's name may be any that READING_RULES accept (what the platform
+    echoes), not only a conservative one (what the portal writes)."""
     if not isinstance(descriptor, FileDescriptor):
         raise ProtocolError(f"descriptor must be a FileDescriptor, not {type(descriptor).__name__}")
-    _check_name(descriptor.file_name, "file_name")
+    if any_file_name:
+        problem = file_name_problem(descriptor.file_name)
+        if problem:
+            raise ProtocolError(f"file_name {problem}: {_show(descriptor.file_name)}")
+    else:
+        _check_name(descriptor.file_name, "file_name")
     size = descriptor.size
     if not isinstance(size, int) or isinstance(size, bool):
         raise ProtocolError(f"size must be an int, not {size!r}")
@@ -771,8 +780,8 @@ def _size(element: etree._Element) -> int:
 
 
 def _read_descriptor(element: etree._Element, strict: bool) -> FileDescriptor:
-    """`FileDescriptor`: strict (a trigger) by the rules the portal writes by, else (metadata)
-    by READING_RULES."""
+    """`FileDescriptor`: strict (a trigger) by the rules the portal writes by, except FileName;
+    else (metadata) by READING_RULES."""
     children = _Children(
         element,
         "FileDescriptor",
@@ -787,7 +796,7 @@ def _read_descriptor(element: etree._Element, strict: bool) -> FileDescriptor:
     read = _name if strict else _read
     sender_id = children.one("SendersFileId")
     return FileDescriptor(
-        file_name=read(children.one("FileName"), "FileName"),
+        file_name=_read(children.one("FileName"), "FileName"),
         size=_size(children.one("SizeInBytes")),
         sender=read(children.one("Sender"), "Sender"),
         recipients=tuple(read(r, "Recipients") for r in children.all("Recipients")),

@@ -1,5 +1,12 @@
 """The simulator's data folder: `<data-dir>/<user>/IN` and `OUT`, and its own `.simulator/`.
 
+Two kinds of names. A file in `IN/` or `OUT/` may have any name the platform's contract allows
+(`FileName` is xs:string up to 255 characters) that is safe as one path component: the names
+`transfers.protocol.file_name_problem` accepts (`safe_file_name`), so "Udtræk Aarhus 2024.csv"
+and "data(1)+v2.csv" are served. User names and InfRefs are the platform's own identifiers and
+stay conservative: `[A-Za-z0-9._-]{1,255}`, not `.` or `..` (`conservative_name`), and a user
+name never starts with a dot (`safe_user`).
+
 Every file the simulator writes for a client (metadata, receipts) is written under
 `.simulator/tmp/` first and renamed into place, and every data file is moved by a rename: the
 data folder is one file system, so a client never sees half a file. Nothing here follows a
@@ -13,20 +20,37 @@ import stat
 import uuid
 from pathlib import Path
 
+from transfers import protocol
+
 IN = "IN"
 OUT = "OUT"
 INTERNAL = ".simulator"
-_SAFE = re.compile(r"[A-Za-z0-9._-]{1,255}")
+_CONSERVATIVE = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
-def safe_name(name: str) -> bool:
-    """A file or user name the simulator accepts: `[A-Za-z0-9._-]{1,255}`, not `.` or `..`."""
-    return bool(_SAFE.fullmatch(name)) and name not in (".", "..")
+def conservative_name(name: str) -> bool:
+    """A user name or InfRef the simulator accepts: `[A-Za-z0-9._-]{1,255}`, not `.` or `..`."""
+    return isinstance(name, str) and bool(_CONSERVATIVE.fullmatch(name)) and name not in (".", "..")
 
 
 def safe_user(name: str) -> bool:
-    """A user name: a safe name that does not start with a dot (those are the simulator's)."""
-    return safe_name(name) and not name.startswith(".")
+    """A user name: a conservative name that does not start with a dot. User folders sit in the
+    data folder beside the simulator's own `.simulator/`, so no user may be called that."""
+    return conservative_name(name) and not name.startswith(".")
+
+
+def safe_file_name(name: str) -> bool:
+    """A file name served in `IN/` and `OUT/`: one that the platform's contract allows and that
+    is safe as one path component, by the portal's own reading rule
+    (`transfers.protocol.file_name_problem`: not empty, `.` or `..`; no `/`, `\\`, NUL or other
+    control character; no invisible format or direction character; not a look-alike that NFKC
+    changes; at most 255 bytes in UTF-8).
+
+    A leading dot is allowed, as it always was in the simulator: the simulator keeps nothing of
+    its own in a user's `IN/` or `OUT/` (its temporary files are under `<data-dir>/.simulator/`,
+    beside the user folders, which is why user names may not start with a dot), so such a name
+    hides nothing of the simulator's and clashes with nothing."""
+    return protocol.file_name_problem(name) is None
 
 
 class UnsafeFolder(OSError):

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transfers.simulator.folders import safe_name, safe_user
+from transfers.simulator.folders import conservative_name, safe_user
 
 log = logging.getLogger("transfers.simulator")
 _CVR = re.compile(r"[0-9]{8}")
@@ -278,7 +278,7 @@ def _route(item, n: int) -> RouteRule:
         {"established"},
     )
     infref = item["infref"]
-    if not isinstance(infref, str) or not safe_name(infref):
+    if not isinstance(infref, str) or not conservative_name(infref):
         raise RegistryError(f"{where}.infref is not an InfRef name: {infref!r}")
     authority = item["recipient_authority"]
     match = _CVR_URN.fullmatch(authority) if isinstance(authority, str) else None

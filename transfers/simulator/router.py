@@ -8,6 +8,10 @@ receiver's `IN/` and a SUCCESS receipt to the sender's `IN/`, or writes an error
 sender only and removes the data file and the trigger from `OUT/`. The router never touches a
 data file before its trigger has arrived. One thread routes, one trigger at a time.
 
+A data file may have any name the contract allows that is safe as one path component
+(`folders.safe_file_name`), such as "Udtræk Aarhus 2024.csv": `protocol.parse_trigger` and
+`protocol.build_metadata` hold `FileName` to that rule. User names and InfRefs stay conservative.
+
 The real platform routes apart from the upload, so a client may still stat or set-stat what it
 has just closed (paramiko's `put()` stats by default; WinSCP and `sftp -p` set times): the
 `serviceplatform` command waits PLATFORM_DELAY by default. `Router` and `Simulator` default to
@@ -33,7 +37,7 @@ from transfers.simulator.folders import (
     read_small,
     regular_file,
     remove_file,
-    safe_name,
+    safe_file_name,
 )
 
 log = logging.getLogger("transfers.simulator")
@@ -98,11 +102,19 @@ class Outcome:
     file_transfer_uuid: uuid.UUID | None = None
 
 
+# The most a name's companions add to it: `<name>.sftpreceipt` is the longest.
+_LONGEST_SUFFIX = max(len(suffix) for suffix in (TRIGGER_SUFFIX, METADATA_SUFFIX, RECEIPT_SUFFIX))
+_MAX_NAME_BYTES = 255
+
+
 def trigger_base(filename: str) -> str | None:
-    """`name` for `name.trigger` when `name` is a safe file name, else None."""
+    """`name` for `name.trigger` when the router can route and answer it: `name` is a served
+    file name (`safe_file_name`) and so is each of its companions, the longest being
+    `name.sftpreceipt` (no file system holds a name over 255 bytes). Else None."""
     if filename.endswith(TRIGGER_SUFFIX):
         base = filename[: -len(TRIGGER_SUFFIX)]
-        if safe_name(base):
+        fits = len(base.encode("utf-8", "surrogatepass")) + _LONGEST_SUFFIX <= _MAX_NAME_BYTES
+        if safe_file_name(base) and fits:
             return base
     return None
 

@@ -1,9 +1,16 @@
 """A local Serviceplatformen SFTP server on paramiko: key logins, `IN/` and `OUT/`, routing.
 
-Each user sees `/` with `IN` and `OUT`, backed by `<data-dir>/<username>/`. Only file names of
-`[A-Za-z0-9._-]` are served; `..` anywhere in a path, links, sub-folders and writes outside `OUT`
-are refused. Uploads go to `OUT`; closing a written `OUT/<name>.trigger` hands it to the router,
-which takes it up after its delay: until then the client may still stat and set-stat it by name.
+Each user sees `/` with `IN` and `OUT`, backed by `<data-dir>/<username>/`. A file may have any
+name the platform's contract allows that is safe as one path component, the names that
+`transfers.protocol.file_name_problem` accepts ("Udtræk Aarhus 2024.csv", "data(1)+v2.csv"; not
+`/`, `\\`, NUL or other control characters, `.`, `..`, invisible or look-alike characters, nor
+over 255 bytes in UTF-8): `folders.safe_file_name`. Any other name is refused with *permission
+denied* (a `/` makes a path into a sub-folder: *no such file*) and never reaches the disk, and
+such names on the disk are not listed. `..` anywhere in a path, links, sub-folders and writes
+outside `OUT` are refused, and so is an `OUT/<name>.trigger` whose receipt `<name>.sftpreceipt`
+would be over 255 bytes (the router could not answer it). Uploads go to `OUT`; closing a written
+`OUT/<name>.trigger` hands it to the router, which takes it up after its delay: until then the
+client may still stat and set-stat it by name.
 """
 
 import base64
@@ -29,14 +36,14 @@ from paramiko.sftp import (
     SFTP_PERMISSION_DENIED,
 )
 
-from transfers.simulator.folders import IN, INTERNAL, OUT, Folders, safe_name
+from transfers.simulator.folders import IN, INTERNAL, OUT, Folders, safe_file_name
 from transfers.simulator.registry import (
     DatabaseRegistry,
     FileRegistry,
     Registry,
     StaticRegistry,
 )
-from transfers.simulator.router import Router, trigger_base
+from transfers.simulator.router import TRIGGER_SUFFIX, Router, trigger_base
 
 log = logging.getLogger("transfers.simulator")
 
@@ -264,6 +271,12 @@ class _Handle(paramiko.SFTPHandle):
             )
 
 
+def _writable_name(name: str) -> bool:
+    """A name an upload may get in OUT: a trigger only when the router can route and answer it
+    (its receipt's name fits too), so that no trigger is left without a receipt."""
+    return not name.endswith(TRIGGER_SUFFIX) or trigger_base(name) is not None
+
+
 class _Sftp(paramiko.SFTPServerInterface):
     """One user's SFTP session, rooted at `<data-dir>/<username>/`."""
 
@@ -302,7 +315,7 @@ class _Sftp(paramiko.SFTPServerInterface):
             return parts[0], None
         if len(parts) > 2:
             return SFTP_NO_SUCH_FILE
-        if not safe_name(parts[1]):
+        if not safe_file_name(parts[1]):
             return SFTP_PERMISSION_DENIED
         return parts[0], parts[1]
 
@@ -337,8 +350,8 @@ class _Sftp(paramiko.SFTPServerInterface):
         try:
             with os.scandir(self.root / folder) as scan:
                 for entry in scan:
-                    if not safe_name(entry.name) or not entry.is_file(follow_symlinks=False):
-                        continue  # links and anything odd are not shown
+                    if not safe_file_name(entry.name) or not entry.is_file(follow_symlinks=False):
+                        continue  # links, unsafe names and anything odd are not shown
                     with contextlib.suppress(OSError):
                         info = entry.stat(follow_symlinks=False)
                         entries.append(paramiko.SFTPAttributes.from_stat(info, entry.name))
@@ -392,6 +405,13 @@ class _Sftp(paramiko.SFTPServerInterface):
         if writing:
             if folder != OUT:
                 return SFTP_PERMISSION_DENIED
+            if not _writable_name(name):
+                log.info(
+                    "Refused writing OUT/%s of %s: a trigger it could not answer",
+                    name,
+                    self.username,
+                )
+                return SFTP_PERMISSION_DENIED
             if self.router.is_busy(self.username, name):
                 log.info("Refused writing OUT/%s of %s: in process", name, self.username)
                 return SFTP_PERMISSION_DENIED
@@ -437,7 +457,7 @@ class _Sftp(paramiko.SFTPServerInterface):
             if isinstance(checked, int):
                 return checked
         (old_folder, old_name, old_real), (new_folder, new_name, new_real) = source, target
-        if old_folder != OUT or new_folder != OUT:
+        if old_folder != OUT or new_folder != OUT or not _writable_name(new_name):
             return SFTP_PERMISSION_DENIED  # only uploads may be renamed, within OUT
         if self.router.is_busy(self.username, old_name) or self.router.is_busy(
             self.username, new_name
