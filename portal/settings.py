@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "portal.accounts",
     "portal.sso",
     "portal.itsystems",
@@ -166,6 +167,9 @@ PASSWORD_HASHERS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# Seconds a link to set a forgotten password stays valid (portal/accounts/self_service.py); it
+# works once, and a login or a password change spends it too.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600, minimum=60)
 
 # django-axes counts failed logins per user name and address (not per address alone, so one
 # office behind a shared address cannot lock out all its colleagues) and refuses that pair for
@@ -243,6 +247,8 @@ KOMBIT_MAIL_ADDRESS = env_str("KOMBIT_MAIL_ADDRESS", "kdi@kombit.dk")
 # Days a vendor has to renew a GDPR declaration after a backward-compatible (minor) version of
 # the data specification; sends go on until then.
 DECLARATION_RENEWAL_DAYS = env_int("DECLARATION_RENEWAL_DAYS", 30, minimum=1)
+# Days the link in an invitation to a colleague stays valid (it is used once).
+INVITATION_DAYS = env_int("INVITATION_DAYS", 7, minimum=1)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 5, minimum=1)
 # A mail still "sending" this long after its worker claimed it has lost that worker.
 OUTBOX_ABANDONED_AFTER_SECONDS = env_int("OUTBOX_ABANDONED_AFTER_SECONDS", 600, minimum=60)
@@ -362,6 +368,45 @@ HANDOFF_WATCH_SECONDS = env_int("HANDOFF_WATCH_SECONDS", 5, minimum=1)
 # The API's OpenAPI document and its browsable page need a logged-in user or an API token
 # unless this opens them to anyone.
 API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)
+
+# Single sign-on through the organisations' SAML 2.0 identity provider (portal/sso/; README,
+# "Single sign-on"). Off unless SSO_IDP_METADATA names the IdP's metadata: a file, or an https
+# URL read again every hour.
+SSO_IDP_METADATA = env_str("SSO_IDP_METADATA", "")
+# The portal's entity id at the IdP; by custom the address of its metadata.
+SSO_SP_ENTITY_ID = env_str("SSO_SP_ENTITY_ID", f"{PORTAL_BASE_URL.rstrip('/')}/sso/metadata/")
+# The portal's own key and certificate (PEM): they sign its AuthnRequests and decrypt
+# assertions; the certificate is in the portal's metadata.
+SSO_SP_KEY_FILE = env_path("SSO_SP_KEY_FILE", None)
+SSO_SP_CERT_FILE = env_path("SSO_SP_CERT_FILE", None)
+# The assertion's attribute names (Name="...") for the CVR number, e-mail address and full name:
+# OIOSAML 3's (MitID Erhverv) unless set. The roles attribute carries plain values; none unless
+# set, and then no one is made an organisation administrator by the IdP.
+SSO_ATTRIBUTE_CVR = env_str(
+    "SSO_ATTRIBUTE_CVR", "https://data.gov.dk/model/core/eid/professional/cvr"
+)
+SSO_ATTRIBUTE_EMAIL = env_str("SSO_ATTRIBUTE_EMAIL", "https://data.gov.dk/model/core/eid/email")
+SSO_ATTRIBUTE_NAME = env_str("SSO_ATTRIBUTE_NAME", "https://data.gov.dk/model/core/eid/fullName")
+SSO_ATTRIBUTE_ROLES = env_str("SSO_ATTRIBUTE_ROLES", "")
+if SSO_IDP_METADATA:
+    from portal.sso.config import metadata_url
+
+    try:
+        _sso_metadata_is_url = metadata_url(SSO_IDP_METADATA) is not None
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from None
+    if not _sso_metadata_is_url:
+        SSO_IDP_METADATA = str(Path(SSO_IDP_METADATA).expanduser().resolve())
+        if not Path(SSO_IDP_METADATA).is_file():
+            raise ImproperlyConfigured(f"SSO_IDP_METADATA={SSO_IDP_METADATA}: no such file.")
+    for _name, _file in [
+        ("SSO_SP_KEY_FILE", SSO_SP_KEY_FILE),
+        ("SSO_SP_CERT_FILE", SSO_SP_CERT_FILE),
+    ]:
+        if _file is None or not _file.is_file():
+            raise ImproperlyConfigured(
+                f"{_name} must name a PEM file when SSO_IDP_METADATA is set."
+            )
 
 # Every line with its time, level and logger, and the request, user and transfer it was written
 # for; LOG_FORMAT=json makes each line a JSON object (portal/core/logs.py).

@@ -3,7 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from handoff.api import api
-from portal.accounts import two_factor
+from portal.accounts import two_factor, two_factor_manage
+from portal.accounts.forms import LoginForm
 from portal.core import views as core_views
 
 urlpatterns = [
@@ -13,7 +14,9 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path(
         "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=LoginForm
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -22,6 +25,13 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("organisations/", include("portal.accounts.urls")),
     # Each person's own account: password, two-step login.
+    path("account/two-factor/", two_factor_manage.manage, name="two_factor_manage"),
+    path(
+        "account/two-factor/backup-codes/",
+        two_factor_manage.new_backup_codes,
+        name="two_factor_backup_codes",
+    ),
+    path("account/two-factor/remove/", two_factor_manage.remove, name="two_factor_remove"),
     path("account/", include("portal.accounts.self_urls")),
     path("invitations/", include("portal.accounts.invitation_urls")),
     path("sso/", include("portal.sso.urls")),

@@ -11,6 +11,7 @@ packages=(
   chromium           # browser tests (Playwright drives Debian's Chromium, no browser download)
   openssh-server     # tests and benchmarks start their own sshd on a loopback port
   openssh-client     # the reference sftp client in benchmarks and simulator tests
+  xmlsec1            # pysaml2 signs and checks SAML messages with it (single sign-on)
 )
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${packages[@]}"

@@ -76,11 +76,16 @@ SET_BY_THE_PORTAL = {
     ("FolderPickup", "name"),  # a file name on the portal's own host
     ("FolderPickup", "claimed_as"),
     ("FolderDelivery", "path"),
+    # From the identity provider's signed assertion and the portal's own redirect check.
+    ("SsoIdentity", "issuer"),
+    ("SsoIdentity", "name_id"),
+    ("SsoRequest", "next_url"),
 }
 # Form fields whose value is not text to show: secrets and codes.
 NOT_TEXT = {
     ("ImportKeyForm", "passphrase"),  # a secret, never shown, may hold anything
-    ("CodeForm", "token"),  # parsed to six digits
+    ("CodeForm", "token"),  # parsed to six digits or a backup code's alphabet
+    ("LoginForm", "username"),  # only compared with the user names there are, never stored
 }
 # Form fields that parse their text into something else, refusing what does not parse.
 PARSED = (forms.UUIDField, forms.EmailField, forms.URLField, forms.SlugField, forms.JSONField)

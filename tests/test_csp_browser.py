@@ -89,6 +89,9 @@ class Visit:
             secret = re.sub(r"\s", "", page.locator("code.totp-secret").inner_text())
             page.fill("#id_token", totp_code(secret))
             page.click("main button[type=submit]")
+            page.locator("#backup-codes").wait_for()  # shown once, then on
+            self.collect(f"{username}-backup-codes")
+            page.click("main a.button-primary")
             page.wait_for_load_state("load")
         assert page.url == self.base + reverse("dashboard"), page.url
         self.collect(f"{username}-dashboard")

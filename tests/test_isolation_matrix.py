@@ -21,7 +21,7 @@ patterns are classified by one rule, the AdminSite's: superusers only.
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -29,6 +29,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 import gdpr.mail
 import gdpr.views
@@ -37,6 +38,7 @@ from gdpr.models import GdprDeclaration
 from gdpr.workflow import open_draft
 from handoff import tokens
 from handoff.models import WatchedFolder
+from portal.accounts.models import Invitation
 from portal.alerts.models import Alert
 from portal.alerts.service import raise_alert
 from portal.onboarding.models import ProcessingAgreement
@@ -99,6 +101,8 @@ SENDER_CHANGES = rule("AS", forbidden="BK")  # the integration's records: the se
 INTEGRATION_PARTIES = rule("ABKS")  # ... and both vendors and KOMBIT read them; M is outside
 A_AND_KOMBIT_READ = rule("AKS")  # vendor A's own records, which KOMBIT reads too
 A_CHANGES_KOMBIT_READS = rule("AS", forbidden="K")
+# staff-a (A) is a plain member of vendor A: only its administrators (and superusers) run it.
+A_IS_NO_ADMINISTRATOR = rule("S", forbidden="A")
 TOKEN_ONLY = rule(anonymous=401, **dict.fromkeys("ABMKS", 401))  # the API ignores the session
 
 
@@ -129,6 +133,18 @@ def system_a(world: "World") -> dict:
     return {"pk": world.system_a.pk}
 
 
+def member_a(world: "World") -> dict:
+    return {"pk": world.vendor_a.pk, "membership_pk": world.vendor_a.memberships.get().pk}
+
+
+def invitation_a(world: "World") -> dict:
+    return {"pk": world.vendor_a.pk, "invitation_pk": world.invitation.pk}
+
+
+def organisation_a(world: "World") -> dict:
+    return {"pk": world.vendor_a.pk}
+
+
 def transfer(world: "World") -> dict:
     return {"pk": world.transfer.pk}
 
@@ -147,6 +163,39 @@ CLASSIFICATION: dict[str, Case] = {
     "set_language": same(rule("NABMKS")),
     "two_factor_setup": same(rule("ABMKS")),
     "two_factor_verify": same(rule("ABMKS")),
+    # Each person's own account; a forgotten password is asked for, and set with the mailed
+    # link, by anyone.
+    "account:overview": same(EVERYONE),
+    "account:password_change": same(EVERYONE),
+    "account:password_reset": same(rule("NABMKS")),
+    "account:password_reset_done": same(rule("NABMKS")),
+    "account:password_reset_confirm": same(
+        rule("NABMKS"), kwargs=lambda world: {"uidb64": "MQ", "token": "not-a-token"}
+    ),
+    # An organisation's people, run by its administrators.
+    "organisations:invite": same(A_IS_NO_ADMINISTRATOR, kwargs=organisation_a),
+    "organisations:member_role": post_only(
+        A_IS_NO_ADMINISTRATOR, kwargs=member_a, post_data=lambda world: {"administrator": "true"}
+    ),
+    "organisations:member_remove": same(A_IS_NO_ADMINISTRATOR, kwargs=member_a),
+    "organisations:member_deactivate": same(A_IS_NO_ADMINISTRATOR, kwargs=member_a),
+    "organisations:invitation_resend": post_only(A_IS_NO_ADMINISTRATOR, kwargs=invitation_a),
+    "organisations:invitation_withdraw": post_only(A_IS_NO_ADMINISTRATOR, kwargs=invitation_a),
+    "organisations:two_factor": post_only(
+        A_IS_NO_ADMINISTRATOR, kwargs=organisation_a, post_data=lambda world: {"required": "true"}
+    ),
+    # An unknown token answers as an expired one: 404 to everyone, the anonymous included.
+    "invitations:accept": same(
+        rule(**dict.fromkeys(ROLES, 404)), kwargs=lambda world: {"token": "no-such-token"}
+    ),
+    # Single sign-on: off in this world, so 404 to everyone whatever the method;
+    # tests/test_sso.py covers it switched on.
+    "sso:metadata": same(rule(**dict.fromkeys(ROLES, 404))),
+    "sso:login": same(rule(**dict.fromkeys(ROLES, 404))),
+    "sso:acs": same(rule(**dict.fromkeys(ROLES, 404))),
+    "two_factor_manage": same(EVERYONE),
+    "two_factor_backup_codes": post_only(EVERYONE),
+    "two_factor_remove": post_only(EVERYONE),
     "dashboard": same(EVERYONE),
     # Organisations: names, CVR and municipality codes are public facts.
     "organisations:list": same(EVERYONE),
@@ -331,6 +380,7 @@ class World:
     alert: object
     token: object
     watched: object
+    invitation: object
     clients: dict[str, Client] = field(default_factory=dict)
 
     @property
@@ -483,6 +533,12 @@ def world(
         alert=alert,
         token=token,
         watched=watched,
+        invitation=Invitation.objects.create(
+            organisation=vendor_a,
+            email="matrix@alfa.example",
+            token_sha256="0" * 64,
+            expires_at=timezone.now() + timedelta(days=7),
+        ),
         clients=clients,
     )
 

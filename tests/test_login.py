@@ -3,10 +3,27 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, make_user
 
 # Pages anyone may open without logging in.
-PUBLIC = {"login", "healthz", "livez", "readyz", "set_language", "logout"}
+# A forgotten password is asked for, and set with the mailed link, without a login.
+PUBLIC = {
+    "login",
+    "healthz",
+    "livez",
+    "readyz",
+    "set_language",
+    "logout",
+    "account:password_reset",
+    "account:password_reset_done",
+    "account:password_reset_confirm",
+    # An invitation's link is opened before its holder has a login.
+    "invitations:accept",
+    # Single sign-on starts and ends before there is a session (404 while it is off).
+    "sso:metadata",
+    "sso:login",
+    "sso:acs",
+}
 # The API's root answers 404; its calls want a token, not a session.
 API_PUBLIC = {"api-v1:api-root"}
 
@@ -101,3 +118,20 @@ def test_a_session_ends_after_the_idle_time_and_work_moves_the_end(client, staff
     Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
     response = client.get(reverse("dashboard"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_an_address_as_user_name_is_matched_in_any_case_and_locked_out_as_one(
+    client, settings, vendor_a
+):
+    """Invitations make the lower-cased address the user name; people type it as their mail
+    program shows it. Changing its case neither fails the login nor escapes the lock-out."""
+    make_user("anna@alfa.example", vendor_a)
+    settings.AXES_ENABLED = True
+    settings.AXES_FAILURE_LIMIT = 3
+    ok = client.post(reverse("login"), {"username": " Anna@Alfa.Example", "password": PASSWORD})
+    assert ok.status_code == 302
+    client.post(reverse("logout"))
+    for variant in ("ANNA@alfa.example", "anna@ALFA.example", "Anna@alfa.EXAMPLE"):
+        client.post(reverse("login"), {"username": variant, "password": "wrong"})
+    locked = client.post(reverse("login"), {"username": "anna@alfa.example", "password": PASSWORD})
+    assert locked.status_code == 429

@@ -1,4 +1,6 @@
-"""Two-step login (TOTP) for KOMBIT operators and superusers, before any page (issue 8, point 6).
+"""Two-step login (TOTP), before any page: required of KOMBIT operators and superusers, chosen by
+anyone else or required by their organisation, with one-time backup codes; not asked of who
+signed in through their organisation's identity provider.
 
 The codes are computed from the secret the setup page shows, as the person's phone would.
 """
@@ -15,6 +17,7 @@ from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts import two_factor
+from portal.sso import SESSION_KEY as SSO_SESSION_KEY
 from tests.conftest import PASSWORD
 from tests.totp import confirmed_device, secret_of, totp_code, verified_client
 from tests.urlwalk import all_patterns
@@ -28,7 +31,7 @@ STEP = 30
 def two_factor_on(settings, client):
     settings.TWO_FACTOR_REQUIRED = True
     # One wrong code would otherwise hold the next one back for a second.
-    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    settings.OTP_TOTP_THROTTLE_FACTOR = settings.OTP_STATIC_THROTTLE_FACTOR = 0
     # The messages are checked in English: the Danish catalogue is translated separately.
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
 
@@ -36,6 +39,10 @@ def two_factor_on(settings, client):
 def log_in(client: Client, username: str) -> None:
     response = client.post(reverse("login"), {"username": username, "password": PASSWORD})
     assert response.status_code == 302, response.content.decode()[:500]
+
+
+def shown_codes(page: str) -> list[str]:
+    return re.findall(r"<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>", page)
 
 
 def shown_secret(page: str) -> str:
@@ -70,7 +77,9 @@ def test_an_operator_sets_up_an_app_at_first_login_then_enters_a_code_each_time(
 
     now = time.time()
     done = client.post(SETUP, {"token": totp_code(secret, at=now), "next": "/"})
-    assert done.status_code == 302 and done["Location"] == "/"
+    # Set up: the backup codes, once, then on to where the operator was going.
+    assert done.status_code == 200 and 'href="/"' in done.content.decode()
+    assert len(shown_codes(done.content.decode())) == 10
     assert client.get(reverse("dashboard")).status_code == 200
     device.refresh_from_db()
     assert device.confirmed
@@ -122,9 +131,9 @@ def test_a_superuser_needs_the_code_for_the_admin_too(client, superuser):
 def test_other_users_log_in_with_their_password_alone(client, db, request, who):
     user = request.getfixturevalue(who)
     log_in(client, user.username)
-    assert client.get(reverse("dashboard")).status_code == 200
-    # They are never asked to set up an app.
-    assert client.get(SETUP)["Location"] == reverse("dashboard")
+    # They are never sent to set up an app or to enter a code; they may choose to.
+    for name in ("dashboard", "transfers:list", "two_factor_manage"):
+        assert client.get(reverse(name)).status_code == 200
     assert not TOTPDevice.objects.exists()
 
 
@@ -236,3 +245,100 @@ def test_no_page_opens_before_the_code(client, operator, pattern):
         response = method(pattern.path())
         assert response.status_code == 302, f"{pattern.key}: {response.status_code}"
         assert response["Location"].startswith(VERIFY), f"{pattern.key}: {response['Location']}"
+
+
+# -- anyone may choose it; an organisation may require it; backup codes; single sign-on ---------
+
+
+def set_up_app(client: Client, next_url: str = "/") -> tuple[str, list[str]]:
+    """Through the setup page as a person does; the app's secret and the backup codes shown."""
+    secret = shown_secret(client.get(SETUP).content.decode())
+    done = client.post(SETUP, {"token": totp_code(secret), "next": next_url})
+    assert done.status_code == 200, done.content.decode()[:500]
+    return secret, shown_codes(done.content.decode())
+
+
+def test_a_vendor_chooses_two_step_login_and_it_is_asked_at_every_login_after(client, staff_a):
+    log_in(client, "staff-a")
+    manage = reverse("two_factor_manage")
+    assert 'id="two-factor-set-up"' in client.get(manage).content.decode()
+    secret, codes = set_up_app(client, manage)
+    assert len(set(codes)) == 10
+    assert "10 backup codes left" in client.get(manage).content.decode()
+
+    client.post(reverse("logout"))
+    log_in(client, "staff-a")
+    assert client.get(reverse("dashboard"))["Location"].startswith(VERIFY)
+    # The next step's code: the one used at setup is spent.
+    code = totp_code(secret, at=time.time() + STEP)
+    assert client.post(VERIFY, {"token": code, "next": "/"})["Location"] == "/"
+    assert client.get(reverse("dashboard")).status_code == 200
+
+
+def test_a_backup_code_opens_one_login_only(client, staff_a):
+    log_in(client, "staff-a")
+    _secret, codes = set_up_app(client)
+    for attempt in range(2):
+        client.post(reverse("logout"))
+        log_in(client, "staff-a")
+        typed = codes[0].upper().replace("-", " ")  # as read off paper
+        response = client.post(VERIFY, {"token": typed, "next": "/"})
+        if attempt == 0:
+            assert response["Location"] == "/"
+        else:
+            assert "That backup code is not right, or it has been used." in (
+                response.content.decode()
+            )
+            assert client.get(reverse("dashboard")).status_code == 302
+    assert client.post(VERIFY, {"token": codes[1], "next": "/"})["Location"] == "/"
+
+
+def test_new_backup_codes_need_a_login_confirmed_with_a_code(client, staff_a):
+    log_in(client, "staff-a")
+    _secret, old = set_up_app(client)
+    made = client.post(reverse("two_factor_backup_codes"))
+    new = shown_codes(made.content.decode())
+    assert len(new) == 10 and not set(new) & set(old)
+    client.post(reverse("logout"))
+    log_in(client, "staff-a")
+    client.post(VERIFY, {"token": new[0], "next": "/"})
+    # The old codes were replaced.
+    client.post(reverse("logout"))
+    log_in(client, "staff-a")
+    assert "has been used" in client.post(VERIFY, {"token": old[1]}).content.decode()
+
+
+def test_an_organisation_that_requires_it_asks_its_members_from_their_next_login(
+    client, staff_a, vendor_a
+):
+    log_in(client, "staff-a")
+    vendor_a.requires_two_factor = True
+    vendor_a.save(update_fields=["requires_two_factor"])
+    assert client.get(reverse("dashboard")).status_code == 200  # this login was decided
+    client.post(reverse("logout"))
+    log_in(client, "staff-a")
+    assert client.get(reverse("dashboard"))["Location"].startswith(SETUP)
+    set_up_app(client)
+    # Required, so it cannot be turned off.
+    client.post(reverse("two_factor_remove"))
+    assert TOTPDevice.objects.filter(user=staff_a, confirmed=True).exists()
+
+
+def test_who_chose_it_may_turn_it_off(client, staff_a):
+    log_in(client, "staff-a")
+    set_up_app(client)
+    client.post(reverse("two_factor_remove"))
+    assert not TOTPDevice.objects.filter(user=staff_a).exists()
+    client.post(reverse("logout"))
+    log_in(client, "staff-a")
+    assert client.get(reverse("dashboard")).status_code == 200
+
+
+def test_a_login_through_the_identity_provider_is_not_asked_for_a_code(client, staff_a):
+    confirmed_device(staff_a)
+    log_in(client, "staff-a")
+    assert client.get(reverse("dashboard")).status_code == 302
+    session = client.session
+    session[SSO_SESSION_KEY] = True  # what the single sign-on view marks
+    session.save()
+    assert client.get(reverse("dashboard")).status_code == 200

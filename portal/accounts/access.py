@@ -13,10 +13,11 @@ from functools import reduce
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from gdpr.models import GdprDeclaration, InfRef, InfRefRequest
-from portal.accounts.models import Membership, Organisation
+from portal.accounts.models import Invitation, Membership, Organisation
 from portal.alerts.models import Alert
 from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
@@ -54,6 +55,9 @@ class Scope:
     municipality_ids: frozenset[int] = frozenset()
     kombit_ids: frozenset[int] = frozenset()
     is_superuser: bool = False
+    # The organisations the user is an administrator of: they run its members and invitations.
+    # Of these only: their kind gives no power over anyone else's people.
+    administered_ids: frozenset[int] = frozenset()
 
     @property
     def is_kombit(self) -> bool:
@@ -74,13 +78,17 @@ def scope_of(user) -> Scope:
         scope = Scope()
     else:
         ids: dict[str, set[int]] = {field: set() for field in _KIND_FIELD.values()}
+        administered: set[int] = set()
         # With their organisations: the page's header names them (memberships_of).
         memberships = list(Membership.objects.filter(user=user).select_related("organisation"))
         for membership in memberships:
             ids[_KIND_FIELD[membership.organisation.kind]].add(membership.organisation_id)
+            if membership.is_administrator:
+                administered.add(membership.organisation_id)
         scope = Scope(
             **{field: frozenset(values) for field, values in ids.items()},
             is_superuser=user.is_superuser,
+            administered_ids=frozenset(administered),
         )
     user._access_scope = scope
     user._memberships = memberships
@@ -115,6 +123,11 @@ def _no_one(scope: Scope) -> Q:
 
 def _colleagues(scope: Scope) -> Q:
     return Q(organisation_id__in=scope.organisation_ids)
+
+
+def _administered(scope: Scope) -> Q:
+    """An organisation's members and invitations: changed by its own administrators alone."""
+    return Q(organisation_id__in=scope.administered_ids)
 
 
 def _it_systems_seen(scope: Scope) -> Q:
@@ -273,7 +286,10 @@ def _concerned(model: type[Model]) -> Rule:
 RULES: dict[type[Model], Rules] = {
     # Names, CVR numbers and municipality codes are public facts.
     Organisation: Rules(view=_everyone, change=_no_one),
-    Membership: Rules(view=_colleagues, change=_no_one),
+    # Colleagues see each other; the organisation's administrators change its members (role,
+    # removal, login) and its invitations. Outsiders, KOMBIT included, find neither (404).
+    Membership: Rules(view=_colleagues, change=_administered),
+    Invitation: Rules(view=_colleagues, change=_administered),
     ItSystem: Rules(view=_it_systems_seen, change=_it_systems_changed),
     # Mail is a record of what was sent: readable by the sender's organisation, never edited.
     OutgoingMail: Rules(view=_mails_seen, change=_no_one),
@@ -373,6 +389,29 @@ def get_changeable_or_404(user, queryset: QuerySet, **lookup) -> Model:
     if not can_change(user, obj):
         raise PermissionDenied
     return obj
+
+
+def administers(user, organisation: Organisation) -> bool:
+    """Whether `user` runs `organisation`'s people: its administrators, and superusers."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    scope = scope_of(user)
+    return scope.is_superuser or organisation.pk in scope.administered_ids
+
+
+def get_administered_or_404(user, pk: int) -> Organisation:
+    """The organisation whose people `user` is about to change, as for its members' records:
+    404 to whoever is not one of them (the people of an organisation are its own), 403 to a
+    member who is not its administrator."""
+    organisation = get_object_or_404(Organisation, pk=pk)
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return organisation
+    if organisation.pk not in scope.organisation_ids:
+        raise Http404
+    if organisation.pk not in scope.administered_ids:
+        raise PermissionDenied
+    return organisation
 
 
 def vendors_acted_for(user) -> QuerySet:

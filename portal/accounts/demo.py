@@ -92,7 +92,10 @@ def seed_demo() -> list[tuple[DemoUser, Organisation | None]]:
         organisation = None
         if demo.organisation_cvr:
             organisation = Organisation.objects.get(cvr=demo.organisation_cvr)
-            Membership.objects.get_or_create(user=user, organisation=organisation)
+            # Each organisation's one demo user runs its people: invites, roles, two-step login.
+            Membership.objects.update_or_create(
+                user=user, organisation=organisation, defaults={"is_administrator": True}
+            )
         logins.append((demo, organisation))
     seed_infref_requests()
     seed_integrations()

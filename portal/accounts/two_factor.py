@@ -1,9 +1,13 @@
-"""Two-step login for KOMBIT operators and superusers: a password, then a code from an app (TOTP).
+"""Two-step login: a password, then a code from an authenticator app (TOTP) or a backup code.
 
-They can read every InfRef request and declaration, or everything at all, so a guessed or
-phished password alone must not open the portal. At their first login they set up an
-authenticator app; at every login after it they enter its current code, before any page. Other
-users log in with their password as before.
+Required for KOMBIT operators and superusers: they can read every InfRef request and
+declaration, or everything at all, so a guessed or phished password alone must not open the
+portal. At their first login they set up an app; at every login after it they enter its current
+code, before any page. Anyone else may set it up for themselves (then every login of theirs asks
+for it), and an organisation's administrators may require it of its members. Whether a login
+must be confirmed is decided when the password is accepted (`_decide_at_login`), so a rule that
+changes applies from the next login. Who signed in through their organisation's identity
+provider is not asked (the identity provider decides how they log in), unless a superuser.
 
 The device's secret is shown once, on the setup page, to the person setting it up; it is never
 logged, never shown again (the admin hides it too: OTP_ADMIN_HIDE_SENSITIVE_DATA), and a device
@@ -20,7 +24,9 @@ import segno
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.signals import user_logged_in
 from django.contrib.auth.views import redirect_to_login
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
@@ -34,7 +40,12 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from portal.accounts import backup_codes
 from portal.accounts.access import scope_of
+from portal.accounts.models import Membership
+from portal.audit.log import record
+from portal.audit.models import AuditEvent
+from portal.sso import signed_in_by_sso
 
 SETUP = "two_factor_setup"
 VERIFY = "two_factor_verify"
@@ -42,18 +53,37 @@ VERIFY = "two_factor_verify"
 # else or out, the language switch, and the health checks (which load balancers call).
 EXEMPT = frozenset({SETUP, VERIFY, "login", "logout", "set_language", "healthz", "livez", "readyz"})
 DEVICE_NAME = "Authenticator app"
+# Set at login: this login must be confirmed with a code although the role does not demand it.
+CHOSEN_OR_REQUIRED = "two_factor_for_this_login"
 
 
 def requires_two_factor(user) -> bool:
-    """Whether `user` must confirm each login with a TOTP code."""
+    """Whether `user`'s role demands a code at each login: KOMBIT operators and superusers."""
     if not (user.is_authenticated and user.is_active):
         return False
     return user.is_superuser or scope_of(user).is_kombit
 
 
+def required_by_organisation(user) -> bool:
+    return Membership.objects.filter(user=user, organisation__requires_two_factor=True).exists()
+
+
+@receiver(user_logged_in)
+def _decide_at_login(sender, request, user, **kwargs) -> None:
+    """Once per login rather than on every page: the user has set up two-step login, or an
+    organisation of theirs requires it."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[CHOSEN_OR_REQUIRED] = has_confirmed_device(user) or required_by_organisation(user)
+
+
 def _needs_code(request: HttpRequest) -> bool:
     user = request.user
-    return requires_two_factor(user) and not user.is_verified()
+    if not (user.is_authenticated and user.is_active) or user.is_verified():
+        return False
+    if signed_in_by_sso(request) and not user.is_superuser:
+        return False  # a superuser's account is the portal's own, whoever vouches for it
+    return requires_two_factor(user) or bool(request.session.get(CHOSEN_OR_REQUIRED))
 
 
 def _exempt(request: HttpRequest) -> bool:
@@ -64,7 +94,7 @@ def _exempt(request: HttpRequest) -> bool:
     return match.url_name in EXEMPT and not match.namespace
 
 
-def _has_confirmed_device(user) -> bool:
+def has_confirmed_device(user) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
@@ -82,7 +112,7 @@ class TwoFactorMiddleware:
 
     @staticmethod
     def _to_code_page(request: HttpRequest) -> HttpResponse:
-        step = VERIFY if _has_confirmed_device(request.user) else SETUP
+        step = VERIFY if has_confirmed_device(request.user) else SETUP
         htmx = getattr(request, "htmx", None)
         if htmx:
             back = htmx.current_url_abs_path or reverse("dashboard")
@@ -105,6 +135,8 @@ def _next_url(request: HttpRequest) -> str:
 
 
 class CodeForm(forms.Form):
+    """The app's six digits; at login (`backup_allowed`) a backup code as well."""
+
     token = forms.CharField(
         label=gettext_lazy("Code from the authenticator app"),
         help_text=gettext_lazy("Six digits; the app shows a new code every 30 seconds."),
@@ -118,15 +150,32 @@ class CodeForm(forms.Form):
         ),
     )
 
+    def __init__(self, *args, backup_allowed: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.backup_allowed = backup_allowed
+        if backup_allowed:
+            self.fields["token"].help_text = _(
+                "Six digits; the app shows a new code every 30 seconds. Or one of your backup "
+                "codes."
+            )
+
     def clean_token(self) -> str:
         token = "".join(self.cleaned_data["token"].split())
-        if not (token.isdigit() and len(token) == 6):
-            raise forms.ValidationError(_("Enter the six digits the app shows."))
-        return token
+        if token.isdigit() and len(token) == 6:
+            return token
+        if self.backup_allowed and backup_codes.normalised(token):
+            return backup_codes.normalised(token)
+        if self.backup_allowed:
+            raise forms.ValidationError(_("Enter the six digits the app shows, or a backup code."))
+        raise forms.ValidationError(_("Enter the six digits the app shows."))
+
+    @property
+    def is_backup_code(self) -> bool:
+        return not self.cleaned_data["token"].isdigit()
 
 
 @sensitive_variables("token")
-def _check(device: TOTPDevice, form: CodeForm) -> bool:
+def _check(device, form: CodeForm) -> bool:
     """Whether the code is right, with the error on the form when it is not."""
     # django-otp doubles the wait after each wrong code; a code typed during the wait is not
     # even tried, so guessing a million codes takes far longer than they stay valid.
@@ -138,9 +187,13 @@ def _check(device: TOTPDevice, form: CodeForm) -> bool:
         return False
     if device.verify_token(form.cleaned_data["token"]):
         return True
-    form.add_error(
-        "token", _("The code is not right, or it has expired. Enter the code the app shows now.")
-    )
+    if form.is_backup_code:
+        form.add_error("token", _("That backup code is not right, or it has been used."))
+    else:
+        form.add_error(
+            "token",
+            _("The code is not right, or it has expired. Enter the code the app shows now."),
+        )
     return False
 
 
@@ -182,13 +235,14 @@ def _setup_context(device: TOTPDevice) -> dict:
 @never_cache
 @sensitive_post_parameters("token")
 def setup(request: HttpRequest) -> HttpResponse:
-    """First login of an operator or superuser: scan the code, then prove it with one code."""
+    """Scan the code, then prove it with one code: at the first login of a user who must, or
+    when anyone chooses to. Ends on the backup codes, shown once."""
     user = request.user
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    if not requires_two_factor(user) or user.is_verified():
-        return redirect(_next_url(request))
-    if _has_confirmed_device(user):
+    if has_confirmed_device(user):
+        if user.is_verified():
+            return redirect(_next_url(request))
         return redirect(_with_next(VERIFY, _next_url(request)))
     # The same secret across reloads, so a code scanned a moment ago still works.
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
@@ -199,26 +253,53 @@ def setup(request: HttpRequest) -> HttpResponse:
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        otp_login(request, device)
+        request.session.cycle_key()
+        request.session[CHOSEN_OR_REQUIRED] = True
+        record(user, AuditEvent.Action.TWO_FACTOR_SET_UP, user, concerns=_organisations(user))
         messages.success(request, _("Two-step login is set up. Keep the app on your phone."))
-        return _verified(request, device)
+        return show_backup_codes(request, backup_codes.make(user), _next_url(request))
+    required = requires_two_factor(user) or required_by_organisation(user)
     return _page(
-        request, "registration/two_factor_setup.html", {"form": form, **_setup_context(device)}
+        request,
+        "registration/two_factor_setup.html",
+        {"form": form, "required": required, **_setup_context(device)},
     )
+
+
+def _organisations(user) -> list:
+    return [membership.organisation for membership in user.memberships.all()]
+
+
+def show_backup_codes(request: HttpRequest, codes: list[str], next_url: str) -> HttpResponse:
+    """The codes, once: the page is not cached, and they are not shown again."""
+    record(
+        request.user,
+        AuditEvent.Action.BACKUP_CODES_MADE,
+        request.user,
+        concerns=_organisations(request.user),
+    )
+    return render(request, "registration/backup_codes.html", {"codes": codes, "next": next_url})
 
 
 @never_cache
 @sensitive_post_parameters("token")
 def verify(request: HttpRequest) -> HttpResponse:
-    """Every later login of an operator or superuser: the app's current code."""
+    """Every later login that must be confirmed: the app's current code, or a backup code."""
     user = request.user
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    if not requires_two_factor(user) or user.is_verified():
+    if not _needs_code(request):
         return redirect(_next_url(request))
     device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
     if device is None:
         return redirect(_with_next(SETUP, _next_url(request)))
-    form = CodeForm(request.POST or None)
-    if request.method == "POST" and form.is_valid() and _check(device, form):
-        return _verified(request, device)
+    form = CodeForm(request.POST or None, backup_allowed=True)
+    if request.method == "POST" and form.is_valid():
+        if form.is_backup_code:
+            device = backup_codes.device_of(user)
+        if device is not None and _check(device, form):
+            return _verified(request, device)
+        if device is None:
+            form.add_error("token", _("That backup code is not right, or it has been used."))
     return _page(request, "registration/two_factor_verify.html", {"form": form})

@@ -6,3 +6,9 @@ class AuditConfig(AppConfig):
     name = "portal.audit"
     label = "audit"
     verbose_name = _("Audit log")
+
+    def ready(self) -> None:
+        from portal.audit import logins
+
+        # Every login, and every failed one, is an audit event (portal/audit/logins.py).
+        logins.connect()

@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from portal.accounts.access import visible
+from portal.audit import logins
 from portal.audit.models import AuditEvent
 from portal.audit.sentences import entries
 
@@ -11,8 +12,13 @@ from portal.audit.sentences import entries
 @login_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     events = visible(request.user, AuditEvent.objects.select_related("actor"))
+    # A person's logins and password events: for their organisation's administrators alone.
+    events = logins.restrict(request.user, events)
+    actions = AuditEvent.Action.choices
+    if not logins.sees_personal_events(request.user):
+        actions = [(value, label) for value, label in actions if value not in logins.PERSONAL]
     action = request.GET.get("action", "")
-    if action in AuditEvent.Action.values:
+    if action in {value for value, _label in actions}:
         events = events.filter(action=action)
     else:
         action = ""
@@ -22,8 +28,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "audit/log.html",
         {
             "page": page,
-            "entries": entries(page.object_list),
+            "entries": [logins.reworded(entry) for entry in entries(page.object_list)],
             "action": action,
-            "actions": AuditEvent.Action.choices,
+            "actions": actions,
         },
     )
