@@ -7,21 +7,10 @@ from pypdf import PdfReader
 from gdpr.models import InfRefRequest
 from portal.onboarding.rules import create_integration
 from tests.accessibility import axe_violations, format_violations, serious
-from tests.browser import chromium, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import chromium, log_in, screenshot
 from tests.test_infref_process import spec_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(browser, live_server, username: str):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(live_server.url + "/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
-    return page
 
 
 def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, system_b, aarhus):
@@ -35,7 +24,7 @@ def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, sy
     )
     spec_version(integration, 1, 0)
     with chromium() as browser:
-        vendor = log_in(browser, live_server, "staff-a")
+        vendor = log_in(browser, live_server.url, "staff-a")
         vendor.get_by_role("link", name="InfRefs og GDPR").click()
         vendor.get_by_role("link", name="Anmod om en InfRef").click()
         vendor.select_option("#id_it_system", label="Alfa Omsorg")
@@ -45,7 +34,7 @@ def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, sy
         request_url = vendor.url
         screenshot(vendor, "infref-step1-vendor")
 
-        kombit = log_in(browser, live_server, "operator")
+        kombit = log_in(browser, live_server.url, "operator")
         kombit.goto(request_url)
         assert kombit.input_value("#id_name") == "FagsystemdefineredeDataRefGDPR1_1"
         kombit.get_by_role("button", name="Tildel InfRef").click()
@@ -109,7 +98,7 @@ def test_the_four_steps_and_the_pdf(live_server, staff_a, operator, system_a, sy
 
 def test_a_request_is_withdrawn_through_the_button(live_server, staff_a, system_a):
     with chromium() as browser:
-        vendor = log_in(browser, live_server, "staff-a")
+        vendor = log_in(browser, live_server.url, "staff-a")
         # In English: the texts are checked before their Danish translations exist.
         vendor.context.add_cookies(
             [{"name": "django_language", "value": "en", "url": live_server.url}]

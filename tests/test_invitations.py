@@ -19,7 +19,7 @@ from portal.audit.models import AuditEvent
 from portal.outbox.models import OutgoingMail
 from portal.outbox.tasks import send_outgoing_mail
 from tests.accessibility import axe_violations, format_violations, serious
-from tests.browser import chromium, screenshot
+from tests.browser import chromium, log_in, screenshot
 from tests.conftest import PASSWORD, make_user
 from tests.test_members import english, logged_in, make_administrator, said
 from tests.test_outbox import Recorder, free_port
@@ -519,16 +519,6 @@ def looked_at(page, name: str) -> None:
     assert not found, f"{name}: {format_violations(found)}"
 
 
-def log_in(browser, live_server, username: str, password: str = PASSWORD):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
-
-
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_in_the_browser_a_colleague_is_invited_joins_is_promoted_and_removed(
@@ -539,7 +529,7 @@ def test_in_the_browser_a_colleague_is_invited_joins_is_promoted_and_removed(
     organisation_page = f"{live_server.url}{reverse('organisations:detail', args=[vendor_a.pk])}"
 
     with chromium() as browser:
-        admin = log_in(browser, live_server, "admin-a")
+        admin = log_in(browser, live_server.url, "admin-a")
         admin.goto(organisation_page)
         admin.click(f"a[href='{reverse('organisations:invite', args=[vendor_a.pk])}']")
         admin.fill("#id_email", "nina@alfa.example")

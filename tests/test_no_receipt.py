@@ -22,8 +22,7 @@ from django.utils import timezone
 from handoff.cli import FAILED, wait_for
 from portal.alerts.models import Alert
 from portal.outbox.models import OutgoingMail
-from tests.browser import chromium, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import chromium, log_in, screenshot
 from tests.test_server_faults import SENDER, integration, page, queue
 from transfers import tasks
 from transfers.fetch import fetch_inbox
@@ -228,10 +227,10 @@ def test_in_the_browser_each_party_sees_the_alert_and_the_sender_sends_again(
 
     with chromium() as browser:
         for user in (architect, staff_b):
-            page = log_in(browser, live_server, user.username)
+            page = log_in(browser, live_server.url, user.username)
             page.locator(".alert", has_text="Ingen kvittering fra KOMBIT").wait_for()
             screenshot(page, f"no-receipt-overview-{user.username}")
-        page = log_in(browser, live_server, staff_a.username)
+        page = log_in(browser, live_server.url, staff_a.username)
         alert = page.locator(".alert", has_text="Ingen kvittering fra KOMBIT")
         alert.get_by_role("link", name="Se overførslen").click()
         page.locator("#transfer-no-receipt").wait_for()
@@ -245,13 +244,3 @@ def test_in_the_browser_each_party_sees_the_alert_and_the_sender_sends_again(
         screenshot(page, "no-receipt-sent-again")
         page.goto(f"{live_server.url}/")
         assert not page.locator(".alert", has_text="Ingen kvittering fra KOMBIT").count()
-
-
-def log_in(browser, live_server, username: str):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page

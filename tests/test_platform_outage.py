@@ -29,8 +29,7 @@ from django_q.models import Schedule, Task
 
 from portal.alerts.models import Alert
 from tests import engine, private_portal
-from tests.browser import chromium, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import chromium, log_in, screenshot
 from tests.simulator_fixtures import wait_for
 from tests.test_server_faults import DATA, RECEIVER, SENDER, files, integration, page, queue
 from tests.workers import database_url_of_the_test_run, worker_cluster
@@ -293,11 +292,7 @@ def test_in_the_browser_the_vendor_sees_the_outage_and_the_waiting_send(
     assert tasks.send_transfer(transfer.pk) == WAITING
 
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", staff_a.username)
-        page.fill("#id_password", PASSWORD)
-        page.click("main button[type=submit]")
+        page = log_in(browser, live_server.url, staff_a.username)
         page.locator(".alert", has_text="Serviceplatformen kan ikke nås").wait_for()
         screenshot(page, "outage-overview")
         page.goto(f"{live_server.url}/transfers/{transfer.pk}/")

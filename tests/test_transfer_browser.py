@@ -4,21 +4,10 @@ the receiving municipality's architect finding the file."""
 import pytest
 
 from tests import engine
-from tests.browser import chromium, screenshot
-from tests.conftest import PASSWORD
+from tests.browser import chromium, log_in, screenshot
 from tests.workers import worker_cluster
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(browser, live_server, username: str):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
 
 
 def test_a_send_is_followed_live_and_the_architect_sees_the_file(
@@ -40,7 +29,7 @@ def test_a_send_is_followed_live_and_the_architect_sees_the_file(
         data.write_bytes("kommunekode;navn\r\n751;Åse\r\n".encode() * 50_000)
 
         with worker_cluster(), chromium() as browser:
-            vendor = log_in(browser, live_server, "staff-a")
+            vendor = log_in(browser, live_server.url, "staff-a")
             vendor.goto(f"{live_server.url}/transfers/send/")
             vendor.select_option("#id_route", index=1)
             vendor.set_input_files("#id_data_file", str(data))
@@ -51,7 +40,7 @@ def test_a_send_is_followed_live_and_the_architect_sees_the_file(
             assert vendor.evaluate("window.stillTheSamePage") is True  # htmx, no reload
             screenshot(vendor, "transfer-delivered")
 
-            municipality = log_in(browser, live_server, "architect-aarhus")
+            municipality = log_in(browser, live_server.url, "architect-aarhus")
             municipality.goto(f"{live_server.url}/review/")
             municipality.get_by_text("borgere-aarhus.csv").first.wait_for(timeout=30_000)
             for _ in range(60):
