@@ -272,7 +272,7 @@ def _received_seen(scope: Scope) -> Q:
 def _concerned(model: type[Model]) -> Rule:
     """Events and alerts: for the organisations they name as concerned. Asked of the link table
     alone, so no row is matched twice (no DISTINCT) and the caller's order and limit still
-    apply: a vendor's unresolved alerts counted in 3 ms, not 25, among 45,000."""
+    apply (bench/pages.py measures the overview's alert count)."""
     links = model.concerns.through.objects
     column = f"{model.concerns.field.m2m_field_name()}_id"
 

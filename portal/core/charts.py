@@ -285,7 +285,7 @@ def day_charts(user, *, now: datetime | None = None) -> DayCharts:
     else:
         # Narrowed to the user's routes first, which loses no row (whoever sees a transfer sees
         # its route): SQLite then reads their month through the route index instead of every
-        # transfer of the month (25 ms, not 90 ms, for a vendor at a million transfers).
+        # transfer of the month (bench/pages.py measures it at a million transfers).
         transfers = visible(user, Transfer.objects.all()).filter(
             route__in=visible(user, Route.objects.all())
         )

@@ -39,7 +39,7 @@ from portal.specs.models import SpecificationVersion
 from transfers.models import Environment, ReceivedFile, Route, RouteTally, Transfer
 
 # The files and the flows share the page: 25 rows keep it a screenful to review, and the
-# page under 150 ms at a million transfers (bench/pages.py).
+# page fast at a million transfers (bench/pages.py).
 PAGE_SIZE = 25
 SENT = (GdprDeclaration.Status.SUBMITTED, GdprDeclaration.Status.SUPERSEDED)
 FLOW_PARAMS = ("integration", "infref")
