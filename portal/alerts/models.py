@@ -1,15 +1,27 @@
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+
 from django.conf import settings
 from django.db import models
+from django.utils.formats import date_format
+from django.utils.functional import Promise
+from django.utils.timezone import localtime
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Organisation
 from transfers.models import ReceivedFile, Route, Transfer
 
+log = logging.getLogger(__name__)
+
 
 class Alert(models.Model):
     """Something a person should look at: a missed delivery, a failed transfer, a quarantine.
 
-    `dedupe_key` names the occurrence, so raising the same alert again changes nothing.
+    `dedupe_key` names the occurrence, so raising the same alert again changes nothing. What it
+    says is kept as its kind and `params`, plain values, and worded only when read (`message`),
+    so each reader gets it in their own language.
     """
 
     class Kind(models.TextChoices):
@@ -45,7 +57,11 @@ class Alert(models.Model):
         related_name="alerts",
         verbose_name=_("received file"),
     )
-    message = models.TextField(_("message"))
+    params = models.JSONField(_("details"), null=True, blank=True, editable=False)
+    # Alerts raised before `params` hold their words, in Danish, in the column `message`; so do
+    # rows written straight into the table (manage.py fill_scale) and callers with text of their
+    # own. The column keeps its name so that such writers go on working.
+    legacy_message = models.TextField(_("message"), blank=True, db_column="message")
     raised_at = models.DateTimeField(_("raised at"), auto_now_add=True, db_index=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     resolved_by = models.ForeignKey(
@@ -71,3 +87,66 @@ class Alert(models.Model):
     @property
     def is_error(self) -> bool:
         return self.kind in (self.Kind.TRANSFER_FAILED, self.Kind.NO_RECEIPT)
+
+    @property
+    def message(self) -> str:
+        """What the alert says, in the active language."""
+        if self.params is None:
+            return self.legacy_message
+        try:
+            template, prepare = _WORDING[self.kind]
+            return str(template) % (prepare(self.params) if prepare else self.params)
+        except (KeyError, TypeError, ValueError):
+            # One malformed row must not take the overview down with it.
+            log.exception("alert %s cannot be worded from %r", self.pk, self.params)
+            return self.legacy_message or str(self.get_kind_display())
+
+
+def _no_receipt(params: dict) -> dict:
+    if params.get("unreadable"):
+        reason = gettext("KOMBIT's receipt could not be read; it is kept on the transfer's page.")
+    else:
+        reason = gettext("No receipt from KOMBIT %(minutes)d minutes after it was sent.") % {
+            "minutes": params["minutes"]
+        }
+    return {**params, "reason": reason}
+
+
+def _missed_delivery(params: dict) -> dict:
+    # Dates are kept in ISO form and written in the reader's own format, which names the month:
+    # an all-number date reads the wrong way round to some (portal/formats).
+    return {
+        **params,
+        "day": date_format(date.fromisoformat(params["day"]), "SHORT_DATE_FORMAT"),
+        "by": date_format(
+            localtime(datetime.fromisoformat(params["deadline"])), "SHORT_DATETIME_FORMAT"
+        ),
+    }
+
+
+Kind = Alert.Kind
+# Each kind's sentence and what turns its `params` into the sentence's values. These msgids are
+# the ones the alerts were first raised with, so their translations carry over.
+_WORDING: dict[str, tuple[Promise, Callable[[dict], dict] | None]] = {
+    Kind.TRANSFER_FAILED: (_("%(file)s for %(municipality)s failed: %(reason)s"), None),
+    Kind.NO_RECEIPT: (
+        _(
+            "%(file)s for %(municipality)s: %(reason)s Whether it was delivered is not known; "
+            "it can be sent again from its page."
+        ),
+        _no_receipt,
+    ),
+    Kind.PLATFORM_UNREACHABLE: (
+        _(
+            "%(account)s cannot reach %(host)s:%(port)s (%(reason)s). Sends wait and are tried "
+            "again by themselves, for up to %(hours)d hours; fetches are tried again every "
+            "minute."
+        ),
+        None,
+    ),
+    Kind.FETCH_QUARANTINED: (_("%(file)s on %(account)s was quarantined: %(reason)s"), None),
+    Kind.MISSED_DELIVERY: (
+        _("No file was sent for %(municipality)s since %(day)s (expected by %(by)s)."),
+        _missed_delivery,
+    ),
+}

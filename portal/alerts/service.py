@@ -1,7 +1,8 @@
 """Raise an alert once per occurrence and tell the people who look after the route.
 
 The transfer engine calls the hooks below; none of them may stop a transfer, so a failure to
-alert is logged, not raised.
+alert is logged, not raised. Each hook keeps what happened as plain values (`Alert.params`); the
+words are chosen when the alert is read (`Alert.message`), in the reader's language.
 """
 
 import logging
@@ -42,20 +43,28 @@ def raise_alert(
     kind: str,
     *,
     key: str,
-    message: str,
+    params: dict | None = None,
+    message: str = "",
     concerns: Iterable[Organisation | int | None],
     route: Route | None = None,
     transfer: Transfer | None = None,
     received_file: ReceivedFile | None = None,
     contacts: Iterable[str] = (),
 ) -> tuple[Alert, bool]:
-    """The alert for `key`, made and mailed to `contacts` the first time only."""
+    """The alert for `key`, made and mailed to `contacts` the first time only.
+
+    `params` are the values `Alert.message` words the kind with; `message` is for a caller with
+    finished text of its own, shown as it is in every language.
+    """
+    if (params is None) == (not message):
+        raise TypeError("raise_alert takes either params or message")
     with transaction.atomic():
         alert, created = Alert.objects.get_or_create(
             dedupe_key=key,
             defaults={
                 "kind": kind,
-                "message": message,
+                "params": params,
+                "legacy_message": message,
                 "route": route,
                 "transfer": transfer,
                 "received_file": received_file,
@@ -73,6 +82,8 @@ def raise_alert(
 
 def _mail(alert: Alert, addresses: list[str]) -> None:
     organisation = alert.route.municipality if alert.route else None
+    # In Danish: the contacts are bare addresses, and the portal keeps no language for anyone,
+    # so the mail speaks the portal's own language, as its other mails do.
     with translation.override("da"):
         subject = _("FDD portal: %(kind)s") % {"kind": alert.get_kind_display()}
         lines = [str(alert.get_kind_display()), ""]
@@ -115,7 +126,7 @@ def _transfer(transfer_id: int) -> Transfer:
     ).get(pk=transfer_id)
 
 
-def _transfer_alert(kind: str, key: str, transfer: Transfer, message: str) -> Alert:
+def _transfer_alert(kind: str, key: str, transfer: Transfer, params: dict) -> Alert:
     """Told to the route's contacts and to whoever queued the file."""
     contacts = transfer.route.contact_addresses
     if transfer.created_by and transfer.created_by.email:
@@ -123,7 +134,11 @@ def _transfer_alert(kind: str, key: str, transfer: Transfer, message: str) -> Al
     alert, _created = raise_alert(
         kind,
         key=key,
-        message=message,
+        params={
+            "file": transfer.original_name,
+            "municipality": transfer.route.municipality.name,
+            **params,
+        },
         concerns=_route_concerns(transfer.route),
         route=transfer.route,
         transfer=transfer,
@@ -139,14 +154,11 @@ def transfer_failed(transfer_id: int) -> Alert | None:
     reason = transfer.error_text or transfer.last_error
     if transfer.error_code is not None:
         reason = f"{transfer.error_code}: {reason}"
-    with translation.override("da"):
-        message = _("%(file)s for %(municipality)s failed: %(reason)s") % {
-            "file": transfer.original_name,
-            "municipality": transfer.route.municipality.name,
-            "reason": reason,
-        }
     return _transfer_alert(
-        Kind.TRANSFER_FAILED, f"failed:{transfer.pk}:{transfer.attempts}", transfer, message
+        Kind.TRANSFER_FAILED,
+        f"failed:{transfer.pk}:{transfer.attempts}",
+        transfer,
+        {"reason": reason},
     )
 
 
@@ -154,24 +166,12 @@ def transfer_failed(transfer_id: int) -> Alert | None:
 def no_receipt(transfer_id: int, *, unreadable: bool = False) -> Alert | None:
     """Hook: the transfer was sent, but no receipt came in time, or it was `unreadable`."""
     transfer = _transfer(transfer_id)
-    with translation.override("da"):
-        if unreadable:
-            reason = _("KOMBIT's receipt could not be read; it is kept on the transfer's page.")
-        else:
-            minutes = settings.TRANSFER_RECEIPT_TIMEOUT_SECONDS // 60
-            reason = _("No receipt from KOMBIT %(minutes)d minutes after it was sent.") % {
-                "minutes": minutes
-            }
-        message = _(
-            "%(file)s for %(municipality)s: %(reason)s Whether it was delivered is not known; "
-            "it can be sent again from its page."
-        ) % {
-            "file": transfer.original_name,
-            "municipality": transfer.route.municipality.name,
-            "reason": reason,
-        }
     return _transfer_alert(
-        Kind.NO_RECEIPT, f"no-receipt:{transfer.pk}:{transfer.attempts}", transfer, message
+        Kind.NO_RECEIPT,
+        f"no-receipt:{transfer.pk}:{transfer.attempts}",
+        transfer,
+        # The timeout as it was when the alert was raised, whatever it is changed to later.
+        {"unreadable": unreadable, "minutes": settings.TRANSFER_RECEIPT_TIMEOUT_SECONDS // 60},
     )
 
 
@@ -190,22 +190,16 @@ def platform_unreachable(account_id: int, reason: str) -> Alert | None:
     """Hook: the account's server could not be reached, where the last connection could."""
     account = SftpAccount.objects.select_related("it_system").get(pk=account_id)
     since = account.unreachable_since or timezone.now()
-    with translation.override("da"):
-        message = _(
-            "%(account)s cannot reach %(host)s:%(port)s (%(reason)s). Sends wait and are tried "
-            "again by themselves, for up to %(hours)d hours; fetches are tried again every "
-            "minute."
-        ) % {
+    alert, _created = raise_alert(
+        Kind.PLATFORM_UNREACHABLE,
+        key=_unreachable_key(account.pk) + since.isoformat(),
+        params={
             "account": account.username,
             "host": account.host,
             "port": account.port,
             "reason": reason.rstrip("."),
             "hours": max(1, settings.TRANSFER_OUTAGE_WAIT_SECONDS // 3600),
-        }
-    alert, _created = raise_alert(
-        Kind.PLATFORM_UNREACHABLE,
-        key=_unreachable_key(account.pk) + since.isoformat(),
-        message=message,
+        },
         concerns=[account.it_system.vendor_id],
     )
     return alert
@@ -228,19 +222,17 @@ def fetch_quarantined(received_file_id: int) -> Alert | None:
         "account__it_system", "route__sender", "route__receiver", "route__municipality"
     ).get(pk=received_file_id)
     route = record.route
-    with translation.override("da"):
-        message = _("%(file)s on %(account)s was quarantined: %(reason)s") % {
-            "file": record.remote_name,
-            "account": record.account.username,
-            "reason": record.reason,
-        }
     concerns = [record.account.it_system.vendor_id]
     if route is not None:
         concerns.append(route.municipality_id)
     alert, _created = raise_alert(
         Kind.FETCH_QUARANTINED,
         key=f"quarantined:{record.pk}",
-        message=message,
+        params={
+            "file": record.remote_name,
+            "account": record.account.username,
+            "reason": record.reason,
+        },
         concerns=concerns,
         route=route,
         received_file=record,
@@ -250,17 +242,15 @@ def fetch_quarantined(received_file_id: int) -> Alert | None:
 
 
 def missed_delivery(route: Route, day, deadline) -> tuple[Alert, bool]:
-    """No file came on `route` for the period that starts on `day` by `deadline`."""
-    with translation.override("da"):
-        message = _("No file was sent for %(municipality)s since %(day)s (expected by %(by)s).") % {
-            "municipality": route.municipality.name,
-            "day": day.strftime("%d.%m.%Y"),
-            "by": deadline.strftime("%d.%m.%Y %H:%M"),
-        }
+    """No file came on `route` for the period that starts on `day` by `deadline` (aware)."""
     return raise_alert(
         Kind.MISSED_DELIVERY,
         key=f"missed:{route.pk}:{day.isoformat()}",
-        message=message,
+        params={
+            "municipality": route.municipality.name,
+            "day": day.isoformat(),
+            "deadline": deadline.isoformat(),
+        },
         concerns=_route_concerns(route),
         route=route,
         contacts=route.contact_addresses,
