@@ -319,7 +319,7 @@ def send_batch(
 
     def settled():
         rows = list(Transfer.objects.filter(pk__in=ids))
-        if any(row.state in (Transfer.State.FAILED, Transfer.State.CANCELLED) for row in rows):
+        if any(row.state in Transfer.State.FINAL - {Transfer.State.DELIVERED} for row in rows):
             raise RuntimeError(f"a transfer failed: {[r.last_error for r in rows if r.last_error]}")
         if all(row.state == Transfer.State.DELIVERED for row in rows):
             received = fetched_files(rows)

@@ -95,7 +95,7 @@ def wait_until_fetched(transfers: list, timeout: float) -> tuple[list, dict]:
 
     def done():
         rows = list(Transfer.objects.filter(pk__in=ids))
-        if any(row.state == Transfer.State.FAILED for row in rows):
+        if any(row.state in Transfer.State.FINAL - {Transfer.State.DELIVERED} for row in rows):
             raise RuntimeError(f"a transfer failed: {[r.last_error for r in rows if r.last_error]}")
         if all(row.state == Transfer.State.DELIVERED for row in rows):
             received = fetched_files(rows)

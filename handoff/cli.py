@@ -5,7 +5,6 @@ from collections.abc import Callable, Iterable
 
 from django.core.management.base import CommandError
 
-from transfers.listing import FINAL_STATES
 from transfers.models import Transfer
 
 # Documented in docs/api.md; scripts and schedulers on the vendor's side test these.
@@ -34,7 +33,7 @@ def wait_for(
     pending = set(transfer_ids)
     failed = False
     deadline = time.monotonic() + timeout
-    settled = FINAL_STATES | {Transfer.State.NO_RECEIPT}
+    settled = Transfer.State.FINAL | {Transfer.State.NO_RECEIPT}
     while True:
         for transfer in Transfer.objects.filter(pk__in=pending, state__in=settled):
             pending.discard(transfer.pk)

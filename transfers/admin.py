@@ -29,7 +29,8 @@ class TransferAdmin(admin.ModelAdmin):
     list_filter = ["state"]
     search_fields = ["remote_name", "original_name", "senders_file_id", "transaction_id"]
     raw_id_fields = ["route", "account", "created_by"]
-    readonly_fields = ["sha256", "remote_name", "senders_file_id", "transaction_id"]
+    # The state moves only as transfers.states allows, by the workers, cancel and send again.
+    readonly_fields = ["state", "sha256", "remote_name", "senders_file_id", "transaction_id"]
 
 
 @admin.register(ReceivedFile)

@@ -29,9 +29,6 @@ PAGE_SIZE = 50
 CSV_CHUNK = 2000
 # Dates typed in the filter are days in Denmark, whatever the server's clock says.
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
-FINAL_STATES = frozenset(
-    {Transfer.State.DELIVERED, Transfer.State.FAILED, Transfer.State.CANCELLED}
-)
 ORDER = ("-queued_at", "-id")
 
 
@@ -341,7 +338,7 @@ class Page:
 
     @property
     def all_final(self) -> bool:
-        return all(transfer.state in FINAL_STATES for transfer in self.rows)
+        return all(transfer.state in Transfer.State.FINAL for transfer in self.rows)
 
 
 def first_rows(queryset: QuerySet, order: tuple[str, ...], limit: int) -> list:

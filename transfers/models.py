@@ -11,6 +11,7 @@ from gdpr.models import InfRef
 from portal.accounts.models import Organisation
 from portal.core.text import single_line
 from portal.itsystems.models import ItSystem
+from transfers.states import State as TransferState
 
 User = settings.AUTH_USER_MODEL
 # No leading dot: "." and ".." are no names, and dot-names are hidden folders on the server.
@@ -207,16 +208,9 @@ class Route(models.Model):
 class Transfer(models.Model):
     """One file for one municipality on one route; the row is the truth, the queue has its id."""
 
-    class State(models.TextChoices):
-        QUEUED = "queued", _("Queued")
-        SENDING = "sending", _("Sending")
-        SENT = "sent", _("Sent")
-        # Sent, but no readable receipt came in TRANSFER_RECEIPT_TIMEOUT_SECONDS: its owner may
-        # send it again. A receipt that comes later still settles it.
-        NO_RECEIPT = "no_receipt", _("No receipt")
-        DELIVERED = "delivered", _("Delivered")
-        FAILED = "failed", _("Failed")
-        CANCELLED = "cancelled", _("Cancelled")
+    # The states, the moves allowed between them and the one function that makes a move are
+    # in transfers.states: nothing else writes `state` once the row exists.
+    State = TransferState
 
     route = models.ForeignKey(
         Route, on_delete=models.PROTECT, related_name="transfers", verbose_name=_("route")
@@ -300,10 +294,6 @@ class Transfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.original_name} → {self.route.municipality} ({self.get_state_display()})"
-
-
-# Sent, the receipt not read yet: the platform may still answer, so its receipt is looked for.
-AWAITING_RECEIPT = (Transfer.State.SENT, Transfer.State.NO_RECEIPT)
 
 
 class TransferHour(models.Model):

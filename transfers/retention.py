@@ -21,7 +21,6 @@ from portal.audit.models import AuditEvent
 from transfers.models import ReceivedFile, Transfer
 
 log = logging.getLogger(__name__)
-FINAL = (Transfer.State.DELIVERED, Transfer.State.FAILED, Transfer.State.CANCELLED)
 BATCH = 500
 
 
@@ -49,7 +48,9 @@ def delete_expired_files() -> Deleted:
     deleted = Deleted()
     payload_cutoff = now - timedelta(days=settings.TRANSFER_PAYLOAD_RETENTION_DAYS)
     expired_transfers = Transfer.objects.filter(
-        state__in=FINAL, finished_at__lt=payload_cutoff, payload_deleted_at__isnull=True
+        state__in=Transfer.State.FINAL,
+        finished_at__lt=payload_cutoff,
+        payload_deleted_at__isnull=True,
     ).select_related("route__sender__vendor", "route__receiver__vendor", "route__municipality")
     while batch := list(expired_transfers[:BATCH]):
         for transfer in batch:

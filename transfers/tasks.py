@@ -19,10 +19,12 @@ from django_q.models import Schedule
 from django_q.tasks import async_task, schedule
 
 from portal.alerts import service as alerts
+from portal.audit.log import record
+from portal.audit.models import AuditEvent
 from portal.core.logs import transfer_context
-from transfers import protocol
+from transfers import protocol, states
 from transfers.keys import KeyUnavailable
-from transfers.models import AWAITING_RECEIPT, SftpAccount, Transfer
+from transfers.models import Route, SftpAccount, Transfer
 from transfers.queueing import SEND_TASK, enqueue, route_blockers
 from transfers.sessions import drop_session, session_for
 from transfers.sftp import (
@@ -54,18 +56,34 @@ TRANSIENT_ERROR_CODES = frozenset({108, 199})
 UNREADABLE_RECEIPTS = "unreadable-receipts"
 
 
-def _update(transfer_id: int, **fields) -> None:
-    Transfer.objects.filter(pk=transfer_id).update(**fields)
+class Lost(Exception):
+    """The attempt a worker claimed is no longer the transfer's: the sweeper took the worker for
+    dead and handed the send on. The worker stops and leaves the row to whoever has it now."""
+
+
+def _attempt(transfer: Transfer) -> Q:
+    """The attempt this worker claimed: each claim stamps started_at anew, so a worker the
+    sweeper gave up on cannot move or write the attempt of the worker that took it over."""
+    return Q(started_at=transfer.started_at)
+
+
+def _move(transfer: Transfer, to_state: str, **fields) -> None:
+    """Move the send this worker claimed on; Lost when it is no longer this worker's."""
+    if not states.move(transfer.pk, State.SENDING, to_state, where=_attempt(transfer), **fields):
+        raise Lost
+
+
+def _record_progress(transfer: Transfer, **fields) -> None:
+    """Write what the claimed attempt has done (never its state); Lost when it is no longer
+    this worker's, so that it stops before writing anything more to the server."""
+    if not Transfer.objects.filter(_attempt(transfer), pk=transfer.pk, state=State.SENDING).update(
+        **fields
+    ):
+        raise Lost
 
 
 def _fail(transfer: Transfer, message: str, **fields) -> str:
-    _update(
-        transfer.pk,
-        state=State.FAILED,
-        last_error=message,
-        finished_at=timezone.now(),
-        **fields,
-    )
+    _move(transfer, State.FAILED, last_error=message, finished_at=timezone.now(), **fields)
     alerts.transfer_failed(transfer.pk)
     return "failed"
 
@@ -75,56 +93,71 @@ def send_transfer(transfer_id: int) -> str:
     with transfer_context(transfer_id):
         now = timezone.now()
         # Each attempt starts the file afresh (started_at), so the rate shown is the current one's.
-        claimed = Transfer.objects.filter(pk=transfer_id, state=State.QUEUED).update(
-            state=State.SENDING, heartbeat_at=now, started_at=now, attempts=F("attempts") + 1
+        claimed = states.move(
+            transfer_id,
+            State.QUEUED,
+            State.SENDING,
+            heartbeat_at=now,
+            started_at=now,
+            attempts=F("attempts") + 1,
         )
         if not claimed:
             return "not queued"
         transfer = Transfer.objects.select_related(
             "route__infref", "route__sender", "route__receiver", "route__municipality", "account"
         ).get(pk=transfer_id)
-        # The account checked is the one the transfer was queued for, and the one it is sent with.
-        blockers = route_blockers(transfer.route, account=transfer.account)
-        if blockers:
-            return _fail(transfer, " ".join(blockers))
         try:
-            session = session_for(transfer.account)
-            if transfer.trigger_started_at is None:
-                if (transfer.attempts > 1 or transfer.receipt_xml) and not _clear_earlier(
-                    session, transfer
-                ):
-                    _mark_sent(transfer.pk)
-                    _receipt_now_or_later(session, transfer)
-                    return "sent"
-                _upload_data(session, transfer)
-                _write_trigger(session, transfer)
-            else:
-                _resume_after_trigger(session, transfer)
-        except (HostKeyChanged, HostKeyUnknown) as error:
-            return _fail(transfer, str(error))
-        except EndpointRefused as error:
-            # The account's configuration, not a network blip: a retry would get the same answer.
-            # Once the account or SFTP_ALLOWED_HOSTS is put right, the transfer is resubmitted.
-            return _fail(transfer, str(error))
-        except KeyUnavailable as error:
-            return _wait_for_key(transfer, error)
-        except SftpUnreachable as error:
+            return _send(transfer)
+        except Lost:
+            log.warning("transfer %s was handed on to another worker; this one stops", transfer_id)
+            # It may have stopped mid-upload, with writes still unanswered on the session.
             drop_session(transfer.account_id)
-            return _wait_for_platform(transfer, str(error))
-        except (SftpError, OSError) as error:
-            drop_session(transfer.account_id)
-            return _retry_later(transfer, f"{type(error).__name__}: {error}")
-        _receipt_now_or_later(session, transfer)
-        return "sent"
+            return "handed on"
+
+
+def _send(transfer: Transfer) -> str:
+    # The account checked is the one the transfer was queued for, and the one it is sent with.
+    blockers = route_blockers(transfer.route, account=transfer.account)
+    if blockers:
+        return _fail(transfer, " ".join(blockers))
+    try:
+        session = session_for(transfer.account)
+        if transfer.trigger_started_at is None:
+            if (transfer.attempts > 1 or transfer.receipt_xml) and not _clear_earlier(
+                session, transfer
+            ):
+                _mark_sent(transfer)
+                _receipt_now_or_later(session, transfer)
+                return "sent"
+            _upload_data(session, transfer)
+            _write_trigger(session, transfer)
+        else:
+            _resume_after_trigger(session, transfer)
+    except (HostKeyChanged, HostKeyUnknown) as error:
+        return _fail(transfer, str(error))
+    except EndpointRefused as error:
+        # The account's configuration, not a network blip: a retry would get the same answer.
+        # Once the account or SFTP_ALLOWED_HOSTS is put right, the transfer is resubmitted.
+        return _fail(transfer, str(error))
+    except KeyUnavailable as error:
+        return _wait_for_key(transfer, error)
+    except SftpUnreachable as error:
+        drop_session(transfer.account_id)
+        return _wait_for_platform(transfer, str(error))
+    except (SftpError, OSError) as error:
+        drop_session(transfer.account_id)
+        return _retry_later(transfer, f"{type(error).__name__}: {error}")
+    _receipt_now_or_later(session, transfer)
+    return "sent"
 
 
 def _wait_for_key(transfer: Transfer, error: KeyUnavailable) -> str:
     """Not the transfer's fault: it waits, uncounted, for workers that hold the right key."""
     log.error("transfer %s waits: %s", transfer.pk, error)
     with transaction.atomic():
-        _update(
-            transfer.pk,
-            state=State.QUEUED,
+        _move(
+            transfer,
+            State.QUEUED,
             last_error=str(error),
             heartbeat_at=None,
             attempts=F("attempts") - 1,
@@ -145,9 +178,9 @@ def _wait_for_platform(transfer: Transfer, message: str) -> str:
         return _fail(transfer, _gave_up(message), attempts=F("attempts") - 1)
     since, delay = waiting
     with transaction.atomic():
-        _update(
-            transfer.pk,
-            state=State.QUEUED,
+        _move(
+            transfer,
+            State.QUEUED,
             last_error=message,
             heartbeat_at=None,
             attempts=F("attempts") - 1,
@@ -188,14 +221,8 @@ def _clear_earlier(session: SftpSession, transfer: Transfer) -> bool:
     return True
 
 
-def _mark_sent(transfer_id: int) -> None:
-    _update(
-        transfer_id,
-        state=State.SENT,
-        sent_at=timezone.now(),
-        heartbeat_at=None,
-        waiting_since=None,
-    )
+def _mark_sent(transfer: Transfer) -> None:
+    _move(transfer, State.SENT, sent_at=timezone.now(), heartbeat_at=None, waiting_since=None)
 
 
 def _upload_data(session: SftpSession, transfer: Transfer) -> None:
@@ -207,7 +234,7 @@ def _upload_data(session: SftpSession, transfer: Transfer) -> None:
         nonlocal last_beat
         if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
             last_beat = time.monotonic()
-            _update(transfer.pk, bytes_done=done, heartbeat_at=timezone.now())
+            _record_progress(transfer, bytes_done=done, heartbeat_at=timezone.now())
 
     size, sha256 = session.put_file(
         Path(transfer.payload), f"{OUT}/{transfer.remote_name}", progress=progress
@@ -250,15 +277,15 @@ def _write_trigger(session: SftpSession, transfer: Transfer) -> None:
     trigger = _trigger(transfer)
     # Recorded before writing: from the moment the trigger lands the platform may route the file.
     now = timezone.now()
-    _update(
-        transfer.pk,
+    _record_progress(
+        transfer,
         bytes_done=transfer.size,
         heartbeat_at=now,
         trigger_started_at=now,
         trigger_xml=trigger.decode(),
     )
     session.put_bytes(trigger, f"{OUT}/{transfer.remote_name}.trigger")
-    _mark_sent(transfer.pk)
+    _mark_sent(transfer)
 
 
 def _resume_after_trigger(session: SftpSession, transfer: Transfer) -> None:
@@ -272,13 +299,13 @@ def _resume_after_trigger(session: SftpSession, transfer: Transfer) -> None:
         try:
             session.remove(trigger, missing_ok=True)
         except SftpRefused:
-            _mark_sent(transfer.pk)
+            _mark_sent(transfer)
             return  # in the platform's hands: the receipt will say
     if session.size(name) == transfer.size:
         # The trigger never landed (or was unfinished); the complete data file is waiting.
         session.put_bytes(transfer.trigger_xml.encode(), trigger)
     # Otherwise the platform has taken the file: the receipt will say.
-    _mark_sent(transfer.pk)
+    _mark_sent(transfer)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -295,13 +322,7 @@ def _retry_later(transfer: Transfer, message: str) -> str:
     # Back in the queue with its row; the next attempt resumes from what the server has.
     with transaction.atomic():
         # It answered: an outage before this refusal is over.
-        _update(
-            transfer.pk,
-            state=State.QUEUED,
-            last_error=message,
-            heartbeat_at=None,
-            waiting_since=None,
-        )
+        _move(transfer, State.QUEUED, last_error=message, heartbeat_at=None, waiting_since=None)
         _schedule_send(transfer, "transfer-retry", timezone.now() + retry_delay(transfer.attempts))
     return "retry"
 
@@ -373,22 +394,32 @@ def _await_receipt(session: SftpSession, transfer: Transfer) -> None:
         drop_session(transfer.account_id)
 
 
+def _this_receipt(transfer: Transfer) -> Q:
+    """The send whose receipt was read: each new trigger gets a TransactionId of its own, so a
+    collector holding the receipt of an earlier trigger cannot settle a send made since."""
+    return Q(transaction_id=transfer.transaction_id)
+
+
 def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
     """Record the receipt if it has arrived; True when the transfer is settled (or its receipt
-    proved unreadable: it is not read again)."""
+    proved unreadable: it is not read again).
+
+    Several collectors may read one receipt, and the timeout or the owner may move the transfer
+    meanwhile: each outcome is a move from the state read, and a collector whose move loses
+    records nothing more and leaves the receipt on the server to whoever moved the transfer.
+    """
     transfer = Transfer.objects.select_related("route").get(pk=transfer_id)
-    if transfer.state not in AWAITING_RECEIPT:
-        return transfer.state in (State.DELIVERED, State.FAILED)
+    if transfer.state not in State.AWAITING_RECEIPT:
+        return transfer.state in State.FINAL
     path = f"{IN}/{transfer.remote_name}.sftpreceipt"
     size = session.size(path)
     if size is None:
         return False
     if size > protocol.MAX_XML_BYTES:
         # Not fetched: its size alone says it is no receipt, and the disk is not the platform's.
-        _quarantine_receipt(
+        return _quarantine_receipt(
             session, transfer, None, f"The receipt is {size} bytes, over 1 MiB; not fetched."
         )
-        return True
     # Each read to a name of its own: two workers may read the same receipt at once.
     local = _receipt_copy(transfer.remote_name)
     local.parent.mkdir(parents=True, exist_ok=True)
@@ -408,63 +439,45 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
             # Seen once: perhaps caught while the platform wrote it. The same bytes read again
             # are the platform's answer.
             incoming.unlink()
-            _update(transfer.pk, last_error=unreadable, receipt_xml=text)
+            Transfer.objects.filter(
+                _this_receipt(transfer), pk=transfer.pk, state=transfer.state
+            ).update(last_error=unreadable, receipt_xml=text)
             return False
-        _quarantine_receipt(session, transfer, incoming, unreadable)
-        return True
+        return _quarantine_receipt(session, transfer, incoming, unreadable)
     # The local copy marks a receipt recorded but perhaps not yet removed (_receipts_left).
     os.replace(incoming, local)
+    first = receipt.errors[0] if receipt.errors else None
+    if (
+        not receipt.success
+        and first is not None
+        and first.code in TRANSIENT_ERROR_CODES
+        and (waiting := _waiting(transfer, timezone.now())) is not None
+    ):
+        return _send_again_later(session, transfer, raw, first, waiting)
     fields = {
         "receipt_xml": raw.decode(),
         "file_transfer_uuid": receipt.file_transfer_uuid,
         "finished_at": timezone.now(),
     }
-    first = receipt.errors[0] if receipt.errors else None
     if receipt.success:
         # last_error stays: what went wrong in an earlier attempt, shown with the delivery.
-        fields.update(state=State.DELIVERED)
-        _fetch_soon(transfer)
-    elif (
-        first is not None
-        and first.code in TRANSIENT_ERROR_CODES
-        and (waiting := _waiting(transfer, timezone.now())) is not None
-    ):
-        # "Not now": the platform removed the data file and the trigger, and the next attempt
-        # sends both anew, as a new trigger with a new TransactionId, uncounted like a network
-        # fault. Only from the state read: another worker that read the same receipt must not
-        # queue the send a second time.
-        since, delay = waiting
-        with transaction.atomic():
-            requeued = Transfer.objects.filter(pk=transfer.pk, state=transfer.state).update(
-                state=State.QUEUED,
-                last_error=(
-                    f"KOMBIT error {first.code} ({first.code_description}): {first.description}"
-                ),
-                receipt_xml=raw.decode(),
-                trigger_started_at=None,
-                sent_at=None,
-                heartbeat_at=None,
-                transaction_id=uuid.uuid4(),
-                attempts=F("attempts") - 1,
-                waiting_since=since,
-            )
-            if requeued:
-                _schedule_send(transfer, "transfer-wait", timezone.now() + delay)
-        _remove_receipt(session, transfer.remote_name)
-        if transfer.state == State.NO_RECEIPT:
-            alerts.clear_no_receipt(transfer.pk)
-        return True
+        outcome = State.DELIVERED
     else:
+        outcome = State.FAILED
         fields.update(
-            state=State.FAILED,
             error_code=first.code if first else None,
             error_text="; ".join(f"{e.code_description}: {e.description}" for e in receipt.errors),
             last_error="",
         )
-    _update(transfer.pk, **fields)
+    if not states.move(
+        transfer.pk, transfer.state, outcome, where=_this_receipt(transfer), **fields
+    ):
+        return False
     if transfer.state == State.NO_RECEIPT:
         alerts.clear_no_receipt(transfer.pk)
-    if fields["state"] == State.FAILED:
+    if outcome == State.DELIVERED:
+        _fetch_soon(transfer)
+    else:
         alerts.transfer_failed(transfer.pk)
     # Removed only once recorded: a crash in between reads the same receipt again, or (once
     # settled) leaves the local copy by which collect_receipts removes it.
@@ -472,26 +485,67 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
     return True
 
 
+def _send_again_later(
+    session: SftpSession,
+    transfer: Transfer,
+    raw: bytes,
+    first: protocol.ReceiptError,
+    waiting: tuple[datetime, timedelta],
+) -> bool:
+    """A "not now" error receipt: the platform removed the data file and the trigger, and the
+    next attempt sends both anew, as a new trigger with a new TransactionId, uncounted like a
+    network fault."""
+    since, delay = waiting
+    with transaction.atomic():
+        requeued = states.move(
+            transfer.pk,
+            transfer.state,
+            State.QUEUED,
+            where=_this_receipt(transfer),
+            last_error=f"KOMBIT error {first.code} ({first.code_description}): {first.description}",
+            receipt_xml=raw.decode(),
+            trigger_started_at=None,
+            sent_at=None,
+            heartbeat_at=None,
+            transaction_id=uuid.uuid4(),
+            attempts=F("attempts") - 1,
+            waiting_since=since,
+        )
+        if requeued:
+            _schedule_send(transfer, "transfer-wait", timezone.now() + delay)
+    if not requeued:
+        return False
+    _remove_receipt(session, transfer.remote_name)
+    if transfer.state == State.NO_RECEIPT:
+        alerts.clear_no_receipt(transfer.pk)
+    return True
+
+
 def _quarantine_receipt(
     session: SftpSession, transfer: Transfer, local: Path | None, reason: str
-) -> None:
+) -> bool:
     """Keep an unreadable receipt's bytes (fetched to `local`), show the transfer as having no
-    receipt, alert once, and take the receipt off the server so that it is not read again."""
+    receipt, alert once, and take the receipt off the server so that it is not read again.
+    False when the transfer moved on first."""
     raw = b""
     if local is not None:
         raw = local.read_bytes()
         kept = unreadable_receipt(transfer.remote_name)
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(local, kept)
-    moved = Transfer.objects.filter(pk=transfer.pk, state__in=AWAITING_RECEIPT).update(
-        state=State.NO_RECEIPT,
+    if not states.move(
+        transfer.pk,
+        transfer.state,
+        State.NO_RECEIPT,
+        where=_this_receipt(transfer),
         last_error=reason,
         receipt_xml=raw.decode("utf-8", "replace"),
-    )
+    ):
+        return False
     log.warning("unreadable receipt for %s: %s", transfer.remote_name, reason)
-    if moved:
-        alerts.no_receipt(transfer.pk, unreadable=True)
+    alerts.no_receipt(transfer.pk, unreadable=True)
     _remove_receipt(session, transfer.remote_name)
+    return True
 
 
 def unreadable_receipt(remote_name: str) -> Path:
@@ -525,9 +579,9 @@ def _receipts_left() -> dict[int, list[str]]:
     if not names:
         return {}
     left: dict[int, list[str]] = {}
-    settled = Transfer.objects.filter(
-        remote_name__in=names, state__in=(State.DELIVERED, State.FAILED)
-    ).values_list("account_id", "remote_name")
+    settled = Transfer.objects.filter(remote_name__in=names, state__in=State.FINAL).values_list(
+        "account_id", "remote_name"
+    )
     for account_id, remote_name in settled:
         left.setdefault(account_id, []).append(remote_name)
     return left
@@ -563,7 +617,7 @@ def collect_receipts() -> int:
     the receipts of settled ones that a dead worker left on the server."""
     mark_no_receipt()
     settled = 0
-    waiting = Transfer.objects.filter(state__in=AWAITING_RECEIPT).select_related("account")
+    waiting = Transfer.objects.filter(state__in=State.AWAITING_RECEIPT).select_related("account")
     left = _receipts_left()
     accounts = set(waiting.values_list("account_id", flat=True).distinct()) | set(left)
     for account_id in sorted(accounts):
@@ -584,10 +638,13 @@ def mark_no_receipt() -> int:
     """Sends still without a receipt TRANSFER_RECEIPT_TIMEOUT_SECONDS after their trigger: shown
     as "no receipt" and alerted, once each. Their receipts are still looked for."""
     cutoff = timezone.now() - timedelta(seconds=settings.TRANSFER_RECEIPT_TIMEOUT_SECONDS)
-    late = Transfer.objects.filter(state=State.SENT, sent_at__lt=cutoff)
+    late = Q(sent_at__lt=cutoff)
     marked = 0
-    for transfer_id in late.values_list("pk", flat=True):
-        if Transfer.objects.filter(pk=transfer_id, state=State.SENT).update(state=State.NO_RECEIPT):
+    for transfer_id in list(
+        Transfer.objects.filter(late, state=State.SENT).values_list("pk", flat=True)
+    ):
+        # Late still at the move: a send that was queued again and sent since is not.
+        if states.move(transfer_id, State.SENT, State.NO_RECEIPT, where=late):
             alerts.no_receipt(transfer_id)
             marked += 1
     return marked
@@ -596,39 +653,71 @@ def mark_no_receipt() -> int:
 def requeue_abandoned() -> int:
     """Scheduled: a send whose worker stopped showing signs of life is queued again."""
     stale = timezone.now() - timedelta(seconds=settings.TRANSFER_STALE_SECONDS)
-    with transaction.atomic():
-        abandoned = list(
-            Transfer.objects.select_for_update()
-            .filter(state=State.SENDING)
-            .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
-            .values_list("pk", flat=True)
-        )
-        Transfer.objects.filter(pk__in=abandoned).update(state=State.QUEUED)
-        for transfer_id in abandoned:
+    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+    requeued = 0
+    for transfer_id in list(
+        Transfer.objects.filter(silent, state=State.SENDING).values_list("pk", flat=True)
+    ):
+        # Silent still at the move: a worker that beat since is alive and keeps its send. One
+        # move at a time: a transaction over several would hold the route's tallies while
+        # waiting for the next row, which a worker may hold while waiting for those tallies.
+        if states.move(transfer_id, State.SENDING, State.QUEUED, where=silent):
+            requeued += 1
             transaction.on_commit(lambda transfer_id=transfer_id: enqueue(transfer_id))
-    return len(abandoned)
+    return requeued
 
 
-def resubmit(transfer: Transfer) -> bool:
+def resubmit(transfer: Transfer, *, by=None) -> bool:
     """Its owner sends a failed transfer, or one with no receipt, again: a new attempt, the
-    same record. An earlier trigger the platform has not taken up yet is removed first."""
+    same record. An earlier trigger the platform has not taken up yet is removed first.
+    False when the transfer is in neither state. With `by`, the user is recorded in the audit
+    log in the same transaction."""
+    again = {
+        "trigger_started_at": None,
+        "sent_at": None,
+        "finished_at": None,
+        "bytes_done": 0,
+        "error_code": None,
+        "error_text": "",
+        "last_error": "",
+        "waiting_since": None,
+        "transaction_id": uuid.uuid4(),
+    }
     with transaction.atomic():
-        requeued = Transfer.objects.filter(
-            pk=transfer.pk, state__in=(State.FAILED, State.NO_RECEIPT)
-        ).update(
-            state=State.QUEUED,
-            trigger_started_at=None,
-            sent_at=None,
-            finished_at=None,
-            bytes_done=0,
-            error_code=None,
-            error_text="",
-            last_error="",
-            waiting_since=None,
-            transaction_id=uuid.uuid4(),
+        # One state at a time, to know which alert to clear; "no receipt" first, as a late
+        # receipt may fail it in between, while a failed transfer never turns "no receipt".
+        was = next(
+            (
+                state
+                for state in (State.NO_RECEIPT, State.FAILED)
+                if states.move(transfer.pk, state, State.QUEUED, **again)
+            ),
+            None,
         )
-        if requeued:
+        if was is not None:
+            if by is not None:
+                audit(by, AuditEvent.Action.RESUBMIT, transfer)
             transaction.on_commit(lambda: enqueue(transfer.pk))
-    if requeued and transfer.state == State.NO_RECEIPT:
+    if was == State.NO_RECEIPT:
         alerts.clear_no_receipt(transfer.pk)
-    return bool(requeued)
+    return was is not None
+
+
+def cancel(transfer: Transfer, *, by=None) -> bool:
+    """Its owner cancels a send that no worker has taken yet. False when a worker has it (or it
+    has ended). With `by`, the user is recorded in the audit log in the same transaction."""
+    with transaction.atomic():
+        cancelled = states.move(
+            transfer.pk, State.QUEUED, State.CANCELLED, finished_at=timezone.now()
+        )
+        if cancelled and by is not None:
+            audit(by, AuditEvent.Action.CANCEL, transfer)
+    return cancelled
+
+
+def audit(user, action: str, transfer: Transfer) -> None:
+    """Record what a user did to a transfer, for the organisations on its route."""
+    route = Route.objects.select_related("sender__vendor", "receiver__vendor", "municipality").get(
+        pk=transfer.route_id
+    )
+    record(user, action, transfer, concerns=route.parties(), sha256=transfer.sha256)

@@ -43,11 +43,11 @@ from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.core.paging import page_of
 from portal.itsystems.models import ItSystem
-from transfers import keys, listing, send_once, tasks
+from transfers import keys, listing, send_once, states, tasks
 from transfers.downloads import content_disposition
 from transfers.endpoints import refusal_message
 from transfers.forms import AccountForm, GenerateKeyForm, ImportKeyForm, RouteForm, SendForm
-from transfers.models import AWAITING_RECEIPT, ReceivedFile, Route, SftpAccount, Transfer
+from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.queueing import blockers_of
 from transfers.sftp import (
     EndpointRefused,
@@ -209,7 +209,8 @@ class Progress:
     @classmethod
     def of(cls, transfer: Transfer, now: datetime | None = None) -> "Progress":
         size = transfer.size
-        done = size if transfer.state in AWAITING_RECEIPT else min(transfer.bytes_done, size)
+        awaiting = transfer.state in Transfer.State.AWAITING_RECEIPT
+        done = size if awaiting else min(transfer.bytes_done, size)
         percent = 100 if size == 0 else done * 100 // size
         rate = left = None
         if transfer.state == Transfer.State.SENDING and transfer.started_at and done:
@@ -264,7 +265,7 @@ class Step:
 
 def timeline(transfer: Transfer) -> list[Step]:
     """What happened when; steps still to come are listed without a time while it runs."""
-    final = transfer.state in listing.FINAL_STATES
+    final = transfer.state in Transfer.State.FINAL
     steps = [
         Step(_("Queued"), transfer.queued_at),
         Step(_("Started"), transfer.started_at),
@@ -301,7 +302,7 @@ def _may_download(user, transfer: Transfer) -> bool:
 
 def _status(request: HttpRequest, transfer: Transfer, shown: str = "") -> dict:
     """What the polled status panel shows."""
-    final = transfer.state in listing.FINAL_STATES
+    final = transfer.state in Transfer.State.FINAL
     return {
         "transfer": transfer,
         "final": final,
@@ -313,11 +314,13 @@ def _status(request: HttpRequest, transfer: Transfer, shown: str = "") -> dict:
         "progress": None if final else Progress.of(transfer),
         "timeline": timeline(transfer),
         "may_change": can_change(request.user, transfer),
+        "may_resubmit": transfer.state in Transfer.State.RESUBMITTABLE,
+        "may_cancel": states.allowed(transfer.state, Transfer.State.CANCELLED),
         "poll_url": f"{reverse('transfers:progress', args=[transfer.pk])}?shown={transfer.state}",
         "poll_seconds": PROGRESS_SECONDS,
         # Told to screen readers only when the state is not the one the page last showed.
         "announce": shown in Transfer.State.values and shown != transfer.state,
-        "was_running": shown in Transfer.State.values and shown not in listing.FINAL_STATES,
+        "was_running": shown in Transfer.State.values and shown not in Transfer.State.FINAL,
     }
 
 
@@ -363,10 +366,7 @@ def transfer_progress(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _audit_transfer(request: HttpRequest, action: str, transfer: Transfer) -> None:
-    route = Route.objects.select_related("sender__vendor", "receiver__vendor", "municipality").get(
-        pk=transfer.route_id
-    )
-    record(request.user, action, transfer, concerns=route.parties(), sha256=transfer.sha256)
+    tasks.audit(request.user, action, transfer)
 
 
 def _audit_account(request: HttpRequest, action: str, account: SftpAccount, **details) -> None:
@@ -427,8 +427,7 @@ def transfer_resubmit(request: HttpRequest, pk: int) -> HttpResponse:
     transfer = get_changeable_or_404(request.user, Transfer.objects.all(), pk=pk)
     if not Path(transfer.payload).exists():
         messages.error(request, _("The local copy of the file is gone; queue the file again."))
-    elif tasks.resubmit(transfer):
-        _audit_transfer(request, AuditEvent.Action.RESUBMIT, transfer)
+    elif tasks.resubmit(transfer, by=request.user):
         messages.success(request, _("The transfer is queued again."))
     else:
         messages.error(
@@ -441,11 +440,7 @@ def transfer_resubmit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def transfer_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     transfer = get_changeable_or_404(request.user, Transfer.objects.all(), pk=pk)
-    cancelled = Transfer.objects.filter(pk=transfer.pk, state=Transfer.State.QUEUED).update(
-        state=Transfer.State.CANCELLED, finished_at=timezone.now()
-    )
-    if cancelled:
-        _audit_transfer(request, AuditEvent.Action.CANCEL, transfer)
+    if tasks.cancel(transfer, by=request.user):
         messages.success(request, _("The transfer is cancelled."))
     else:
         messages.error(request, _("Only a queued transfer can be cancelled."))
