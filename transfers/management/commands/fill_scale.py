@@ -43,7 +43,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils import timezone, translation
-from django.utils.translation import gettext as _
 
 from gdpr.infref import infref_name
 from gdpr.models import GdprDeclaration, InfRef, InfRefRequest
@@ -802,8 +801,6 @@ class Traffic:
         self.success = receipt_format()
         self.errors = [(code, text, receipt_format((code, text))) for code, text in _KOMBIT_ERRORS]
         with translation.override("da"):
-            # The alert service's own words, as a failure would have raised them.
-            self.failed_text = _("%(file)s for %(municipality)s failed: %(reason)s")
             self.queued_label = str(Transfer.State.QUEUED.label)
         self.ids = {model: next_id(model) for model in (Transfer, ReceivedFile, Alert, AuditEvent)}
         self.counts = dict.fromkeys(
@@ -975,11 +972,11 @@ class Traffic:
 
     def _alert(self, lane, batch, pk, attempts, original, reason, finished, age) -> None:
         """The failure's alert; looked at within a day, but the last fortnight's are open."""
-        message = self.failed_text % {
-            "file": original,
-            "municipality": lane.municipality_name,
-            "reason": reason,
-        }
+        # The values the alert service keeps (portal.alerts.service.transfer_failed), worded
+        # when read; `message` is only for alerts from before they were kept.
+        params = json.dumps(
+            {"file": original, "municipality": lane.municipality_name, "reason": reason}
+        )
         resolved = finished + 86400 * self.rng.random() if age > 14 * 86400 else None
         alert = self._take(Alert)
         batch.alerts.append(
@@ -990,7 +987,8 @@ class Traffic:
                 lane.route_id,
                 pk,
                 None,
-                message,
+                "",
+                params,
                 self.writer.moment(finished),
                 resolved and self.writer.moment(resolved),
                 lane.staff[0] if resolved else None,
@@ -1014,7 +1012,7 @@ RECEIVED_COLUMNS = (
 )  # fmt: skip
 ALERT_COLUMNS = (
     "id", "kind", "dedupe_key", "route_id", "transfer_id", "received_file_id", "message",
-    "raised_at", "resolved_at", "resolved_by_id",
+    "params", "raised_at", "resolved_at", "resolved_by_id",
 )  # fmt: skip
 EVENT_COLUMNS = (
     "id", "at", "actor_id", "action", "object_type", "object_id", "summary", "details",
