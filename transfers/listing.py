@@ -66,8 +66,8 @@ def filter_options(user) -> Options:
     # (KOMBIT sees every route but no transfer). Only routes the user may see can qualify
     # (whoever sees a transfer sees its route), and each is asked whether one of its transfers
     # is seen. Asked in the select list, the question stays a subquery per route that stops at
-    # the first transfer (a few ms for 5,000 routes); asked in WHERE, PostgreSQL turned it into
-    # a join that read every transfer the user may see (150-200 ms at a million rows).
+    # the first transfer; asked in WHERE, PostgreSQL turned it into a join that read every
+    # transfer the user may see (bench/pages.py measures both at a million rows).
     seen = Exists(visible(user, Transfer.objects.filter(route_id=OuterRef("pk"))))
     # Read as tuples, not models: a superuser's candidates are every route, thousands of them.
     candidates = (
@@ -344,12 +344,12 @@ class Page:
 def first_rows(queryset: QuerySet, order: tuple[str, ...], limit: int) -> list:
     """The first `limit` rows of `queryset` in `order`, in two queries: the ids, which the
     database sorts from its indexes alone, then those rows. A vendor's newest transfers are
-    found among tens of thousands; sorting them as whole rows, each with its trigger and
-    receipt, took SQLite a quarter of a second.
+    found among tens of thousands, and sorting them as whole rows, each with its trigger and
+    receipt, is slow.
 
     The rows are read by id alone, with the queryset's related rows and columns but not its
     filters (nor its annotations): the ids have passed them, and PostgreSQL joined every route
-    to apply the access rule again to a page of rows (5-7 ms)."""
+    to apply the access rule again to a page of rows."""
     ids = list(queryset.order_by(*order).values_list("pk", flat=True)[:limit])
     by_id = queryset.model._default_manager.all()
     by_id.query.select_related = queryset.query.select_related
