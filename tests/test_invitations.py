@@ -7,7 +7,6 @@ from datetime import timedelta
 from urllib.parse import urlparse
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
@@ -17,12 +16,11 @@ from django.utils.translation import gettext
 from portal.accounts.models import Invitation, Membership
 from portal.audit.models import AuditEvent
 from portal.outbox.models import OutgoingMail
-from portal.outbox.tasks import send_outgoing_mail
 from tests.accessibility import axe_violations, format_violations, serious
 from tests.browser import chromium, log_in, screenshot
 from tests.conftest import PASSWORD, make_user
 from tests.test_members import english, logged_in, make_administrator, said
-from tests.test_outbox import Recorder, free_port
+from tests.test_outbox import local_smtp_server, send_queued_mail
 
 Action = AuditEvent.Action
 User = get_user_model()
@@ -33,30 +31,13 @@ NEW_PASSWORD = "Fjordhest-Kaffekop-1987"
 @pytest.fixture
 def mail_server(settings):
     """A real SMTP server on a loopback port; the outbox's task sends to it."""
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_TIMEOUT = 10
-    yield recorder
-    controller.stop()
+    with local_smtp_server(settings) as recorder:
+        yield recorder
 
 
 @pytest.fixture
 def admin_a(vendor_a):
     return make_administrator("admin-a", vendor_a, first_name="Alma", last_name="Admin")
-
-
-def send_queued_mail() -> None:
-    """What the outbox's worker does: send each queued mail once."""
-    for mail in OutgoingMail.objects.filter(state=OutgoingMail.State.QUEUED).order_by("pk"):
-        assert send_outgoing_mail(mail.pk) == "sent"
 
 
 def received_link(mail_server, to: str) -> tuple[str, object]:

@@ -4,6 +4,8 @@ import ast
 import hashlib
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -49,8 +51,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server(settings):
+@contextmanager
+def local_smtp_server(settings) -> Iterator[Recorder]:
+    """A real SMTP server on a loopback port, and Django's mail settings pointed at it."""
     recorder = Recorder()
     controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
     controller.start()
@@ -58,11 +61,26 @@ def smtp_server(settings):
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = controller.port
     settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = ""
     settings.EMAIL_HOST_PASSWORD = ""
     settings.EMAIL_TIMEOUT = 10
-    yield recorder
-    controller.stop()
+    try:
+        yield recorder
+    finally:
+        controller.stop()
+
+
+def send_queued_mail() -> None:
+    """What the outbox's worker does: send each queued mail once, oldest first."""
+    for mail in OutgoingMail.objects.filter(state=OutgoingMail.State.QUEUED).order_by("pk"):
+        assert send_outgoing_mail(mail.pk) == "sent"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    with local_smtp_server(settings) as recorder:
+        yield recorder
 
 
 @pytest.fixture

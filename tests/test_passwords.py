@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from axes.models import AccessAttempt
 from django.core import mail as django_mail
 from django.urls import reverse
@@ -20,9 +19,8 @@ from portal.accounts.models import Membership
 from portal.accounts.self_service import RESET_MAILS_PER_HOUR
 from portal.audit.models import AuditEvent
 from portal.outbox.models import OutgoingMail
-from portal.outbox.tasks import send_outgoing_mail
 from tests.conftest import PASSWORD, make_user
-from tests.test_outbox import Recorder, free_port
+from tests.test_outbox import Recorder, local_smtp_server, send_queued_mail
 
 Action = AuditEvent.Action
 NEW_PASSWORD = "Fjordens blå hejrer 2026"
@@ -36,12 +34,6 @@ def english(client):
 
 def log_in(client, username: str, password: str):
     return client.post(reverse("login"), {"username": username, "password": password})
-
-
-def deliver() -> None:
-    """What the outbox's worker does with each queued mail."""
-    for mail in OutgoingMail.objects.filter(state=OutgoingMail.State.QUEUED):
-        assert send_outgoing_mail(mail.pk) == "sent"
 
 
 def received_text(message) -> str:
@@ -75,20 +67,9 @@ def without_csrf_tokens(text: str) -> str:
 @contextmanager
 def smtp_mailbox(settings, portal_url: str) -> Iterator[Recorder]:
     """A local SMTP server the outbox sends to, and the portal's links pointing at `portal_url`."""
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
     settings.PORTAL_BASE_URL = portal_url
-    try:
+    with local_smtp_server(settings) as recorder:
         yield recorder
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -230,7 +211,7 @@ def test_a_mailed_link_sets_a_new_password_once(
     assert queued.to == ["staff-a@example.invalid"] and queued.organisation is None
     assert django_mail.outbox == [] and mailbox.envelopes == []
 
-    deliver()
+    send_queued_mail()
     [envelope] = mailbox.envelopes
     assert envelope.rcpt_tos == ["staff-a@example.invalid"]
     [message] = mailbox.messages()
@@ -270,7 +251,7 @@ def test_an_expired_link_is_refused(
     staff_a,
 ):
     ask_for_link(client, staff_a.email)
-    deliver()
+    send_queued_mail()
     [message] = mailbox.messages()
     settings.PASSWORD_RESET_TIMEOUT = 1
     time.sleep(2.1)  # the token counts whole seconds
@@ -290,7 +271,7 @@ def test_a_link_is_spent_when_the_password_changes_otherwise(
     staff_a,
 ):
     ask_for_link(english(client), staff_a.email)
-    deliver()
+    send_queued_mail()
     [message] = mailbox.messages()
     staff_a.set_password("Et helt andet kodeord 77")
     staff_a.save()
@@ -303,7 +284,7 @@ def test_a_new_password_from_a_link_meets_the_validators(
     staff_a,
 ):
     ask_for_link(english(client), staff_a.email)
-    deliver()
+    send_queued_mail()
     [message] = mailbox.messages()
     refused = set_new_password(client, link_in(message), "123456789012345")
     assert refused.status_code == 200
@@ -323,7 +304,7 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(
     after_known = without_csrf_tokens(client.get(known["Location"]).text)
     after_unknown = without_csrf_tokens(client.get(unknown["Location"]).text)
     assert after_known == after_unknown
-    deliver()
+    send_queued_mail()
     assert [e.rcpt_tos for e in mailbox.envelopes] == [["staff-a@example.invalid"]]
     assert AuditEvent.objects.filter(action=Action.PASSWORD_RESET_REQUESTED).count() == 1
 
@@ -339,7 +320,7 @@ def test_no_mail_for_an_inactive_user_or_one_without_a_password_here(
     sso.save()
     for address in ("leaver@example.invalid", "single-sign-on@example.invalid"):
         assert ask_for_link(client, address).status_code == 302
-    deliver()
+    send_queued_mail()
     assert mailbox.envelopes == []
     assert not OutgoingMail.objects.exists()
     assert not AuditEvent.objects.filter(action=Action.PASSWORD_RESET_REQUESTED).exists()
@@ -351,7 +332,7 @@ def test_a_user_deactivated_after_the_mail_sets_nothing(
     staff_a,
 ):
     ask_for_link(client, staff_a.email)
-    deliver()
+    send_queued_mail()
     [message] = mailbox.messages()
     staff_a.is_active = False
     staff_a.save()
@@ -367,14 +348,14 @@ def test_links_are_mailed_at_most_a_few_times_an_hour(
     for _ in range(RESET_MAILS_PER_HOUR + 2):
         response = ask_for_link(client, staff_a.email)
         assert response["Location"] == reverse("account:password_reset_done")
-    deliver()
+    send_queued_mail()
     assert len(mailbox.envelopes) == RESET_MAILS_PER_HOUR
     # An hour on, the next request is mailed again.
     AuditEvent.objects.filter(action=Action.PASSWORD_RESET_REQUESTED).update(
         at="2000-01-01T00:00:00Z"
     )
     ask_for_link(client, staff_a.email)
-    deliver()
+    send_queued_mail()
     assert len(mailbox.envelopes) == RESET_MAILS_PER_HOUR + 1
 
 
@@ -388,7 +369,7 @@ def test_the_mail_is_in_the_language_the_reset_was_asked_in(
 ):
     client.cookies["django_language"] = language
     ask_for_link(client, staff_a.email)
-    deliver()
+    send_queued_mail()
     [message] = mailbox.messages()
     with translation.override(language):
         assert message["Subject"] == gettext("FDD portal: set a new password")
@@ -430,7 +411,7 @@ def test_a_new_password_does_not_lift_a_lock_out(
         log_in(client, "staff-a", f"wrong-{number}")
     assert log_in(client, "staff-a", PASSWORD).status_code == 429
     ask_for_link(client, staff_a.email)
-    deliver()
+    send_queued_mail()
     [message] = mailbox.messages()
     assert set_new_password(client, link_in(message)).status_code == 302
     assert log_in(client, "staff-a", NEW_PASSWORD).status_code == 429
@@ -443,7 +424,7 @@ def test_the_reset_is_in_the_log_for_the_organisations_administrators_only(
 ):
     caplog.set_level(logging.DEBUG)
     ask_for_link(client, staff_a.email)
-    deliver()
+    send_queued_mail()
     [message] = mailbox.messages()
     path = link_in(message)
     set_new_password(client, path)

@@ -5,7 +5,8 @@ import pytest
 
 from tests.browser import chromium, screenshot
 from tests.conftest import PASSWORD
-from tests.test_passwords import NEW_PASSWORD, deliver, link_in, smtp_mailbox
+from tests.test_outbox import send_queued_mail
+from tests.test_passwords import NEW_PASSWORD, link_in, smtp_mailbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +25,7 @@ def test_a_forgotten_password_is_set_again_from_the_mail(live_server, settings, 
         page.wait_for_url("**/account/password-reset/sent/")
         screenshot(page, "password-reset-sent")
 
-        deliver()  # the outbox's worker sends the queued mail
+        send_queued_mail()  # the outbox's worker sends the queued mail
         [message] = mailbox.messages()
         page.goto(live_server.url + link_in(message))
         page.wait_for_url("**/set-password/")
