@@ -485,16 +485,31 @@ def _only_protocol_errors(data: bytes) -> None:
         except ProtocolError as error:
             assert str(error)
             continue
-        # Whatever was read can be written again (the simulator echoes triggers as metadata).
+        # A trigger read is always echoed as metadata (the simulator does so); it is written
+        # again as a trigger only if its name is one the portal itself would write.
         if isinstance(result, Trigger):
-            if result.routing is None or result.routing.sender_timestamp.utcoffset() is not None:
-                protocol.build_trigger(result)
             protocol.build_metadata(Metadata(uuid.uuid4(), result.descriptor, result.routing))
+            if result.routing is not None and result.routing.sender_timestamp.utcoffset() is None:
+                continue
+            if protocol.is_file_name(result.descriptor.file_name):
+                protocol.build_trigger(result)
+            else:
+                with pytest.raises(ProtocolError, match="file_name"):
+                    protocol.build_trigger(result)
         elif isinstance(result, Metadata):
             # Metadata is read, stored and shown, never written again: its name is safe as one.
             assert protocol.file_name_problem(result.descriptor.file_name) is None
         else:
             protocol.build_receipt(result)
+
+
+def test_a_trigger_read_with_an_unusual_name_is_echoed_but_never_written_as_one():
+    data = protocol.build_trigger(SIMPLE).replace(b"<FileName>", b"<FileName>&amp;", 1)
+    trigger = protocol.parse_trigger(data)
+    assert trigger.descriptor.file_name.startswith("&")
+    _only_protocol_errors(data)
+    with pytest.raises(ProtocolError, match="file_name"):
+        protocol.build_trigger(trigger)
 
 
 @settings(
