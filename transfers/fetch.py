@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from portal.alerts import service as alerts
+from portal.core import task_names
 from transfers import protocol
 from transfers.models import ReceivedFile, Route, SftpAccount
 from transfers.sessions import drop_session, session_for
@@ -111,7 +112,7 @@ def _check(
 
 def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchResult:
     account = SftpAccount.objects.get(pk=account_id)
-    starting(f"{__name__}.fetch_inbox", account.pk, account.key_fingerprint)
+    starting(task_names.FETCH_INBOX, account.pk, account.key_fingerprint)
     result = FetchResult()
     _sweep_staging(account)
     try:

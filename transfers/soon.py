@@ -11,6 +11,9 @@ expires after MARK_SECONDS, so a task lost with its worker costs at most that lo
 scheduled rounds collect and fetch anyway); a mark that expires while its task still waits
 only lets a second one be queued. The account's key fingerprint is part of the mark, so a new
 account (or a new key) never inherits one.
+
+Both sides name the work by its task's constant in portal.core.task_names, and `_mark` alone
+makes the mark from it: the task clears the very mark its queueing set.
 """
 
 from django.core.cache import cache
@@ -20,20 +23,21 @@ from django_q.tasks import async_task
 MARK_SECONDS = 10
 
 
-def _mark(func: str, account_id: int, fingerprint: str) -> str:
-    return f"transfers:soon:{func}:{account_id}:{fingerprint}"
+def _mark(task: str, account_id: int, fingerprint: str) -> str:
+    return f"transfers:soon:{task}:{account_id}:{fingerprint}"
 
 
-def queue_soon(func: str, account_id: int, fingerprint: str, *, group: str) -> None:
-    """Queue `func(account_id)` once the transaction commits, unless one is already waiting."""
+def queue_soon(task: str, account_id: int, fingerprint: str, *, group: str) -> None:
+    """Queue `task(account_id)` once the transaction commits, unless one is already waiting."""
 
     def queue() -> None:
-        if cache.add(_mark(func, account_id, fingerprint), True, MARK_SECONDS):
-            async_task(func, account_id, group=group)
+        if cache.add(_mark(task, account_id, fingerprint), True, MARK_SECONDS):
+            async_task(task, account_id, group=group)
 
     transaction.on_commit(queue)
 
 
-def starting(func: str, account_id: int, fingerprint: str) -> None:
-    """Called by the task as it starts: what arrives from now on needs another one."""
-    cache.delete(_mark(func, account_id, fingerprint))
+def starting(task: str, account_id: int, fingerprint: str) -> None:
+    """Called by the task as it starts, with its own name: what arrives from now on needs
+    another one."""
+    cache.delete(_mark(task, account_id, fingerprint))

@@ -21,6 +21,7 @@ from django_q.tasks import async_task, schedule
 from portal.alerts import service as alerts
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
+from portal.core import task_names
 from portal.core.logs import transfer_context
 from transfers import protocol, states
 from transfers.keys import KeyUnavailable
@@ -39,8 +40,8 @@ from transfers.sftp import (
 from transfers.soon import queue_soon, starting
 
 log = logging.getLogger(__name__)
-FETCH_TASK = "transfers.fetch.fetch_inbox"
-RECEIPTS_TASK = "transfers.tasks.collect_account_receipts"
+FETCH_TASK = task_names.FETCH_INBOX
+RECEIPTS_TASK = task_names.COLLECT_ACCOUNT_RECEIPTS
 State = Transfer.State
 OUT, IN = "OUT", "IN"
 # How long a send waits on its open session for the receipt before leaving it to the schedule.

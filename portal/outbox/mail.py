@@ -19,10 +19,11 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django_q.tasks import async_task
 
+from portal.core import task_names
 from portal.core.text import single_line
 from portal.outbox.models import MailAttachment, OutgoingMail
 
-SEND_TASK = "portal.outbox.tasks.send_outgoing_mail"
+SEND_TASK = task_names.SEND_MAIL
 
 
 def validate_recipients(to: Sequence[str]) -> list[str]:
