@@ -365,6 +365,9 @@ HANDOFF_FOLDER_ROOT = env_path("HANDOFF_FOLDER_ROOT", DATA_DIR / "handoff")
 HANDOFF_SETTLE_SECONDS = env_int("HANDOFF_SETTLE_SECONDS", 10, minimum=0)
 # Pause between rounds of `manage.py watch_folders` when it runs without --once.
 HANDOFF_WATCH_SECONDS = env_int("HANDOFF_WATCH_SECONDS", 5, minimum=1)
+# Minutes between the scheduled rounds of the folders (portal.core.schedules); a minute is the
+# least, as django-q2 looks at its schedules every 30 seconds.
+HANDOFF_WATCH_MINUTES = env_int("HANDOFF_WATCH_MINUTES", 1, minimum=1)
 # The API's OpenAPI document and its browsable page need a logged-in user or an API token
 # unless this opens them to anyone.
 API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)

@@ -1,28 +1,7 @@
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
+# This migration made a django-q2 schedule; the schedules are now kept by
+# portal.core.schedules after every migrate. It stays, doing nothing, so the migrations that
+# follow it keep their place for databases that ran it.
 from django.db import migrations
-
-NAME = "gdpr: reminders of declarations to be renewed"
-
-
-def add_schedule(apps, schema_editor):
-    copenhagen = ZoneInfo("Europe/Copenhagen")
-    tomorrow = datetime.now(copenhagen).date() + timedelta(days=1)
-    apps.get_model("django_q", "Schedule").objects.update_or_create(
-        name=NAME,
-        defaults={
-            "func": "gdpr.reminders.remind_renewals",
-            "schedule_type": "D",
-            "repeats": -1,
-            # Every morning, Danish time, before the day's sends.
-            "next_run": datetime.combine(tomorrow, time(6, 0), tzinfo=copenhagen),
-        },
-    )
-
-
-def remove_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
 
 
 class Migration(migrations.Migration):
@@ -31,4 +10,4 @@ class Migration(migrations.Migration):
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
-    operations = [migrations.RunPython(add_schedule, remove_schedule)]
+    operations = [migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop)]

@@ -1,22 +1,5 @@
 from django.db import migrations, models
 
-SCHEDULE = "transfers: delete files past their retention period"
-
-
-def add_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.update_or_create(
-        name=SCHEDULE,
-        defaults={
-            "func": "transfers.retention.delete_expired_files",
-            "schedule_type": "D",
-            "repeats": -1,
-        },
-    )
-
-
-def remove_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=SCHEDULE).delete()
-
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -35,5 +18,6 @@ class Migration(migrations.Migration):
             name="payload_deleted_at",
             field=models.DateTimeField(blank=True, null=True, verbose_name="local copy deleted at"),
         ),
-        migrations.RunPython(add_schedule, remove_schedule),
+        # This made the retention's django-q2 schedule, now kept by portal.core.schedules.
+        migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop),
     ]

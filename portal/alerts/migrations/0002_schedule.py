@@ -1,23 +1,7 @@
+# This migration made a django-q2 schedule; the schedules are now kept by
+# portal.core.schedules after every migrate. It stays, doing nothing, so the migrations that
+# follow it keep their place for databases that ran it.
 from django.db import migrations
-
-NAME = "alerts: check expected deliveries"
-
-
-def add_schedule(apps, schema_editor):
-    Schedule = apps.get_model("django_q", "Schedule")
-    Schedule.objects.update_or_create(
-        name=NAME,
-        defaults={
-            "func": "portal.alerts.tasks.check_expected_deliveries",
-            "schedule_type": "I",
-            "minutes": 15,
-            "repeats": -1,
-        },
-    )
-
-
-def remove_schedule(apps, schema_editor):
-    apps.get_model("django_q", "Schedule").objects.filter(name=NAME).delete()
 
 
 class Migration(migrations.Migration):
@@ -26,4 +10,4 @@ class Migration(migrations.Migration):
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
     ]
 
-    operations = [migrations.RunPython(add_schedule, remove_schedule)]
+    operations = [migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop)]
