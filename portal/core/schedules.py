@@ -19,6 +19,8 @@ from functools import reduce
 from operator import or_
 from zoneinfo import ZoneInfo
 
+from django.apps import apps as global_apps
+from django.apps.registry import Apps
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Model, Q
@@ -177,9 +179,12 @@ def bring_in_line(schedule_model: type[Model], *, using: str = DEFAULT_DB_ALIAS)
     return changes
 
 
-def after_migrate(sender, *, apps, using: str, verbosity: int = 1, **kwargs) -> None:
-    """post_migrate, sent once for django_q: its Schedule is read from the state just reached,
-    which has none when django_q was migrated back to zero."""
+def after_migrate(
+    sender, *, apps: Apps = global_apps, using: str = DEFAULT_DB_ALIAS, verbosity: int = 1, **kwargs
+) -> None:
+    """post_migrate, sent once for django_q: its Schedule is read from the state `migrate` has
+    just reached, which has none when django_q was migrated back to zero. `flush` sends it
+    too, without a state: the schedules come back with the emptied database's other rows."""
     try:
         schedule_model = apps.get_model("django_q", "Schedule")
     except LookupError:
