@@ -1,15 +1,62 @@
+import contextlib
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
 from django.utils import translation
 
 from portal.accounts.models import Membership, Organisation
 from portal.accounts.municipalities import load_reference_organisations
 from portal.itsystems.models import ItSystem
+from tests import engine, system
 
 PASSWORD = "correct horse battery staple"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    system.install()
+
+
+# System tests that start a server in their own body, marked here until their file carries the
+# marker.
+SYSTEM_TESTS = frozenset(
+    {
+        "tests/test_handoff_commands.py::test_the_commands_in_their_own_process",
+        "tests/test_handoff_commands.py::test_fetch_now_prints_what_it_received",
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if (
+            item.get_closest_marker("browser")
+            or system.SYSTEM_FIXTURES & set(item.fixturenames)
+            or item.nodeid.partition("[")[0] in SYSTEM_TESTS
+        ):
+            item.add_marker(pytest.mark.system)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures, module-scoped ones too, are set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    system.watch(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        if started := system.watch(None):
+            pytest.fail(
+                f"{item.nodeid} started {'; '.join(started)}, but is not marked "
+                "@pytest.mark.system: `-m 'not system'` would run it",
+                pytrace=False,
+            )
 
 
 def make_user(username: str, organisation: Organisation | None = None, **extra):
@@ -37,6 +84,16 @@ def portal_language():
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> None:
+    """Each test starts with an empty cache, as it does with an empty database. The cache is a
+    folder of the test process, shared with the workers it starts: a stopped worker cluster's
+    heartbeat stays there for seconds after it, and a later test's health check counted it as a
+    running cluster; a queued task's mark would keep the next test from queueing its own."""
+    for alias in settings.CACHES:
+        caches[alias].clear()
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +173,34 @@ def client_for(client):
         return client
 
     return login
+
+
+@pytest.fixture
+def ready_route(
+    tmp_path, staff_a, operator, system_a, system_b, aarhus, odense
+) -> Iterator[Callable[..., engine.ReadyRoute]]:
+    """Makes, when the test calls it, an integration from system_a to system_b ready to send on
+    a running simulator (tests/engine.py), stopped after the test: `ready_route()` for Aarhus,
+    `ready_route(municipalities=2)` for Aarhus and Odense (and others by code beyond that);
+    keywords of `engine.ready_route` choose other parties, the environment or the accounts."""
+    made: list[engine.ReadyRoute] = []
+    with contextlib.ExitStack() as running:
+
+        def make(municipalities: int = 1, **choices) -> engine.ReadyRoute:
+            assert not made, "one ready route for each test"
+            places = [aarhus, odense]
+            if municipalities > len(places):
+                others = Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY)
+                others = others.exclude(pk__in=[aarhus.pk, odense.pk]).order_by("municipality_code")
+                places += others[: municipalities - len(places)]
+            parties = {
+                "staff": staff_a,
+                "operator": operator,
+                "sender": system_a,
+                "receiver": system_b,
+                "municipalities": places[:municipalities],
+            }
+            made.append(running.enter_context(engine.on_simulator(tmp_path, **parties, **choices)))
+            return made[0]
+
+        yield make

@@ -1,6 +1,6 @@
 """A worker that dies by SIGKILL at a chosen point of a real send or fetch (issue 8, point 1).
 
-    python -m tests.crash_child      # environment: tests.crash_child.environment()
+    python -m tests.crash_child      # environment: tests.system.child_environment()
 
 It sets Django up once and then, for every request on stdin, forks a child that wraps the real
 code at one point so that it kills its own process there (no production hook, no mock: the task
@@ -42,39 +42,19 @@ FETCH_POINTS = (
 )
 
 
-def environment(data_dir=None) -> dict[str, str]:
-    """The environment of a worker on the test run's database and data folder (as
-    tests/workers.py gives a qcluster), or on `data_dir` as its data folder."""
-    from django.conf import settings
-
-    from tests.workers import database_url_of_the_test_run
-
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": database_url_of_the_test_run(),
-        "PORTAL_DATA_DIR": str(data_dir or settings.DATA_DIR),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
-        # The test's simulators listen on free loopback ports (tests/settings.py).
-        "SFTP_ALLOWED_HOSTS": ",".join(settings.SFTP_ALLOWED_HOSTS),
-        "DEBUG": "true",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
 class CrashWorker:
     """The forking worker, started by a test: `run(request)` answers within `timeout` seconds."""
 
     def __init__(self, log_path, *, data_dir=None, timeout: float = 60.0):
-        from tests.workers import ROOT
+        from tests.system import ROOT, child_environment
 
+        overrides = {} if data_dir is None else {"PORTAL_DATA_DIR": str(data_dir)}
         self.timeout = timeout
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.crash_child"],
             cwd=ROOT,
-            env=environment(data_dir),
+            env=child_environment(**overrides),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -1,13 +1,24 @@
-"""A ready integration on a running simulator: accounts with keys, pinned host key, routes."""
+"""A ready integration on a running simulator: accounts with keys, pinned host key, routes.
+
+    with on_simulator(tmp_path, staff=..., operator=..., sender=..., receiver=...,
+                      municipalities=[aarhus]) as ready:
+        queue_send(ready.route, ...)
+
+conftest.py's `ready_route` fixture does this for a test, on the suite's parties; a test that
+must stop the simulator at a moment of its own (before a disk under it goes) uses `on_simulator`.
+"""
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 
 from gdpr import workflow
 from gdpr.forms import DeclarationForm
+from portal.accounts.models import Organisation
+from portal.itsystems.models import ItSystem
 from portal.onboarding import bilateral, rules
-from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
+from portal.onboarding.models import Consent, Integration, IntegrationTest, OnboardingTask
 from tests.test_infref_process import complete_answers, spec_version
 from transfers import keys, sessions
 from transfers.models import Environment, Route, SftpAccount
@@ -69,10 +80,12 @@ def account(it_system, username: str, simulator: Simulator | None, **overrides) 
     return SftpAccount.objects.create(**fields)
 
 
-def routes_for(integration, municipalities) -> dict[str, Route]:
+def routes_for(
+    integration, municipalities, environment: str = Environment.SIMULATOR
+) -> dict[str, Route]:
     return {
         m.municipality_code: Route.objects.create(
-            environment=Environment.SIMULATOR,
+            environment=environment,
             infref=integration.infref,
             sender=integration.sender,
             receiver=integration.receiver,
@@ -84,8 +97,65 @@ def routes_for(integration, municipalities) -> dict[str, Route]:
     }
 
 
+SENDER, RECEIVER = "alfa_omsorg", "beta_journal"
+
+
+@dataclasses.dataclass
+class ReadyRoute:
+    """An integration that may send: established routes, SFTP accounts with keys and the
+    platform's host key, and on the simulator, the simulator knowing all of it."""
+
+    integration: Integration
+    routes: dict[str, Route]  # by municipality code, in the order given
+    sender: SftpAccount
+    receiver: SftpAccount | None
+    staff: object  # the sending vendor's member who set it up
+    sim: Simulator | None = None
+
+    @property
+    def route(self) -> Route:
+        """The first municipality's route."""
+        return next(iter(self.routes.values()))
+
+
+def ready_route(
+    *,
+    staff,
+    operator,
+    sender: ItSystem,
+    receiver: ItSystem,
+    municipalities: Sequence[Organisation],
+    sim: Simulator | None = None,
+    environment: str = Environment.SIMULATOR,
+    receiver_account: bool = True,
+    **endpoint,
+) -> ReadyRoute:
+    """A ready integration from `sender` to `receiver` with a route for each municipality, an
+    account for each IT system (the receiver's left out when `receiver_account` is false) on
+    `sim`, or on `endpoint` (port, host_key, ...) without one; `sim` then knows the rows."""
+    integration = ready_integration(
+        staff=staff,
+        operator=operator,
+        sender=sender,
+        receiver=receiver,
+        municipalities=list(municipalities),
+    )
+    fields = {"environment": environment, **endpoint}
+    ready = ReadyRoute(
+        integration=integration,
+        routes=routes_for(integration, municipalities, environment),
+        sender=account(sender, SENDER, sim, **fields),
+        receiver=account(receiver, RECEIVER, sim, **fields) if receiver_account else None,
+        staff=staff,
+        sim=sim,
+    )
+    if sim is not None:
+        load_registry(sim)
+    return ready
+
+
 @contextmanager
-def simulator(tmp_path, host_key_file: str = "host_key"):
+def simulator(tmp_path, host_key_file: str = "host_key") -> Iterator[Simulator]:
     """A simulator whose registry the test loads (`load_registry`) once the rows exist."""
     sim = Simulator(
         tmp_path / "serviceplatform",
@@ -97,6 +167,13 @@ def simulator(tmp_path, host_key_file: str = "host_key"):
     finally:
         sim.stop()
         sessions.drop_all_sessions()
+
+
+@contextmanager
+def on_simulator(tmp_path, **parties) -> Iterator[ReadyRoute]:
+    """`ready_route(**parties)` on a simulator that runs for the block."""
+    with simulator(tmp_path) as sim:
+        yield ready_route(sim=sim, **parties)
 
 
 def load_registry(sim: Simulator, **changes) -> Registry:

@@ -1,33 +1,18 @@
 """Shared by the hand-off tests (API, folders, commands): a route that may send, and tokens."""
 
-import dataclasses
 import hashlib
-import os
 import subprocess
 import sys
 
 import pytest
-from django.conf import settings
 
 from handoff import tokens
 from tests import engine
-from tests.workers import ROOT, database_url_of_the_test_run
+from tests.system import ROOT, child_environment
 from transfers.models import ReceivedFile, Route, SftpAccount
 
 # route_blockers only asks that a host key is pinned; no test here opens a session.
 PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly"
-
-
-@dataclasses.dataclass
-class Ready:
-    sender: SftpAccount
-    receiver: SftpAccount
-    routes: dict[str, Route]
-    staff: object
-
-    @property
-    def route(self) -> Route:
-        return self.routes["751"]
 
 
 def skip_declaration_pdf(monkeypatch) -> None:
@@ -41,20 +26,18 @@ def no_declaration_pdf(monkeypatch) -> None:
 
 
 @pytest.fixture(name="ready")
-def ready_fixture(staff_a, operator, system_a, system_b, aarhus, odense, monkeypatch) -> Ready:
+def ready_fixture(
+    staff_a, operator, system_a, system_b, aarhus, odense, monkeypatch
+) -> engine.ReadyRoute:
+    """Routes for Aarhus and Odense, ready but with no simulator: `ready.route` is Aarhus'."""
     skip_declaration_pdf(monkeypatch)
-    integration = engine.ready_integration(
+    return engine.ready_route(
         staff=staff_a,
         operator=operator,
         sender=system_a,
         receiver=system_b,
         municipalities=[aarhus, odense],
-    )
-    return Ready(
-        sender=engine.account(system_a, "alfa_omsorg", None, host_key=PINNED),
-        receiver=engine.account(system_b, "beta_journal", None, host_key=PINNED),
-        routes=engine.routes_for(integration, [aarhus, odense]),
-        staff=staff_a,
+        host_key=PINNED,
     )
 
 
@@ -85,21 +68,10 @@ def received_file(account: SftpAccount, route: Route, tmp_path, data: bytes, nam
 
 def manage(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """`manage.py ARGS` in its own process on the test's database: real exit codes."""
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": database_url_of_the_test_run(),
-        "PORTAL_DATA_DIR": str(settings.DATA_DIR),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
-        # The test's simulators listen on free loopback ports (tests/settings.py).
-        "SFTP_ALLOWED_HOSTS": ",".join(settings.SFTP_ALLOWED_HOSTS),
-        "DEBUG": "true",
-    }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=environment,
+        env=child_environment(),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -3,7 +3,7 @@ ticking faster than django-q's, and set-up steps on a database that is not the t
 private PostgreSQL of tests/test_server_faults.py, which the test's own connection cannot reach
 on the SQLite pass).
 
-    environment(database_url, TRANSFER_RETRY_SECONDS="1", ...)   # settings for the processes
+    environment = child_environment(DATABASE_URL=url, ...)   # tests/system.py
     with cluster(environment, log_path): ...       # `manage.py qcluster`
     with ticking(environment): ...                 # `python -m tests.private_portal tick`
     python -m tests.private_portal setup PARAMETERS_JSON   # prints what it made, as JSON
@@ -26,31 +26,11 @@ import sys
 import time
 import uuid
 
-SENDER, RECEIVER = "alfa_omsorg", "beta_journal"
 SCHEDULED = (
     "transfers.tasks.requeue_abandoned",
     "transfers.tasks.collect_receipts",
     "transfers.tasks.fetch_all_inboxes",
 )
-
-
-def environment(database_url: str, **extra: str) -> dict[str, str]:
-    """A portal process on `database_url` with the test's data folder and keys."""
-    from django.conf import settings
-
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": database_url,
-        "PORTAL_DATA_DIR": str(settings.DATA_DIR),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
-        # The test's simulators listen on free loopback ports (tests/settings.py).
-        "SFTP_ALLOWED_HOSTS": ",".join(settings.SFTP_ALLOWED_HOSTS),
-        "DEBUG": "true",
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
 
 
 def _registry_json(registry) -> dict:
@@ -104,17 +84,15 @@ def setup(parameters: dict) -> dict:
     receiver_system = ItSystem.objects.create(
         uuid=uuid.uuid4(), name="Beta Journal", vendor=vendor_b, is_receiver=True
     )
-    integration = engine.ready_integration(
+    ready = engine.ready_route(
         staff=staff,
         operator=operator,
         sender=sender_system,
         receiver=receiver_system,
         municipalities=[aarhus],
+        port=parameters["port"],
+        host_key=parameters["host_key"],
     )
-    endpoint = {"port": parameters["port"], "host_key": parameters["host_key"]}
-    engine.account(sender_system, SENDER, None, **endpoint)
-    receiver = engine.account(receiver_system, RECEIVER, None, **endpoint)
-    route = engine.routes_for(integration, [aarhus])["751"]
     path = parameters["registry"]
     with open(f"{path}.tmp", "w") as out:
         json.dump(_registry_json(Registry.from_database()), out)
@@ -124,9 +102,11 @@ def setup(parameters: dict) -> dict:
     sent = {}
     for _ in range(parameters["files"]):
         data = rng.randbytes(parameters["size"])
-        transfer = queue_send(route, io.BytesIO(data), original_name="borgere.csv", user=staff)
+        transfer = queue_send(
+            ready.route, io.BytesIO(data), original_name="borgere.csv", user=staff
+        )
         sent[transfer.remote_name] = transfer.sha256
-    return {"receiver": receiver.pk, "transfers": sent}
+    return {"receiver": ready.receiver.pk, "transfers": sent}
 
 
 def tick(seconds: float, every: float = 0.5, scheduled_every: int = 6) -> None:
@@ -155,7 +135,7 @@ def tick(seconds: float, every: float = 0.5, scheduled_every: int = 6) -> None:
 def cluster(environment: dict[str, str], output):
     """`manage.py qcluster` with `environment` (as tests/workers.py starts one on the test run's
     database), its log in `output`; stopped on exit (SIGINT, then SIGKILL after 20 s)."""
-    from tests.workers import ROOT
+    from tests.system import ROOT
 
     with open(output, "ab") as log:
         process = subprocess.Popen(
@@ -181,7 +161,7 @@ def cluster(environment: dict[str, str], output):
 def set_up(environment: dict[str, str], sim, registry, *, files: int, size: int) -> dict:
     """`setup` in a portal process, for `sim` and its registry file: what it queued (remote
     name: SHA-256)."""
-    from tests.workers import ROOT
+    from tests.system import ROOT
 
     parameters = {
         "files": files,
@@ -205,7 +185,7 @@ def set_up(environment: dict[str, str], sim, registry, *, files: int, size: int)
 @contextlib.contextmanager
 def ticking(environment: dict[str, str], seconds: float = 600):
     """`tick` in a child process for the duration of the block."""
-    from tests.workers import ROOT
+    from tests.system import ROOT
 
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.private_portal", "tick", str(seconds)],

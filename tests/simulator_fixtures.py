@@ -31,9 +31,8 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from tests.system import ROOT, child_environment
 from transfers.simulator import Registry, Simulator
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,8 @@ def simulator_process(
     if registry is not None:
         command += ["--registry", str(registry)]
     command += list(args)
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})}
+    # The test settings: the command needs their keys, not the test run's database or files.
+    environment = child_environment(DJANGO_SETTINGS_MODULE="tests.settings", **(env or {}))
     process = subprocess.Popen(
         command,
         cwd=ROOT,

@@ -139,7 +139,7 @@ def test_a_failed_transfer_raises_an_alert(setup, vendor_a, vendor_b, aarhus):  
     with translation.override("da"):
         said = alert.message
     assert " fejlede: 106: " in said
-    assert OutgoingMail.objects.get(body__contains=said).to == [setup.user.email]
+    assert OutgoingMail.objects.get(body__contains=said).to == [setup.staff.email]
 
 
 def test_a_quarantined_file_raises_one_alert(setup, monkeypatch, vendor_b):  # noqa: F811

@@ -12,14 +12,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from handoff.uploads import upload_directory
 from tests.handoff_setup import ready_fixture, token_for  # noqa: F401
-from tests.workers import ROOT, database_url_of_the_test_run
+from tests.system import ROOT, child_environment
 from transfers.models import Transfer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 SIZE = 2**30
 BLOCK = 2**20
 # The server reads and writes in 64 KiB pieces; anything near the file's size would mean it
@@ -42,15 +41,6 @@ def peak_rss(pid: int) -> int:
 
 
 def serve(port: int) -> subprocess.Popen:
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": database_url_of_the_test_run(),
-        "PORTAL_DATA_DIR": str(settings.DATA_DIR),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
-        "DEBUG": "true",
-    }
     return subprocess.Popen(
         [
             sys.executable,
@@ -62,7 +52,7 @@ def serve(port: int) -> subprocess.Popen:
             f"127.0.0.1:{port}",
         ],
         cwd=ROOT,
-        env=environment,
+        env=child_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

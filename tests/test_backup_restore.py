@@ -46,8 +46,8 @@ from tests.handoff_setup import ready_fixture, received_file  # noqa: F401
 from tests.pdf import ONE_PAGE, pdf
 from tests.private_postgres import private_postgres
 from tests.simulator_fixtures import running_simulator, wait_for, write_registry
+from tests.system import ROOT, child_environment
 from tests.test_specifications import STRUCTURE
-from tests.workers import ROOT
 from transfers.models import ReceivedFile, Transfer
 from transfers.queueing import queue_send
 from transfers.retention import delete_expired_files
@@ -313,14 +313,15 @@ def _counts(server, database: str) -> dict[str, int]:
     return dict(zip(names, row, strict=True))
 
 
+@pytest.mark.system
 def test_the_runbook_restores_a_portal_that_verifies_and_works(tmp_path):
     """Back up, lose everything, restore into a new database, verify, work on."""
     with private_postgres() as server:
         data, backup = tmp_path / "data", tmp_path / "backup"
         backup.mkdir()
         server.create_database("fdd")
-        environment = private_portal.environment(
-            server.url("fdd"),
+        environment = child_environment(
+            DATABASE_URL=server.url("fdd"),
             PORTAL_DATA_DIR=str(data),
             TRANSFER_RETRY_SECONDS="1",
             TRANSFER_TIMEOUT_SECONDS="5",
@@ -435,13 +436,14 @@ def _snapshot(path: Path) -> tuple:
         )
 
 
+@pytest.mark.system
 def test_a_database_migrated_by_a_newer_portal_is_refused_and_left_alone(tmp_path):
     """An older database (transfers' last migration not applied) that also records a
     migration this code lacks: `migrate` would apply the one and keep quiet about the other;
     it stops instead, with the message, and nothing changes."""
     database = tmp_path / "portal.sqlite3"
-    environment = private_portal.environment(
-        f"sqlite:///{database}", PORTAL_DATA_DIR=str(tmp_path / "data")
+    environment = child_environment(
+        DATABASE_URL=f"sqlite:///{database}", PORTAL_DATA_DIR=str(tmp_path / "data")
     )
     for step in (("migrate", "-v0"), ("migrate", "transfers", "0011", "-v0")):
         done = _manage(environment, *step)

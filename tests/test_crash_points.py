@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import engine
 from tests.crash_child import CrashWorker
+from tests.engine import RECEIVER, SENDER
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer
@@ -31,7 +31,6 @@ from transfers.sftp import SMALL_REQUEST
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RUNS = 30
-SENDER, RECEIVER = "alfa_omsorg", "beta_journal"
 GROUPS = {
     "during-upload": ("upload",),
     "between-data-and-trigger": (
@@ -66,25 +65,14 @@ def crash_worker(django_db_setup, data_dir):
 
 
 @pytest.fixture
-def setup(tmp_path, settings, data_dir, staff_a, operator, system_a, system_b, aarhus):
+def setup(settings, data_dir, ready_route):
     shutil.rmtree(data_dir / "transfers", ignore_errors=True)  # what an earlier test left
     settings.TRANSFER_DATA_DIR = data_dir / "transfers"
     # In service the sweeper waits TRANSFER_STALE_SECONDS; here it runs once the server has let
     # go of the dead worker's connection, which is what that wait is for.
     settings.TRANSFER_STALE_SECONDS = 0
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        engine.account(system_a, SENDER, sim)
-        receiver = engine.account(system_b, RECEIVER, sim)
-        route = engine.routes_for(integration, [aarhus])["751"]
-        engine.load_registry(sim)
-        yield sim, route, receiver, staff_a
+    ready = ready_route()
+    return ready.sim, ready.route, ready.receiver, ready.staff
 
 
 def _sha256(data: bytes) -> str:
@@ -147,6 +135,7 @@ def check_exactly_once(sim, transfer: Transfer, data: bytes, transfer_dir: Path)
     assert set(_files(store)) - {".incoming"} == kept
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("group", list(GROUPS))
 def test_a_worker_killed_at_any_point_leaves_each_file_delivered_and_fetched_once(
     group, setup, crash_worker, data_dir

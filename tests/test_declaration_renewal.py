@@ -27,17 +27,17 @@ from transfers.queueing import route_blockers
 @pytest.fixture
 def ready(staff_a, operator, system_a, system_b, aarhus):
     """A ready integration sending to Aarhus under a declaration of version 1.0."""
-    integration = engine.ready_integration(
+    ready = engine.ready_route(
         staff=staff_a,
         operator=operator,
         sender=system_a,
         receiver=system_b,
         municipalities=[aarhus],
+        receiver_account=False,
+        host_key=PINNED,
     )
-    engine.account(system_a, "alfa_omsorg", None, host_key=PINNED)
-    [route] = engine.routes_for(integration, [aarhus]).values()
-    assert route_blockers(route) == []
-    return integration, route
+    assert route_blockers(ready.route) == []
+    return ready.integration, ready.route
 
 
 def current(integration) -> GdprDeclaration:

@@ -254,15 +254,16 @@ def test_without_an_integration_the_form_says_to_link_one(infref, staff_a, clien
 
 @pytest.fixture
 def ready(staff_a, operator, system_a, system_b, aarhus, odense):
-    integration = engine.ready_integration(
+    ready = engine.ready_route(
         staff=staff_a,
         operator=operator,
         sender=system_a,
         receiver=system_b,
         municipalities=[aarhus, odense],
+        receiver_account=False,
+        host_key=PINNED,
     )
-    engine.account(system_a, "alfa_omsorg", None, host_key=PINNED)
-    return integration, engine.routes_for(integration, [aarhus, odense])
+    return ready.integration, ready.routes
 
 
 def test_a_send_to_a_municipality_the_declaration_does_not_name_is_refused(

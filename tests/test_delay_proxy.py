@@ -10,6 +10,8 @@ import pytest
 
 from bench.delay_proxy import DelayProxy
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def echo_port():

@@ -289,6 +289,7 @@ def test_the_workers_get_time_to_finish_their_tasks():
     assert seconds(one(workers, "Service", "TimeoutStopSec")) >= 60
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
 def test_systemd_accepts_the_units(tmp_path):
     """systemd's own check, on copies that point at this checkout and its Python instead of

@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.system import ROOT
 from tests.test_server_faults import small_disk
-from tests.workers import ROOT
+
+pytestmark = pytest.mark.system
 
 FOLDERS = ["cache", "handoff", "media", "outbox", "serviceplatform", "transfers"]
 

@@ -51,6 +51,7 @@ def database_away():
         connection.settings_dict.update(original)
 
 
+@pytest.mark.system
 @pytest.mark.django_db(transaction=True)
 def test_health_follows_the_worker_cluster(client):
     code, report = _health(client)
@@ -91,6 +92,7 @@ def test_health_needs_no_login_and_is_never_cached(client, db):
     assert "no-cache" in response["Cache-Control"]
 
 
+@pytest.mark.system
 @pytest.mark.django_db(transaction=True)
 def test_health_includes_the_simulator_once_an_account_uses_it(
     client, system_a, settings, tmp_path
@@ -106,6 +108,7 @@ def test_health_includes_the_simulator_once_an_account_uses_it(
     assert report["checks"]["simulator"]["ok"] is False
 
 
+@pytest.mark.system
 @pytest.mark.django_db(transaction=True)
 def test_anyone_else_learns_only_ok_or_not_ok(client, staff_a, operator, settings):
     anonymous, staff, kombit = Client(), Client(), Client()
@@ -149,6 +152,7 @@ def test_readyz_follows_the_database_and_not_the_workers(client):
     assert (refused.status_code, refused.json()) == (503, {"status": "not ok"})
 
 
+@pytest.mark.system
 def test_a_plain_http_probe_is_answered_in_production_where_pages_are_redirected(tmp_path):
     """Also before `migrate` has made the tables: a node started too early is not ok, not a 500."""
     from tests.test_settings import run_manage

@@ -84,6 +84,7 @@ def files_under(directory: Path) -> set[Path]:
     )
 
 
+@pytest.mark.system
 def test_names_the_protocol_does_not_allow_are_quarantined_and_left_on_the_server(inbox):
     folder, receiver, _route = inbox
     for name in HOSTILE_ON_DISK:
@@ -106,6 +107,7 @@ def test_names_the_protocol_does_not_allow_are_quarantined_and_left_on_the_serve
     assert ReceivedFile.objects.count() == len(HOSTILE_ON_DISK)  # recorded once, not per fetch
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     "name",
     ["../../../escape.csv", "/etc/passwd", "IN/../x.csv", "nul\x00byte.csv", "x" * 256, ".."],
@@ -122,6 +124,7 @@ def test_names_no_file_system_holds_are_refused_before_any_path_is_made(inbox, n
     assert ReceivedFile.objects.get().remote_name == protocol.printable(name)
 
 
+@pytest.mark.system
 def test_the_longest_allowed_name_is_stored_within_the_local_name_limit(inbox):
     folder, receiver, route = inbox
     name = "a" * 242 + ".csv"  # with ".metadata", the longest name a file system holds

@@ -85,6 +85,7 @@ def people_events(action: str):
 # The way through --------------------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_a_colleague_follows_the_mailed_link_sets_a_password_and_is_logged_in(
     mail_server, admin_a, vendor_a
 ):
@@ -150,6 +151,7 @@ def test_a_colleague_follows_the_mailed_link_sets_a_password_and_is_logged_in(
     assert accepted.details["new_login"] == "True"
 
 
+@pytest.mark.system
 def test_an_administrator_invited_as_such_joins_as_administrator(mail_server, admin_a, vendor_a):
     invite(logged_in(admin_a), vendor_a, "chef@alfa.example", administrator=True)
     path, message = received_link(mail_server, "chef@alfa.example")
@@ -162,6 +164,7 @@ def test_an_administrator_invited_as_such_joins_as_administrator(mail_server, ad
     assert Membership.objects.get(user__username="chef@alfa.example").is_administrator
 
 
+@pytest.mark.system
 def test_the_validity_follows_the_setting(settings, mail_server, admin_a, vendor_a):
     settings.INVITATION_DAYS = 2
     invite(logged_in(admin_a), vendor_a, "kort@alfa.example")
@@ -172,6 +175,7 @@ def test_the_validity_follows_the_setting(settings, mail_server, admin_a, vendor
 # Links that no longer work ----------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_an_expired_link_reads_exactly_as_an_unknown_one(mail_server, admin_a, vendor_a):
     invite(logged_in(admin_a), vendor_a, "sen@alfa.example")
     path, _message = received_link(mail_server, "sen@alfa.example")
@@ -190,6 +194,7 @@ def test_an_expired_link_reads_exactly_as_an_unknown_one(mail_server, admin_a, v
     assert not Membership.objects.filter(organisation=vendor_a).exclude(user=admin_a).exists()
 
 
+@pytest.mark.system
 def test_a_used_link_opens_nothing_more(mail_server, admin_a, vendor_a):
     invite(logged_in(admin_a), vendor_a, "nina@alfa.example")
     path, _message = received_link(mail_server, "nina@alfa.example")
@@ -205,6 +210,7 @@ def test_a_used_link_opens_nothing_more(mail_server, admin_a, vendor_a):
     assert not User.objects.filter(first_name="Mallory").exists()
 
 
+@pytest.mark.system
 def test_a_withdrawn_link_says_so(mail_server, admin_a, vendor_a):
     admin = logged_in(admin_a)
     said(invite(admin, vendor_a, "nej@alfa.example"))
@@ -236,6 +242,7 @@ def test_a_withdrawn_link_says_so(mail_server, admin_a, vendor_a):
     assert said(again) == ["The invitation to nej@alfa.example has been withdrawn."]
 
 
+@pytest.mark.system
 def test_sending_again_gives_a_new_link_and_a_new_expiry_and_the_old_link_dies(
     mail_server, admin_a, vendor_a
 ):
@@ -269,6 +276,7 @@ def test_sending_again_gives_a_new_link_and_a_new_expiry_and_the_old_link_dies(
 # Refused at invite time -------------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_an_address_already_a_member_is_refused_when_invited(
     mail_server, admin_a, staff_a, vendor_a
 ):
@@ -282,6 +290,7 @@ def test_an_address_already_a_member_is_refused_when_invited(
     assert not people_events(Action.INVITATION_SENT).exists()
 
 
+@pytest.mark.system
 def test_a_second_invitation_to_a_waiting_address_is_refused(mail_server, admin_a, vendor_a):
     client = logged_in(admin_a)
     invite(client, vendor_a, "to@alfa.example")
@@ -321,6 +330,7 @@ def nothing_made(vendor_a) -> None:
     assert not people_events(Action.INVITATION_ACCEPTED).exists()
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     ("password", "message"),
     [
@@ -340,6 +350,7 @@ def test_a_password_the_validators_refuse_is_refused_with_their_reason(
     assert "Invitation to Alfa Software A/S" in main_of(response)
 
 
+@pytest.mark.system
 def test_passwords_that_differ_and_a_missing_name_are_refused(link, vendor_a):
     response = accept(english(Client()), link, password2=NEW_PASSWORD + "x", first_name="")
     errors = response.context["form"].errors
@@ -348,12 +359,14 @@ def test_passwords_that_differ_and_a_missing_name_are_refused(link, vendor_a):
     nothing_made(vendor_a)
 
 
+@pytest.mark.system
 def test_a_password_refused_in_danish_for_a_danish_reader(link, vendor_a):
     response = accept(Client(), link, password1="kort1", password2="kort1")
     assert "Denne adgangskode er for kort" in response.content.decode()
     nothing_made(vendor_a)
 
 
+@pytest.mark.system
 def test_the_form_sent_twice_makes_one_user_and_one_membership(link, vendor_a):
     browser = Client()
     first = accept(browser, link)
@@ -365,6 +378,7 @@ def test_the_form_sent_twice_makes_one_user_and_one_membership(link, vendor_a):
     assert people_events(Action.INVITATION_ACCEPTED).count() == 1
 
 
+@pytest.mark.system
 def test_the_form_sent_from_two_windows_makes_one_user(link, vendor_a):
     """Two tabs, neither logged in when it sent: the second finds the link used."""
     one, two = english(Client()), english(Client())
@@ -377,6 +391,7 @@ def test_the_form_sent_from_two_windows_makes_one_user(link, vendor_a):
     assert Membership.objects.filter(user__email="nina@alfa.example").count() == 1
 
 
+@pytest.mark.system
 def test_a_claim_that_loses_the_race_undoes_nothing_and_makes_nothing(link, vendor_a):
     """The acceptance claims the invitation with one conditional UPDATE; a claim that finds it
     taken (another request won the race between reading and writing) makes no user."""
@@ -392,6 +407,7 @@ def test_a_claim_that_loses_the_race_undoes_nothing_and_makes_nothing(link, vend
 # Someone who already has a login ----------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_someone_with_a_login_logs_in_and_the_organisation_is_added_to_it(
     mail_server, admin_a, staff_b, vendor_a, vendor_b
 ):
@@ -425,6 +441,7 @@ def test_someone_with_a_login_logs_in_and_the_organisation_is_added_to_it(
     assert people_events(Action.INVITATION_ACCEPTED).get().details["existing_login"] == "True"
 
 
+@pytest.mark.system
 def test_someone_logged_in_as_another_user_cannot_take_the_invitation(link, staff_b, vendor_a):
     other = logged_in(staff_b)
     page = other.get(link)
@@ -434,6 +451,7 @@ def test_someone_logged_in_as_another_user_cannot_take_the_invitation(link, staf
     nothing_made(vendor_a)
 
 
+@pytest.mark.system
 def test_a_leaver_invited_back_opens_their_own_login_again(mail_server, admin_a, vendor_a):
     leaver = make_user("leaver", None, email="leaver@alfa.example", is_active=False)
     invite(logged_in(admin_a), vendor_a, "leaver@alfa.example")
@@ -448,6 +466,7 @@ def test_a_leaver_invited_back_opens_their_own_login_again(mail_server, admin_a,
     assert User.objects.filter(email="leaver@alfa.example").count() == 1
 
 
+@pytest.mark.system
 def test_a_closed_login_that_still_belongs_somewhere_is_not_opened_by_an_invitation(
     mail_server, admin_a, vendor_a, vendor_b
 ):
@@ -474,6 +493,7 @@ def test_a_member_who_is_no_administrator_may_not_invite(staff_a, vendor_a):
     assert not Invitation.objects.exists()
 
 
+@pytest.mark.system
 def test_another_organisations_administrator_finds_no_invitations_here(
     mail_server, admin_a, vendor_a, vendor_b
 ):

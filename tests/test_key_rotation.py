@@ -1,7 +1,6 @@
 """Private keys at rest: rotated to a new encryption key, and no worker runs without one."""
 
 import io
-import os
 import subprocess
 import sys
 
@@ -9,8 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 
-from tests import engine
-from tests.workers import ROOT, database_url_of_the_test_run
+from tests.system import ROOT, child_environment
 from transfers import keys, tasks
 from transfers.models import SftpAccount, Transfer
 from transfers.queueing import queue_send
@@ -87,21 +85,13 @@ def test_a_malformed_key_in_the_list_is_named_by_position_not_echoed(settings, a
     assert "not-a-key-at-all" not in str(refused.value)
 
 
+@pytest.mark.system
 @pytest.mark.django_db(transaction=True)
 def test_workers_refuse_to_start_without_the_key(settings, accounts):
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": database_url_of_the_test_run(),
-        "PORTAL_DATA_DIR": str(settings.DATA_DIR),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SFTP_KEY_ENCRYPTION_KEY": NEW,
-        "DEBUG": "true",
-    }
     started = subprocess.run(
         [sys.executable, "manage.py", "qcluster"],
         cwd=ROOT,
-        env=environment,
+        env=child_environment(SFTP_KEY_ENCRYPTION_KEY=NEW),
         capture_output=True,
         text=True,
         timeout=60,
@@ -114,26 +104,16 @@ def test_workers_refuse_to_start_without_the_key(settings, accounts):
 
 
 def test_a_send_waits_uncounted_instead_of_failing_when_the_key_is_missing(
-    settings, tmp_path, staff_a, operator, system_a, system_b, aarhus
+    settings, ready_route, staff_a
 ):
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        engine.account(system_a, "alfa_omsorg", sim)
-        route = engine.routes_for(integration, [aarhus])["751"]
-        engine.load_registry(sim)
-        transfer = queue_send(route, io.BytesIO(b"a;b\r\n"), original_name="x.csv", user=staff_a)
-        settings.SFTP_KEY_ENCRYPTION_KEY = NEW
+    ready = ready_route()
+    transfer = queue_send(ready.route, io.BytesIO(b"a;b\r\n"), original_name="x.csv", user=staff_a)
+    settings.SFTP_KEY_ENCRYPTION_KEY = NEW
 
-        assert tasks.send_transfer(transfer.pk) == "waiting for key"
-        transfer.refresh_from_db()
-        assert transfer.state == Transfer.State.QUEUED
-        assert transfer.attempts == 0
-        assert "rotate_sftp_keys" in transfer.last_error
-        assert NEW not in transfer.last_error
-        assert not list((sim.data_dir / "alfa_omsorg" / "OUT").glob("*"))
+    assert tasks.send_transfer(transfer.pk) == "waiting for key"
+    transfer.refresh_from_db()
+    assert transfer.state == Transfer.State.QUEUED
+    assert transfer.attempts == 0
+    assert "rotate_sftp_keys" in transfer.last_error
+    assert NEW not in transfer.last_error
+    assert not list((ready.sim.data_dir / "alfa_omsorg" / "OUT").glob("*"))

@@ -47,6 +47,7 @@ def test_the_committed_catalogue_is_complete(language):
     assert all(all(entry.msgstr_plural.values()) for entry in catalogue if entry.msgid_plural)
 
 
+@pytest.mark.system
 def test_makemessages_finds_no_string_missing_from_the_catalogues(tmp_path):
     """Every translatable string in the code is in the committed catalogues, none is left over."""
     copy = tmp_path / "project"

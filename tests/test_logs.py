@@ -23,7 +23,6 @@ from django_q.tasks import async_task
 
 from portal import env
 from portal.core import logs
-from tests import engine
 from tests.handoff_setup import bearer, token_for
 from tests.workers import ROOT, worker_cluster
 from transfers import tasks
@@ -126,6 +125,7 @@ except ZeroDivisionError:
 """
 
 
+@pytest.mark.system
 def test_a_text_line_has_time_level_logger_and_message(tmp_path):
     result = manage(tmp_path, "shell", "-c", LOGGING_CODE)
     assert result.returncode == 0, result.stderr
@@ -143,6 +143,7 @@ def test_a_text_line_has_time_level_logger_and_message(tmp_path):
     assert "ZeroDivisionError: division by zero" in written[broke + 2 :]
 
 
+@pytest.mark.system
 def test_with_json_every_line_is_an_object_with_the_fields(tmp_path):
     result = manage(tmp_path, "shell", "-c", LOGGING_CODE, LOG_FORMAT="json")
     assert result.returncode == 0, result.stderr
@@ -182,6 +183,7 @@ def test_a_json_exception_is_the_traceback_text_and_nothing_more(rf):
     assert entry["exception"] == logging.Formatter().formatException(exc_info)
 
 
+@pytest.mark.system
 def test_an_unknown_log_format_stops_start_up_naming_it(tmp_path):
     result = manage(tmp_path, "check", LOG_FORMAT="xml")
     assert result.returncode != 0
@@ -288,6 +290,7 @@ def test_a_task_run_at_once_logs_the_requests_id_and_leaves_it_as_it_was(db, lin
     assert FRESH_ID.fullmatch(written["run outside a request"]["request_id"])
 
 
+@pytest.mark.system
 @pytest.mark.django_db(transaction=True)
 def test_a_task_queued_by_a_request_logs_its_id_in_a_worker(client, urls, tmp_path):
     queued = client.get("/queue/", HTTP_X_REQUEST_ID="queued-by-the-web").content.decode()
@@ -308,24 +311,12 @@ def test_a_task_queued_by_a_request_logs_its_id_in_a_worker(client, urls, tmp_pa
     assert FRESH_ID.fullmatch(other["request_id"])
 
 
-def test_a_send_tasks_lines_carry_its_transfer_id(
-    settings, tmp_path, lines, staff_a, operator, system_a, system_b, aarhus
-):
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        engine.account(system_a, "alfa_omsorg", sim)
-        route = engine.routes_for(integration, [aarhus])["751"]
-        engine.load_registry(sim)
-        transfer = queue_send(route, io.BytesIO(b"a;b\r\n"), original_name="x.csv", user=staff_a)
-        # The workers cannot decrypt the account's key: the send logs that it waits.
-        settings.SFTP_KEY_ENCRYPTION_KEY = Fernet.generate_key().decode()
-        assert tasks.send_transfer(transfer.pk) == "waiting for key"
+def test_a_send_tasks_lines_carry_its_transfer_id(settings, lines, ready_route, staff_a):
+    route = ready_route().route
+    transfer = queue_send(route, io.BytesIO(b"a;b\r\n"), original_name="x.csv", user=staff_a)
+    # The workers cannot decrypt the account's key: the send logs that it waits.
+    settings.SFTP_KEY_ENCRYPTION_KEY = Fernet.generate_key().decode()
+    assert tasks.send_transfer(transfer.pk) == "waiting for key"
     test_log.warning("after the task")
     written = {line["message"].split(":")[0]: line for line in lines()}
     assert written[f"transfer {transfer.pk} waits"]["transfer_id"] == transfer.pk

@@ -23,18 +23,17 @@ import pytest
 from django.urls import reverse
 from django_q.models import Task
 
-from tests import engine, private_portal
+from tests import private_portal
 from tests.fault_proxy import Fate, FaultProxy, RandomFaults
 from tests.simulator_fixtures import make_user, running_simulator, wait_for, write_registry
+from tests.system import child_environment
 from tests.test_settings import run_manage
-from tests.workers import database_url_of_the_test_run
 from transfers.models import ReceivedFile, SftpAccount, Transfer
 from transfers.queueing import queue_send
 from transfers.sftp import SftpError, SftpSession
 from transfers.tasks import RECEIPT_WAIT_SECONDS, retry_delay
 
 SENDS = 100
-SENDER, RECEIVER = "alfa_omsorg", "beta_journal"
 TIMEOUT_SECONDS = 2  # TRANSFER_TIMEOUT_SECONDS: how long a stalled connection holds a worker
 # One fault per this many bytes on a connection, on average: about 3 in 10 sends meet one.
 MEAN_FAULT_BYTES = 100_000
@@ -114,6 +113,7 @@ def test_a_retry_waits_twice_as_long_as_the_one_before_up_to_the_maximum(setting
     assert delays == [10, 20, 40, 80, 160, 320, 600, 600]
 
 
+@pytest.mark.system
 def test_a_server_timeout_longer_than_the_stale_time_stops_start_up():
     """Else a worker still waiting on a slow server would look dead to the sweeper, and its send
     would be handed to another worker while it still writes."""
@@ -124,6 +124,7 @@ def test_a_server_timeout_longer_than_the_stale_time_stops_start_up():
     assert "TRANSFER_STALE_SECONDS must be longer than TRANSFER_TIMEOUT_SECONDS" in result.stderr
 
 
+@pytest.mark.system
 def test_the_proxy_cuts_and_stalls_where_it_is_told():
     listener = socket.create_server(("127.0.0.1", 0))
 
@@ -161,6 +162,7 @@ def test_the_proxy_cuts_and_stalls_where_it_is_told():
         listener.close()
 
 
+@pytest.mark.system
 def test_a_stall_at_any_step_of_connecting_costs_one_timeout_not_a_hang(tmp_path):
     """Stalled before each piece a clean login exchanges (key exchange, authentication, the
     session, the sftp subsystem, its version and limits): every connect ends within a few
@@ -219,45 +221,36 @@ def test_a_stall_at_any_step_of_connecting_costs_one_timeout_not_a_hang(tmp_path
 
 @pytest.mark.django_db(transaction=True)
 def test_sends_through_a_faulty_network_are_each_delivered_once_and_the_retries_shown(
-    tmp_path, staff_a, operator, system_a, system_b, aarhus, client_for
+    tmp_path, ready_route, staff_a, client_for
 ):
     seed = random.randrange(2**32)  # noqa: S311 - test data; printed on failure
     rng = random.Random(seed)  # noqa: S311
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        sender = engine.account(system_a, SENDER, sim)
-        engine.account(system_b, RECEIVER, sim)  # fetches directly, not through the proxy
-        route = engine.routes_for(integration, [aarhus])["751"]
-        engine.load_registry(sim)
-        plan = RandomFaults(MEAN_FAULT_BYTES, stall_share=0.3, seed=seed)
-        with FaultProxy(sim.port, plan=plan, linger=1.0) as proxy:
-            SftpAccount.objects.filter(pk=sender.pk).update(port=proxy.port)
-            payloads = {}
-            for number in range(SENDS):
-                data = rng.randbytes(rng.randint(10_000, 50_000))
-                transfer = queue_send(
-                    route, io.BytesIO(data), original_name=f"fil-{number}.csv", user=staff_a
-                )
-                payloads[transfer.remote_name] = data
-            environment = private_portal.environment(database_url_of_the_test_run(), **CLUSTER)
-            started = time.monotonic()
-            clock = TaskClock(tmp_path / "cluster.log")
-            try:
-                with (
-                    private_portal.ticking(environment),
-                    private_portal.cluster(environment, tmp_path / "cluster.log"),
-                ):
-                    wait_for(done, timeout=300, interval=0.5)
-            finally:
-                clock.stop()
-            elapsed = time.monotonic() - started
-        faults = list(proxy.faults)
+    ready = ready_route()
+    sim, route = ready.sim, ready.route
+    plan = RandomFaults(MEAN_FAULT_BYTES, stall_share=0.3, seed=seed)
+    with FaultProxy(sim.port, plan=plan, linger=1.0) as proxy:
+        # The sender's sends go through the proxy; the receiver fetches directly.
+        SftpAccount.objects.filter(pk=ready.sender.pk).update(port=proxy.port)
+        payloads = {}
+        for number in range(SENDS):
+            data = rng.randbytes(rng.randint(10_000, 50_000))
+            transfer = queue_send(
+                route, io.BytesIO(data), original_name=f"fil-{number}.csv", user=staff_a
+            )
+            payloads[transfer.remote_name] = data
+        environment = child_environment(**CLUSTER)
+        started = time.monotonic()
+        clock = TaskClock(tmp_path / "cluster.log")
+        try:
+            with (
+                private_portal.ticking(environment),
+                private_portal.cluster(environment, tmp_path / "cluster.log"),
+            ):
+                wait_for(done, timeout=300, interval=0.5)
+        finally:
+            clock.stop()
+        elapsed = time.monotonic() - started
+    faults = list(proxy.faults)
 
     context = f"seed {seed}, {len(faults)} faults, {elapsed:.0f} s"
     # Every file delivered exactly once: one routing each, one fetch each, the same bytes.

@@ -23,7 +23,7 @@ from handoff.cli import FAILED, wait_for
 from portal.alerts.models import Alert
 from portal.outbox.models import OutgoingMail
 from tests.browser import chromium, log_in, screenshot
-from tests.test_server_faults import SENDER, integration, page, queue
+from tests.test_server_faults import SENDER, page, queue
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import Transfer
@@ -33,13 +33,13 @@ State = Transfer.State
 
 
 @pytest.fixture
-def setup(tmp_path, settings, monkeypatch, staff_a, operator, system_a, system_b, aarhus):
+def setup(settings, monkeypatch, ready_route):
     settings.TRANSFER_RETRY_SECONDS = 1
     # The send does not wait on its session for the receipt: the test decides what the
     # platform's sender IN/ holds when the portal looks.
     monkeypatch.setattr(tasks, "RECEIPT_WAIT_SECONDS", 0)
-    with integration(tmp_path, staff_a, operator, system_a, system_b, aarhus) as parts:
-        yield parts
+    ready = ready_route()
+    return ready.sim, ready.route, ready.sender, ready.receiver
 
 
 def receipt_on_platform(sim, transfer: Transfer) -> Path:

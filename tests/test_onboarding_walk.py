@@ -17,7 +17,6 @@ from playwright.sync_api import Browser, Page, expect
 
 from gdpr.models import InfRefRequest
 from portal.onboarding.models import Consent
-from tests import engine
 from tests.accessibility import axe_violations, format_violations, serious
 from tests.browser import chromium, screenshot
 from tests.conftest import PASSWORD
@@ -400,97 +399,84 @@ def test_the_same_with_the_infref_first_and_no_agreement_needed(world):
 
 
 def test_bad_input_gets_its_reason_and_nothing_happens_twice(
-    live_server, tmp_path, staff_a, staff_b, operator, architect, system_a, system_b, aarhus, odense
+    live_server, tmp_path, ready_route, staff_b, architect, system_a, aarhus, odense
 ):
     """What a person tries: a second request, a double click, Back and send again, another
     party's page, a municipality the declaration does not name, odd file names."""
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        engine.account(system_a, "alfa_omsorg", sim)
-        engine.routes_for(integration, [aarhus])
-        detail = reverse("onboarding:detail", args=[integration.pk])
-        with chromium() as browser:
-            w = World(browser, live_server.url, tmp_path, {}, shots="walk-c")
+    integration = ready_route(receiver_account=False).integration
+    detail = reverse("onboarding:detail", args=[integration.pk])
+    with chromium() as browser:
+        w = World(browser, live_server.url, tmp_path, {}, shots="walk-c")
 
-            # A second InfRef request for an IT system that has one: refused, the first linked.
-            page = w.open("staff-a", reverse("gdpr:request_create") + f"?it_system={system_a.pk}")
-            page.fill("#id_description", "Igen.")
-            page.get_by_role("button", name="Send the request to KOMBIT").click()
-            page.get_by_text("already has the InfRef").wait_for()
-            assert page.get_by_role("link", name=re.compile(integration.infref.name)).count()
-            assert InfRefRequest.objects.filter(it_system=system_a).count() == 1
+        # A second InfRef request for an IT system that has one: refused, the first linked.
+        page = w.open("staff-a", reverse("gdpr:request_create") + f"?it_system={system_a.pk}")
+        page.fill("#id_description", "Igen.")
+        page.get_by_role("button", name="Send the request to KOMBIT").click()
+        page.get_by_text("already has the InfRef").wait_for()
+        assert page.get_by_role("link", name=re.compile(integration.infref.name)).count()
+        assert InfRefRequest.objects.filter(it_system=system_a).count() == 1
 
-            # The test result changed: every yes to the old one lapses, none can be given to a
-            # failed test; passed again, a double click gives one yes.
-            page = w.open("staff-a", reverse("onboarding:test", args=[integration.pk]))
-            page.select_option("#id_result", "failed")
-            page.get_by_role("button", name="Save").click()
-            page.get_by_text("must accept it again").wait_for()
-            assert not Consent.objects.filter(integration=integration, subject="test").exists()
-            page.goto(w.url + detail)
-            assert (
-                page.get_by_role("button", name="Accept the test (Alfa Software A/S)").count() == 0
-            )
-            page.goto(w.url + reverse("onboarding:test", args=[integration.pk]))
-            page.select_option("#id_result", "passed")
-            page.get_by_role("button", name="Save").click()
-            page.goto(w.url + detail)
-            page.get_by_role("button", name="Accept the test (Alfa Software A/S)").dblclick()
-            page.get_by_text("said yes").first.wait_for()
-            assert Consent.objects.filter(integration=integration, subject="test").count() == 1
-            architect_page = w.open("architect-aarhus", detail)
-            architect_page.get_by_role("button", name="Accept the test (Aarhus Kommune)").click()
-            architect_page.get_by_text("said yes").first.wait_for()
+        # The test result changed: every yes to the old one lapses, none can be given to a
+        # failed test; passed again, a double click gives one yes.
+        page = w.open("staff-a", reverse("onboarding:test", args=[integration.pk]))
+        page.select_option("#id_result", "failed")
+        page.get_by_role("button", name="Save").click()
+        page.get_by_text("must accept it again").wait_for()
+        assert not Consent.objects.filter(integration=integration, subject="test").exists()
+        page.goto(w.url + detail)
+        assert page.get_by_role("button", name="Accept the test (Alfa Software A/S)").count() == 0
+        page.goto(w.url + reverse("onboarding:test", args=[integration.pk]))
+        page.select_option("#id_result", "passed")
+        page.get_by_role("button", name="Save").click()
+        page.goto(w.url + detail)
+        page.get_by_role("button", name="Accept the test (Alfa Software A/S)").dblclick()
+        page.get_by_text("said yes").first.wait_for()
+        assert Consent.objects.filter(integration=integration, subject="test").count() == 1
+        architect_page = w.open("architect-aarhus", detail)
+        architect_page.get_by_role("button", name="Accept the test (Aarhus Kommune)").click()
+        architect_page.get_by_text("said yes").first.wait_for()
 
-            # A municipality the declaration does not name: joined, but production stays shut.
-            page.goto(w.url + detail)
-            choose(page, "#id_municipality", "Odense Kommune")
-            page.get_by_role("button", name="Add the municipality").click()
-            page.get_by_text(
-                "The GDPR declaration does not name Odense Kommune as data controller."
-            ).first.wait_for()
-            w.shot(page, "1-odense-not-declared")
+        # A municipality the declaration does not name: joined, but production stays shut.
+        page.goto(w.url + detail)
+        choose(page, "#id_municipality", "Odense Kommune")
+        page.get_by_role("button", name="Add the municipality").click()
+        page.get_by_text(
+            "The GDPR declaration does not name Odense Kommune as data controller."
+        ).first.wait_for()
+        w.shot(page, "1-odense-not-declared")
 
-            # Another party's page: the architect may not edit the integration, nor tick task 10.
-            architect_page = w.as_("architect-aarhus")
-            refused = architect_page.goto(w.url + reverse("onboarding:edit", args=[integration.pk]))
-            assert refused.status == 403
-            task_10 = integration.tasks.get(number=10)
-            architect_page.goto(w.url + reverse("onboarding:task", args=[task_10.pk]))
-            assert architect_page.locator("#id_state").count() == 0
+        # Another party's page: the architect may not edit the integration, nor tick task 10.
+        architect_page = w.as_("architect-aarhus")
+        refused = architect_page.goto(w.url + reverse("onboarding:edit", args=[integration.pk]))
+        assert refused.status == 403
+        task_10 = integration.tasks.get(number=10)
+        architect_page.goto(w.url + reverse("onboarding:task", args=[task_10.pk]))
+        assert architect_page.locator("#id_state").count() == 0
 
-            # A file that is not what its name says, as the agreement: refused with the reason.
-            fake = tmp_path / "aftale.pdf"
-            fake.write_bytes(b"MZ\x90\x00 not a pdf")
-            page = w.open("staff-a", reverse("onboarding:agreement", args=[integration.pk]))
-            page.fill("#id_title", "Aftale")
-            page.fill("#id_signed_on", "2026-03-01")
-            page.set_input_files("#id_document", str(fake))
-            page.get_by_role("button", name="Save").click()
-            page.get_by_text("The file says .pdf but is not a PDF document.").wait_for()
-            assert not hasattr(
-                type(integration).objects.get(pk=integration.pk), "processing_agreement"
-            )
+        # A file that is not what its name says, as the agreement: refused with the reason.
+        fake = tmp_path / "aftale.pdf"
+        fake.write_bytes(b"MZ\x90\x00 not a pdf")
+        page = w.open("staff-a", reverse("onboarding:agreement", args=[integration.pk]))
+        page.fill("#id_title", "Aftale")
+        page.fill("#id_signed_on", "2026-03-01")
+        page.set_input_files("#id_document", str(fake))
+        page.get_by_role("button", name="Save").click()
+        page.get_by_text("The file says .pdf but is not a PDF document.").wait_for()
+        assert not hasattr(type(integration).objects.get(pk=integration.pk), "processing_agreement")
 
-            # An odd file name sent, then Back and send again: one transfer, its name as text.
-            odd = tmp_path / "<img src=x onerror=alert(1)> æøå;rm -rf ~.csv"
-            odd.write_bytes(b"kommunekode;navn\r\n751;Aase\r\n")
-            page = w.open("staff-a", reverse("transfers:send"))
-            choose(page, "#id_route", "Aarhus")
-            page.set_input_files("#id_data_file", str(odd))
-            page.click("main button[type=submit]")
-            page.wait_for_url("**/transfers/*/")
-            first = page.url
-            page.get_by_text("<img src=x onerror=alert(1)> æøå;rm -rf ~.csv").first.wait_for()
-            page.go_back()
-            page.click("main button[type=submit]")
-            page.get_by_text("The file is already queued.").wait_for()
-            assert page.url == first
-            assert Transfer.objects.count() == 1
-            w.shot(page, "2-already-queued")
+        # An odd file name sent, then Back and send again: one transfer, its name as text.
+        odd = tmp_path / "<img src=x onerror=alert(1)> æøå;rm -rf ~.csv"
+        odd.write_bytes(b"kommunekode;navn\r\n751;Aase\r\n")
+        page = w.open("staff-a", reverse("transfers:send"))
+        choose(page, "#id_route", "Aarhus")
+        page.set_input_files("#id_data_file", str(odd))
+        page.click("main button[type=submit]")
+        page.wait_for_url("**/transfers/*/")
+        first = page.url
+        page.get_by_text("<img src=x onerror=alert(1)> æøå;rm -rf ~.csv").first.wait_for()
+        page.go_back()
+        page.click("main button[type=submit]")
+        page.get_by_text("The file is already queued.").wait_for()
+        assert page.url == first
+        assert Transfer.objects.count() == 1
+        w.shot(page, "2-already-queued")

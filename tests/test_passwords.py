@@ -196,6 +196,7 @@ def test_the_login_page_leads_to_the_reset(client, db):
     assert f'href="{reverse("account:password_reset")}"' in client.get(reverse("login")).text
 
 
+@pytest.mark.system
 def test_a_mailed_link_sets_a_new_password_once(
     client,
     mailbox,
@@ -244,6 +245,7 @@ def test_a_mailed_link_sets_a_new_password_once(
         assert token not in str(event.details) and NEW_PASSWORD not in str(event.details)
 
 
+@pytest.mark.system
 def test_an_expired_link_is_refused(
     client,
     mailbox,
@@ -265,6 +267,7 @@ def test_an_expired_link_is_refused(
     assert staff_a.check_password(PASSWORD)
 
 
+@pytest.mark.system
 def test_a_link_is_spent_when_the_password_changes_otherwise(
     client,
     mailbox,
@@ -278,6 +281,7 @@ def test_a_link_is_spent_when_the_password_changes_otherwise(
     assert client.get(link_in(message)).context["validlink"] is False
 
 
+@pytest.mark.system
 def test_a_new_password_from_a_link_meets_the_validators(
     client,
     mailbox,
@@ -293,6 +297,7 @@ def test_a_new_password_from_a_link_meets_the_validators(
     assert staff_a.check_password(PASSWORD)
 
 
+@pytest.mark.system
 def test_an_unknown_address_gets_the_same_answer_and_no_mail(
     client,
     mailbox,
@@ -309,6 +314,7 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(
     assert AuditEvent.objects.filter(action=Action.PASSWORD_RESET_REQUESTED).count() == 1
 
 
+@pytest.mark.system
 def test_no_mail_for_an_inactive_user_or_one_without_a_password_here(
     client,
     mailbox,
@@ -326,6 +332,7 @@ def test_no_mail_for_an_inactive_user_or_one_without_a_password_here(
     assert not AuditEvent.objects.filter(action=Action.PASSWORD_RESET_REQUESTED).exists()
 
 
+@pytest.mark.system
 def test_a_user_deactivated_after_the_mail_sets_nothing(
     client,
     mailbox,
@@ -340,6 +347,7 @@ def test_a_user_deactivated_after_the_mail_sets_nothing(
     assert response.status_code == 200 and response.context["validlink"] is False
 
 
+@pytest.mark.system
 def test_links_are_mailed_at_most_a_few_times_an_hour(
     client,
     mailbox,
@@ -359,6 +367,7 @@ def test_links_are_mailed_at_most_a_few_times_an_hour(
     assert len(mailbox.envelopes) == RESET_MAILS_PER_HOUR + 1
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("language", ["da", "en"])
 def test_the_mail_is_in_the_language_the_reset_was_asked_in(
     client,
@@ -384,6 +393,7 @@ def test_the_reset_pages_answer_anyone(client, client_for, staff_a):
         assert who.get(garbage).context["validlink"] is False
 
 
+@pytest.mark.system
 def test_the_timeout_comes_from_the_environment():
     from tests.test_settings import run_manage
 
@@ -397,6 +407,7 @@ def test_the_timeout_comes_from_the_environment():
     assert "PASSWORD_RESET_TIMEOUT=10 is below the minimum of 60" in result.stderr
 
 
+@pytest.mark.system
 def test_a_new_password_does_not_lift_a_lock_out(
     client,
     mailbox,
@@ -419,6 +430,7 @@ def test_a_new_password_does_not_lift_a_lock_out(
     assert log_in(client, "staff-a", NEW_PASSWORD).status_code == 302
 
 
+@pytest.mark.system
 def test_the_reset_is_in_the_log_for_the_organisations_administrators_only(
     client, client_for, mailbox, staff_a, vendor_a, vendor_b, caplog
 ):

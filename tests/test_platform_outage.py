@@ -31,8 +31,9 @@ from portal.alerts.models import Alert
 from tests import engine, private_portal
 from tests.browser import chromium, log_in, screenshot
 from tests.simulator_fixtures import wait_for
-from tests.test_server_faults import DATA, RECEIVER, SENDER, files, integration, page, queue
-from tests.workers import database_url_of_the_test_run, worker_cluster
+from tests.system import child_environment
+from tests.test_server_faults import DATA, RECEIVER, SENDER, files, page, queue
+from tests.workers import worker_cluster
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer
@@ -47,10 +48,10 @@ WAITING = "waiting for the platform"
 
 
 @pytest.fixture
-def setup(tmp_path, settings, staff_a, operator, system_a, system_b, aarhus):
+def setup(settings, ready_route):
     settings.TRANSFER_RETRY_SECONDS = 1
-    with integration(tmp_path, staff_a, operator, system_a, system_b, aarhus) as parts:
-        yield parts
+    ready = ready_route()
+    return ready.sim, ready.route, ready.sender, ready.receiver
 
 
 @contextlib.contextmanager
@@ -86,6 +87,7 @@ def send_and_time_next_try(transfer: Transfer) -> tuple[str, timedelta, timedelt
     return outcome, newest.next_run - after, newest.next_run - before
 
 
+@pytest.mark.system
 def test_a_send_waits_out_a_refused_connection_uncounted_and_delivers_once_it_is_back(
     setup, settings, client_for, staff_a, system_a
 ):
@@ -218,15 +220,13 @@ CLUSTER = {
 
 
 def test_a_worker_cluster_waits_out_an_outage_longer_than_its_attempts_and_delivers_each_once(
-    tmp_path, staff_a, operator, system_a, system_b, aarhus
+    tmp_path, ready_route, staff_a
 ):
-    with (
-        integration(tmp_path, staff_a, operator, system_a, system_b, aarhus) as parts,
-        contextlib.ExitStack() as platform,  # the platform back up, until the cluster stops
-    ):
-        sim, route, sender, receiver = parts
+    ready = ready_route()
+    sim, route, sender, receiver = ready.sim, ready.route, ready.sender, ready.receiver
+    with contextlib.ExitStack() as platform:  # the platform back up, until the cluster stops
         sim.stop()
-        ticks = private_portal.environment(database_url_of_the_test_run())
+        ticks = child_environment()
         with (
             worker_cluster(tmp_path / "cluster.log", env=CLUSTER),
             private_portal.ticking(ticks),  # due schedules run every 0.5 s, receipts and fetches

@@ -407,12 +407,14 @@ SSHD_FORMS = [
 ]
 
 
+@pytest.mark.system
 def test_every_form_the_reader_accepts_is_received_from_the_simulator(
     simulator_inbox, client_for, staff_b, architect
 ):
     assert_received(simulator_inbox, SIMULATOR_FORMS, client_for, staff_b, architect)
 
 
+@pytest.mark.system
 def test_every_name_the_reader_accepts_is_received_over_openssh(
     sshd_inbox, client_for, staff_b, architect
 ):
@@ -531,6 +533,7 @@ def assert_quarantined_and_kept(inbox: Inbox, expected: dict[str, str]) -> None:
     assert ReceivedFile.objects.count() == len(expected)  # recorded once, not per fetch
 
 
+@pytest.mark.system
 def test_metadata_the_reader_refuses_is_quarantined_from_the_simulator(simulator_inbox):
     inbox = simulator_inbox
 
@@ -590,6 +593,7 @@ UNSAFE_LISTED = [
 ]
 
 
+@pytest.mark.system
 def test_names_the_reader_refuses_are_quarantined_over_openssh(sshd_inbox):
     for name in UNSAFE_LISTED:
         sshd_inbox.put(Form(name))
@@ -603,6 +607,7 @@ def test_names_the_reader_refuses_are_quarantined_over_openssh(sshd_inbox):
     assert_quarantined_and_kept(sshd_inbox, expected)
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("name", ["", ".", "æ" * 128, "a/b.csv", "x\x00.csv"])
 def test_names_no_file_system_holds_are_refused_before_any_path_is_made(sshd_inbox, name):
     session = sessions.session_for(sshd_inbox.receiver)
@@ -617,6 +622,7 @@ def test_names_no_file_system_holds_are_refused_before_any_path_is_made(sshd_inb
 # --- receipts through a real SFTP session --------------------------------------------------------
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("case", [str.upper, str.lower])
 def test_a_receipt_whose_id_is_in_either_case_delivers_the_send(tmp_path, route, system_a, case):
     with engine.simulator(tmp_path) as sim:

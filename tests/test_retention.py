@@ -11,7 +11,6 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from portal.audit.models import AuditEvent
-from tests import engine
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer
@@ -22,25 +21,14 @@ DATA = b"kommunekode;cpr\r\n751;0101011234\r\n" * 100
 
 
 @pytest.fixture
-def delivered(tmp_path, staff_a, operator, system_a, system_b, aarhus):
+def delivered(ready_route, staff_a):
     """A transfer sent, delivered and fetched for real, and one still waiting in the queue."""
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        engine.account(system_a, "alfa_omsorg", sim)
-        receiver = engine.account(system_b, "beta_journal", sim)
-        route = engine.routes_for(integration, [aarhus])["751"]
-        engine.load_registry(sim)
-        sent = queue_send(route, io.BytesIO(DATA), original_name="borgere.csv", user=staff_a)
-        assert tasks.send_transfer(sent.pk) == "sent"
-        fetch_inbox(receiver.pk)
-        waiting = queue_send(route, io.BytesIO(DATA), original_name="igen.csv", user=staff_a)
-        yield sent, waiting, ReceivedFile.objects.get()
+    ready = ready_route()
+    sent = queue_send(ready.route, io.BytesIO(DATA), original_name="borgere.csv", user=staff_a)
+    assert tasks.send_transfer(sent.pk) == "sent"
+    fetch_inbox(ready.receiver.pk)
+    waiting = queue_send(ready.route, io.BytesIO(DATA), original_name="igen.csv", user=staff_a)
+    return sent, waiting, ReceivedFile.objects.get()
 
 
 def age(days: int, transfer: Transfer, received: ReceivedFile, waiting: Transfer) -> None:

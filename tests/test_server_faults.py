@@ -34,9 +34,10 @@ from django_q.models import Schedule
 
 from portal.alerts.models import Alert
 from tests import engine, private_portal
+from tests.engine import RECEIVER, SENDER
 from tests.private_postgres import private_postgres
 from tests.simulator_fixtures import running_simulator, wait_for, write_registry
-from tests.workers import ROOT
+from tests.system import ROOT, child_environment
 from transfers import keys, tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer
@@ -45,33 +46,30 @@ from transfers.sftp import SftpError, SftpSession
 from transfers.simulator.registry import SftpUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SENDER, RECEIVER = "alfa_omsorg", "beta_journal"
 DATA = "kommunekode;cpr;navn\r\n751;0101011234;Åse Ørsted\r\n".encode() * 800
 State = Transfer.State
 
 
 @contextlib.contextmanager
 def integration(tmp_path, staff, operator, sender_system, receiver_system, municipality):
-    with engine.simulator(tmp_path) as sim:
-        flow = engine.ready_integration(
-            staff=staff,
-            operator=operator,
-            sender=sender_system,
-            receiver=receiver_system,
-            municipalities=[municipality],
-        )
-        sender = engine.account(sender_system, SENDER, sim)
-        receiver = engine.account(receiver_system, RECEIVER, sim)
-        route = engine.routes_for(flow, [municipality])[municipality.municipality_code]
-        engine.load_registry(sim)
-        yield sim, route, sender, receiver
+    """A ready route whose simulator stops at the end of the block: before the small disk it
+    runs on is taken away."""
+    with engine.on_simulator(
+        tmp_path,
+        staff=staff,
+        operator=operator,
+        sender=sender_system,
+        receiver=receiver_system,
+        municipalities=[municipality],
+    ) as ready:
+        yield ready.sim, ready.route, ready.sender, ready.receiver
 
 
 @pytest.fixture
-def setup(tmp_path, settings, staff_a, operator, system_a, system_b, aarhus):
+def setup(settings, ready_route):
     settings.TRANSFER_RETRY_SECONDS = 1
-    with integration(tmp_path, staff_a, operator, system_a, system_b, aarhus) as parts:
-        yield parts
+    ready = ready_route()
+    return ready.sim, ready.route, ready.sender, ready.receiver
 
 
 def queue(route, user, data: bytes = DATA) -> Transfer:
@@ -289,6 +287,7 @@ def grow(path: Path, size: str) -> None:
     subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True, timeout=30)
 
 
+@pytest.mark.system
 def test_a_full_disk_at_the_platform_fails_uploads_plainly_and_loses_nothing(
     tmp_path, settings, staff_a, operator, system_a, system_b, aarhus, client_for
 ):
@@ -338,6 +337,7 @@ def test_a_full_disk_at_the_platform_fails_uploads_plainly_and_loses_nothing(
             assert files(sim.data_dir / folder) == [], folder
 
 
+@pytest.mark.system
 def test_a_full_disk_at_the_receiving_portal_fails_the_fetch_plainly_and_loses_nothing(
     tmp_path, settings, staff_a, operator, system_a, system_b, aarhus
 ):
@@ -371,6 +371,7 @@ def test_a_full_disk_at_the_receiving_portal_fails_the_fetch_plainly_and_loses_n
         assert files(sim.data_dir / RECEIVER / "IN") == []
 
 
+@pytest.mark.system
 def test_a_disk_that_fills_while_the_platform_delivers_leaves_no_half_delivery(
     tmp_path, settings, staff_a, operator, system_a, system_b, aarhus
 ):
@@ -432,6 +433,7 @@ def _delivered(server) -> int:
     return rows[0][0] if rows else -1
 
 
+@pytest.mark.system
 def test_a_database_restart_under_a_running_cluster_loses_no_transfer(tmp_path):
     """A private PostgreSQL server, migrated; a worker cluster sends FILES files through the
     simulator and fetches them; the server is stopped at once (as if it died) mid-run and
@@ -439,8 +441,8 @@ def test_a_database_restart_under_a_running_cluster_loses_no_transfer(tmp_path):
     with private_postgres() as server:
         server.create_database("fdd")
         url = server.url("fdd")
-        environment = private_portal.environment(
-            url,
+        environment = child_environment(
+            DATABASE_URL=url,
             TRANSFER_RETRY_SECONDS="1",
             TRANSFER_TIMEOUT_SECONDS="5",
             TRANSFER_STALE_SECONDS="10",

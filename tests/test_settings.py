@@ -146,6 +146,7 @@ def test_an_unknown_database_url_option_stops_start_up_naming_it(url, named):
         env.database_from_url(url)
 
 
+@pytest.mark.system
 def test_the_embedded_database_really_runs_in_wal_mode(tmp_path):
     result = run_manage(
         "shell",
@@ -160,12 +161,14 @@ def test_the_embedded_database_really_runs_in_wal_mode(tmp_path):
     assert result.stdout.strip() == "wal"
 
 
+@pytest.mark.system
 def test_secret_key_is_required_outside_debug():
     result = run_manage("check", DEBUG="false")
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
 
 
+@pytest.mark.system
 def test_the_key_for_private_keys_is_required_outside_debug():
     result = run_manage(
         "check", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="x"
@@ -182,6 +185,7 @@ def test_the_key_for_private_keys_is_required_outside_debug():
     assert len(made.stdout.strip()) == 44
 
 
+@pytest.mark.system
 def test_smtps_and_starttls_are_one_or_the_other():
     result = run_manage("check", DEBUG="true", EMAIL_USE_TLS="true", EMAIL_USE_SSL="true")
     assert result.returncode == 1 and "EMAIL_USE_TLS and EMAIL_USE_SSL" in result.stderr
@@ -190,12 +194,14 @@ def test_smtps_and_starttls_are_one_or_the_other():
     assert result.stdout.strip().splitlines()[-1] == "True"
 
 
+@pytest.mark.system
 def test_a_malformed_setting_names_the_variable():
     result = run_manage("check", DEBUG="maybe")
     assert result.returncode != 0
     assert "DEBUG='maybe' is not a boolean" in result.stderr
 
 
+@pytest.mark.system
 def test_production_settings_pass_the_deployment_checks():
     result = run_manage(
         "check",

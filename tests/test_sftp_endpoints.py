@@ -178,6 +178,7 @@ def probe(client, account: SftpAccount) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
+@pytest.mark.system
 def test_the_probe_gives_one_answer_for_open_closed_and_ssh_ports(
     default_list, english, client_for, staff_a, system_a, tmp_path, monkeypatch
 ):
@@ -207,6 +208,7 @@ def test_the_probe_gives_one_answer_for_open_closed_and_ssh_ports(
     assert account.offered_host_key == ""
 
 
+@pytest.mark.system
 def test_the_probe_still_reads_the_key_of_an_allowed_server(
     settings, client_for, staff_a, system_a, tmp_path
 ):
@@ -327,6 +329,7 @@ def test_ipv6_entries_are_written_in_brackets(settings, no_connection):
     assert endpoints.endpoint_text("::1", 2222) == "[::1]:2222"
 
 
+@pytest.mark.system
 def test_a_name_resolving_into_an_allowed_network_connects_to_the_checked_address(
     settings, tmp_path
 ):
@@ -338,6 +341,7 @@ def test_a_name_resolving_into_an_allowed_network_connects_to_the_checked_addres
     assert offered.split()[1] == sim.host_key.get_base64()
 
 
+@pytest.mark.system
 def test_a_name_is_looked_up_once_so_a_second_answer_cannot_redirect_it(
     settings, tmp_path, monkeypatch
 ):
@@ -434,27 +438,11 @@ def test_the_system_check_passes_a_good_list_and_warns_of_an_empty_one(settings)
 # -- (e) a send to a refused endpoint fails plainly, once -------------------------------------
 
 
-@pytest.fixture
-def route_to_the_simulator(tmp_path, staff_a, operator, system_a, system_b, aarhus):
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        sender = engine.account(system_a, "alfa_omsorg", sim)
-        engine.account(system_b, "beta_journal", sim)
-        [route] = engine.routes_for(integration, [aarhus]).values()
-        engine.load_registry(sim)
-        yield sim, sender, route
-
-
 def test_a_send_to_an_endpoint_not_allowed_fails_with_the_refusal_and_no_retry(
-    settings, route_to_the_simulator, staff_a
+    settings, ready_route, staff_a
 ):
-    sim, _sender, route = route_to_the_simulator
+    ready = ready_route()
+    sim, route = ready.sim, ready.route
     transfer = queue_send(route, io.BytesIO(b"a;b\r\n"), original_name="x.csv", user=staff_a)
     settings.SFTP_ALLOWED_HOSTS = DEFAULT  # the simulator's free port is not 2222
     assert tasks.send_transfer(transfer.pk) == "failed"

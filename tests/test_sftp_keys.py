@@ -21,6 +21,7 @@ def _ssh_keygen_fingerprint(public: str, tmp_path) -> str:
     return output.split()[1]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])
 def test_generated_keys_are_openssh_and_fingerprinted_as_ssh_keygen_does(kind, tmp_path):
     pair = keys.generate(kind, comment="alfa_omsorg")

@@ -32,6 +32,8 @@ from transfers import protocol
 from transfers.models import Environment, Route, SftpAccount
 from transfers.simulator import ErrorCode, Registry, RegistryError, Simulator
 
+pytestmark = pytest.mark.system
+
 INFREF = "FagsystemdefineredeDataRefGDPR1203_1"
 INACTIVE = "FagsystemdefineredeDataRefGDPR77_1"
 AARHUS, ODENSE, COPENHAGEN, AALBORG = "55133018", "35209115", "64942212", "29189420"

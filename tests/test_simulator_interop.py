@@ -37,6 +37,8 @@ from transfers import protocol
 from transfers.sftp import SftpSession
 from transfers.simulator.router import PLATFORM_DELAY
 
+pytestmark = pytest.mark.system
+
 INFREF = "FagsystemdefineredeDataRefGDPR1203_1"
 AARHUS = "55133018"
 SENDER_CVR = "39123452"

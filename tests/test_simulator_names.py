@@ -36,6 +36,8 @@ from transfers.models import ReceivedFile
 from transfers.simulator import ErrorCode, Registry, Simulator, StaticRegistry
 from transfers.simulator.router import PLATFORM_DELAY
 
+pytestmark = pytest.mark.system
+
 NAMES = ["Udtræk Aarhus 2024.csv", "data(1)+v2.csv"]
 INFREF = "FagsystemdefineredeDataRefGDPR1203_1"
 AARHUS = "55133018"

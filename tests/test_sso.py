@@ -39,6 +39,8 @@ from tests.saml_idp import (
     make_key_pair,
 )
 
+pytestmark = pytest.mark.system
+
 User = get_user_model()
 
 ADMIN_ROLE = "fdd-administrator"

@@ -1,6 +1,5 @@
 """Sends and fetches against the simulator: delivered once, fetched once, whatever happens."""
 
-import dataclasses
 import hashlib
 import io
 import os
@@ -21,27 +20,13 @@ DATA = "kommunekode;cpr;navn\r\n751;0101011234;Åse Ørsted\r\n".encode() * 2000
 
 
 @pytest.fixture
-def setup(tmp_path, staff_a, operator, system_a, system_b, aarhus, odense):
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus, odense],
-        )
-        sender = engine.account(system_a, "alfa_omsorg", sim)
-        receiver = engine.account(system_b, "beta_journal", sim)
-        routes = engine.routes_for(integration, [aarhus, odense])
-        engine.load_registry(sim)
-        yield dataclasses.make_dataclass("Setup", ["sim", "sender", "receiver", "routes", "user"])(
-            sim, sender, receiver, routes, staff_a
-        )
+def setup(ready_route) -> engine.ReadyRoute:
+    return ready_route(municipalities=2)
 
 
 def queue(setup, data: bytes = DATA, code: str = "751") -> Transfer:
     return queue_send(
-        setup.routes[code], io.BytesIO(data), original_name="borgere.csv", user=setup.user
+        setup.routes[code], io.BytesIO(data), original_name="borgere.csv", user=setup.staff
     )
 
 
@@ -193,7 +178,7 @@ def test_a_data_file_without_metadata_is_quarantined_and_kept(setup, monkeypatch
 def test_a_csv_is_split_per_municipality_and_each_part_delivered(setup, tmp_path):
     source = tmp_path / "alle.csv"
     source.write_text("kommunekode;navn\r\n751;A\r\n461;B\r\n751;C\r\n", encoding="utf-8")
-    transfers = queue_split(setup.routes.values(), source, "kommunekode", user=setup.user)
+    transfers = queue_split(setup.routes.values(), source, "kommunekode", user=setup.staff)
     assert sorted(t.route.municipality.municipality_code for t in transfers) == ["461", "751"]
     for transfer in transfers:
         tasks.send_transfer(transfer.pk)
@@ -206,10 +191,11 @@ def test_a_csv_naming_an_unknown_municipality_queues_nothing(setup, tmp_path):
     source = tmp_path / "alle.csv"
     source.write_text("kommunekode;navn\r\n751;A\r\n999;B\r\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="999"):
-        queue_split(setup.routes.values(), source, "kommunekode", user=setup.user)
+        queue_split(setup.routes.values(), source, "kommunekode", user=setup.staff)
     assert not Transfer.objects.exists()
 
 
+@pytest.mark.system
 def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(
     staff_a, operator, system_a, system_b, aarhus
 ):

@@ -1,6 +1,5 @@
 """One transfer's page: live progress, timeline, XML, the local copy, cancel and resubmit."""
 
-import dataclasses
 import hashlib
 import html
 import io
@@ -24,27 +23,12 @@ DATA = "kommunekode;cpr;navn\r\n751;0101011234;Åse Ørsted\r\n".encode() * 500
 
 
 @pytest.fixture
-def setup(tmp_path, staff_a, operator, system_a, system_b, aarhus):
-    """A ready integration on a running simulator, as the engine's own tests use it."""
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        sender = engine.account(system_a, "alfa_omsorg", sim)
-        engine.account(system_b, "beta_journal", sim)
-        route = engine.routes_for(integration, [aarhus])["751"]
-        engine.load_registry(sim)
-        yield dataclasses.make_dataclass("Setup", ["sim", "sender", "route", "user"])(
-            sim, sender, route, staff_a
-        )
+def setup(ready_route) -> engine.ReadyRoute:
+    return ready_route()
 
 
 def queue(setup) -> Transfer:
-    return queue_send(setup.route, io.BytesIO(DATA), original_name="borgere.csv", user=setup.user)
+    return queue_send(setup.route, io.BytesIO(DATA), original_name="borgere.csv", user=setup.staff)
 
 
 def delivered(setup) -> Transfer:
@@ -117,7 +101,7 @@ def test_the_progress_figures():
 
 def test_a_final_transfer_stops_polling_and_announces_the_change(client_for, setup):
     transfer = delivered(setup)
-    client = client_for(setup.user)
+    client = client_for(setup.staff)
     body = progress(client, transfer, shown="sending").content.decode()
     assert "hx-trigger" not in body and "hx-get" not in body
     assert "<progress" not in body
@@ -148,7 +132,7 @@ def pre_blocks(page: str) -> list[str]:
 
 def test_the_detail_shows_the_timeline_and_the_xml_indented(client_for, setup):
     transfer = delivered(setup)
-    page = client_for(setup.user).get(reverse("transfers:detail", args=[transfer.pk]))
+    page = client_for(setup.staff).get(reverse("transfers:detail", args=[transfer.pk]))
     body = page.content.decode()
     trigger, receipt = pre_blocks(body)
     for shown, stored in ((trigger, transfer.trigger_xml), (receipt, transfer.receipt_xml)):
@@ -187,7 +171,7 @@ def test_a_failed_transfer_shows_kombits_error_and_may_be_sent_again(client_for,
     engine.load_registry(setup.sim, routes=())  # the platform knows no route
     transfer = queue(setup)
     tasks.send_transfer(transfer.pk)
-    client = client_for(setup.user)
+    client = client_for(setup.staff)
     url = reverse("transfers:detail", args=[transfer.pk])
     body = client.get(url).content.decode()
     assert "KOMBIT" in body and "106" in body
@@ -226,7 +210,7 @@ def test_only_the_sending_vendor_may_cancel_a_queued_transfer(
         assert 'id="transfer-cancel"' not in body
         assert client.post(cancel).status_code == 403
         assert client.post(reverse("transfers:resubmit", args=[transfer.pk])).status_code == 403
-    client_for(setup.user).post(cancel)
+    client_for(setup.staff).post(cancel)
     transfer.refresh_from_db()
     assert transfer.state == Transfer.State.CANCELLED and transfer.finished_at
     steps = [step.label for step in views.timeline(transfer)]
@@ -236,7 +220,7 @@ def test_only_the_sending_vendor_may_cancel_a_queued_transfer(
 def test_the_local_copy_is_downloaded_by_the_sending_vendor(client_for, setup, superuser):
     transfer = delivered(setup)
     url = reverse("transfers:download", args=[transfer.pk])
-    for user in (setup.user, superuser):
+    for user in (setup.staff, superuser):
         client = client_for(user)
         assert (
             'id="transfer-download"'
@@ -250,8 +234,8 @@ def test_the_local_copy_is_downloaded_by_the_sending_vendor(client_for, setup, s
         assert 'filename="borgere.csv"' in response["Content-Disposition"]
 
     Path(transfer.payload).unlink()
-    assert client_for(setup.user).get(url).status_code == 404
-    page = client_for(setup.user).get(reverse("transfers:detail", args=[transfer.pk]))
+    assert client_for(setup.staff).get(url).status_code == 404
+    page = client_for(setup.staff).get(reverse("transfers:detail", args=[transfer.pk]))
     assert 'id="transfer-download"' not in page.content.decode()
 
 

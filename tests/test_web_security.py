@@ -145,6 +145,7 @@ def _cookies(**environment: str) -> dict[str, tuple[str, ...]]:
     return {line[0]: tuple(line[1:]) for line in lines}
 
 
+@pytest.mark.system
 def test_production_cookies_are_secure_and_http_only():
     found = _cookies(
         DEBUG="false",
@@ -157,6 +158,7 @@ def test_production_cookies_are_secure_and_http_only():
     assert found["hsts"] == ("31536000", "True")
 
 
+@pytest.mark.system
 def test_development_cookies_work_over_plain_http():
     found = _cookies(DEBUG="true")
     assert found["sessionid"][0] == "False" and found["csrftoken"][0] == "False"
@@ -279,6 +281,7 @@ def test_a_successful_login_resets_the_count(throttled, client, staff_a):
     assert _attempt(client, "wrong-3").status_code == 200
 
 
+@pytest.mark.system
 def test_the_limits_come_from_the_environment():
     result = run_manage(
         "shell",
@@ -308,6 +311,7 @@ def test_behind_the_proxy_the_address_it_saw_counts(settings):
 # Password hashing -----------------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_argon2_is_the_default_password_hasher():
     result = run_manage(
         "shell",
