@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.pages [--transfers 1000000] [--requests 50] [--database sqlite]
 
 Per database (a fresh SQLite file; a fresh PostgreSQL database `fdd_bench_pages`, dropped after):
-migrate, fill a small portal (`manage.py fill_scale --transfers 10000 --routes 500`) and count
+migrate, fill a small portal (`python -m bench.scale --transfers 10000 --routes 500`) and count
 the queries of every page, then fill the full one (1,000,000 transfers, 50 vendors, 5,000
 routes, a year; both databases' fills at once) and time every page: a warm-up, then
 `--requests` requests through Django's test client in one process with DEBUG off, timed around
@@ -152,12 +152,12 @@ def logged_in(user):
 
 
 def the_users() -> dict:
-    """The logins fill_scale made; the architect of the municipality with the most routes."""
+    """The logins the fill made; the architect of the municipality with the most routes."""
     from django.contrib.auth import get_user_model
     from django.db.models import Count
 
+    from bench.scale import logins
     from portal.accounts.models import Organisation
-    from transfers.management.commands import fill_scale
 
     busiest = (
         Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY)
@@ -167,10 +167,10 @@ def the_users() -> dict:
     )
     users = get_user_model().objects
     return {
-        "vendor": users.get(username=fill_scale.vendor_username(1)),
-        "architect": users.get(username=fill_scale.architect_username(busiest.municipality_code)),
-        "operator": users.get(username=fill_scale.OPERATOR),
-        "superuser": users.get(username=fill_scale.SUPERUSER),
+        "vendor": users.get(username=logins.vendor_username(1)),
+        "architect": users.get(username=logins.architect_username(busiest.municipality_code)),
+        "operator": users.get(username=logins.OPERATOR),
+        "superuser": users.get(username=logins.SUPERUSER),
         "municipality": busiest.pk,
     }
 
@@ -276,18 +276,23 @@ def bench_portal(database: str) -> Iterator[dict[str, str]]:
         shutil.rmtree(workspace, ignore_errors=True)
 
 
-def manage(environment: dict[str, str], *arguments: str) -> float:
-    """`manage.py` with the bench's environment; its wall time in seconds."""
+def timed(environment: dict[str, str], *arguments: str) -> float:
+    """Our interpreter with `arguments` and the bench's environment; its wall time in seconds."""
     started = time.monotonic()
-    subprocess.run(  # noqa: S603 - our own interpreter and manage.py
-        [sys.executable, "manage.py", *arguments], cwd=ROOT, env=environment, check=True
+    subprocess.run(  # noqa: S603 - our own interpreter, manage.py or our module
+        [sys.executable, *arguments], cwd=ROOT, env=environment, check=True
     )
     return time.monotonic() - started
 
 
-def fill_arguments(size: dict, clear: bool = False) -> list[str]:
-    arguments = ["fill_scale"] + [f"--{name}={value}" for name, value in size.items()]
-    return arguments + (["--clear"] if clear else [])
+def manage(environment: dict[str, str], *arguments: str) -> float:
+    return timed(environment, "manage.py", *arguments)
+
+
+def fill_portal(environment: dict[str, str], size: dict, clear: bool = False) -> float:
+    """The portal filled by `python -m bench.scale` to `size`; the fill's wall time."""
+    arguments = [f"--{name}={value}" for name, value in size.items()]
+    return timed(environment, "-m", "bench.scale", *arguments, *(["--clear"] if clear else []))
 
 
 def in_child(environment: dict[str, str], options: dict) -> dict:
@@ -314,7 +319,7 @@ def filled_side_by_side(environments: dict[str, dict[str, str]], size: dict) -> 
     took four and a half of make bench's minutes."""
     with ThreadPoolExecutor(len(environments)) as pool:
         fills = {
-            database: pool.submit(manage, environment, *fill_arguments(size, clear=True))
+            database: pool.submit(fill_portal, environment, size, clear=True)
             for database, environment in environments.items()
         }
         return {database: fill.result() for database, fill in fills.items()}
@@ -334,7 +339,7 @@ def on_databases(
             print(f"{database}: migrating", flush=True)
             manage(environment, "migrate", "--no-input", "-v0")
             print(f"{database}: filling {small['transfers']:,} transfers", flush=True)
-            small_seconds[database] = manage(environment, *fill_arguments(small))
+            small_seconds[database] = fill_portal(environment, small)
             counted[database] = in_child(environment, {"requests": SMALL_REQUESTS})
         print(f"{', '.join(databases)}: filling {full['transfers']:,} transfers each", flush=True)
         full_seconds = filled_side_by_side(environments, full)
@@ -379,7 +384,7 @@ def rows_of(report: dict) -> list[Row]:
         rows.append(
             Row(
                 BENCHMARK,
-                f"{database}: fill_scale, {full:,} transfers, side by side",
+                f"{database}: the fill, {full:,} transfers, side by side",
                 result["fill_seconds"]["full"],
                 "s",
             )

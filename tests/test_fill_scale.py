@@ -1,13 +1,15 @@
-"""The scale fill (manage.py fill_scale) and the pages bench/pages.py measures on what it makes.
+"""The scale fill (python -m bench.scale) and the pages bench/pages.py measures on what it makes.
 
 Small counts here; the bench fills a million. What must hold at any size: the counts asked for,
 every state on the pages, and pages whose number of queries does not grow with the rows.
 """
 
 import pytest
-from django.core.management import CommandError, call_command
 
 from bench.pages import count_queries, fetch, logged_in, pages_of, the_users
+from bench.scale import Refused, traffic
+from bench.scale.__main__ import main
+from bench.scale.fill import fill as fill_portal
 from portal.accounts.models import Organisation
 from portal.alerts.models import Alert
 from portal.audit.models import AuditEvent
@@ -20,7 +22,9 @@ LARGER = {"transfers": 5000, "vendors": 4, "routes": 80, "days": 365}
 
 
 def fill(clear: bool = False, **counts) -> None:
-    call_command("fill_scale", clear=clear, stdout=open("/dev/null", "w"), **counts)  # noqa: SIM115
+    """Through the command line, as the bench fills."""
+    arguments = [f"--{name}={value}" for name, value in counts.items()]
+    assert main([*arguments, *(["--clear"] if clear else [])]) == 0
 
 
 def queries_per_page() -> dict[tuple[str, str], int]:
@@ -64,10 +68,12 @@ def test_the_fill_makes_what_was_asked(db):
     assert tallies.kept() == tallies.counted()
 
 
-def test_a_filled_database_is_refused_unless_cleared(db):
+def test_a_filled_database_is_refused_unless_cleared(db, capsys):
     fill(**SMALL)
-    with pytest.raises(CommandError, match="--clear"):
-        fill(**SMALL)
+    with pytest.raises(Refused, match="--clear"):
+        fill_portal(**SMALL)
+    assert main([f"--{name}={value}" for name, value in SMALL.items()]) == 1
+    assert "--clear" in capsys.readouterr().err
     fill(clear=True, **{**SMALL, "transfers": 300})
     assert Transfer.objects.count() == 300
     assert kept() == counted()
@@ -94,3 +100,26 @@ def test_the_measured_pages_cost_the_same_queries_at_both_sizes(db):
     fill(clear=True, **LARGER)
     assert Transfer.objects.count() == LARGER["transfers"]
     assert queries_per_page() == small
+
+
+@pytest.mark.system  # the rows of a fill of several batches are made by a forked process
+def test_rows_made_by_a_second_process_are_the_rows_made_here(db, monkeypatch):
+    """A fill of one batch makes its rows in this process; a larger one has them made in a
+    forked process while this one writes the batch before. The same seed, the same rows."""
+
+    def oldest() -> list[tuple]:
+        # The newest few depend on the moment of the fill (how far they have come), the rest not.
+        rows = Transfer.objects.order_by("pk").values_list(
+            "state", "size", "original_name", "remote_name", "sha256", "attempts", "error_code"
+        )
+        return list(rows[: SMALL["transfers"] * 9 // 10])
+
+    fill(**SMALL)
+    here = oldest()
+    monkeypatch.setattr(traffic, "BATCH", SMALL["transfers"] // 3)
+    fill(clear=True, **SMALL)
+    assert Transfer.objects.count() == SMALL["transfers"]
+    assert oldest() == here
+    assert Alert.objects.count() == Transfer.objects.filter(state=Transfer.State.FAILED).count()
+    assert kept() == counted()
+    assert tallies.kept() == tallies.counted()
