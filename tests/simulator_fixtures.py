@@ -31,7 +31,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from tests.system import ROOT, child_environment
+from tests.system import ROOT
 from transfers.simulator import Registry, Simulator
 
 
@@ -151,8 +151,9 @@ def simulator_process(
     if registry is not None:
         command += ["--registry", str(registry)]
     command += list(args)
-    # The test settings: the command needs their keys, not the test run's database or files.
-    environment = child_environment(DJANGO_SETTINGS_MODULE="tests.settings", **(env or {}))
+    # Not child_environment(): this runs outside the test run too (bench/), where the command
+    # needs only a settings module, and no database or data folder of a test.
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})}
     process = subprocess.Popen(
         command,
         cwd=ROOT,
