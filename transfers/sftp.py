@@ -9,25 +9,30 @@ operator.
 
 Performance (measured, see `bench/README.md`):
 aes128-gcm when the server offers it, TCP_NODELAY, pipelined 255 KiB writes (OpenSSH's
-`limits@openssh.com`; 32 KiB on other servers), and a download loop of our own with a fixed
-number of read requests in flight, whose local hashing and writing (and an upload's reading and
-hashing) run in a helper thread. Round trips per uploaded file (what decides many small files on a
-real link): two. The open waits for its handle; the writes and the close then go out without
-waiting, and the file counts as written only once every write and the close are acknowledged;
-no stat before or after. paramiko's `prefetch()` is never used: its race (paramiko PR
-#2519) can make memory grow with the file size. The channel's receive buffer is replaced by one
-that does not memmove on every read (`_ChunkPipe`), the main cost of paramiko downloads. The
-channel window stays at paramiko's default (2 MiB).
+`limits@openssh.com`; 32 KiB on other servers), an upload's reading and hashing in a helper
+thread, and a download loop of our own (`_download`): a fixed number of read requests in flight,
+each reply written at its offset as it comes, the SHA-256 taken by reading the file back in
+order in a helper thread, and a large file read over a second connection at the same time.
+Round trips per uploaded file (what decides many small files on a real link): two. The open
+waits for its handle; the writes and the close then go out without waiting, and the file counts
+as written only once every write and the close are acknowledged; no stat before or after.
+paramiko's `prefetch()` is never used: its race (paramiko PR #2519) can make memory grow with
+the file size. The channel's receive buffer is replaced by one that does not memmove on every
+read and wakes the reader once a whole SFTP message is there (`_ChunkPipe`), and the transport
+reads its socket in large pieces (`_ReadAhead`): per-packet work in Python threads that share
+one interpreter lock is what bounds a paramiko download. The channel window stays at paramiko's
+default (2 MiB).
 
 This module relies on a few paramiko internals (`SFTPClient._async_request`, `_read_response`,
-`_request`, `BufferedPipe`'s buffer hooks, `Channel.in_buffer`), checked against paramiko 5.1
-by tests/test_sftp_session.py.
+`_request`, `BufferedPipe`'s buffer, lock and condition, `Channel.in_buffer`), checked against
+paramiko 5.1 by tests/test_sftp_session.py and tests/test_download_streams.py.
 """
 
 import base64
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import queue
 import socket
@@ -67,15 +72,21 @@ from paramiko.sftp_attr import SFTPAttributes
 
 from transfers import endpoints
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 SMALL_REQUEST = 32 * 1024  # every SFTP server accepts this much per read or write
 LARGE_REQUEST = 255 * 1024  # 261,120 bytes: OpenSSH's limits@openssh.com read and write length
 LOCAL_BLOCK = 1024 * 1024  # local file reads for uploads
-QUEUE_BLOCKS = 4  # blocks (uploads) or replies (downloads) between the SFTP and local threads
+QUEUE_BLOCKS = 4  # an upload's blocks read ahead of the SFTP thread
 WRITES_IN_FLIGHT = 32  # unacknowledged write requests (the channel window also bounds them)
 READS_IN_FLIGHT = 16  # outstanding read requests: memory is bounded by this times the size
+DOWNLOAD_STREAMS = 2  # connections a large file is read over, the session's own among them
+STREAMS_FROM = 64 * 1024 * 1024  # smaller files are read over the session's connection alone
+HASH_BLOCK = 1024 * 1024  # a download is hashed reading back this much of the file at a time
+READ_AHEAD = 256 * 1024  # what the transport asks the socket for at once
+WHOLE_MESSAGE = 512 * 1024  # an SFTP message up to this size is read in one piece
 KEEPALIVE_SECONDS = 30
 
 
@@ -225,7 +236,7 @@ def _open_transport(host: str, port: int, timeout: float, pinned: str | None):
     sock = _connect(host, port, addresses, timeout)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport = paramiko.Transport(sock)
+        transport = paramiko.Transport(_ReadAhead(sock))
     except Exception:
         sock.close()
         raise
@@ -278,6 +289,35 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         text = error.strerror
     return text
+
+
+class _ReadAhead:
+    """The TCP socket under paramiko's transport, read in large pieces.
+
+    paramiko reads each packet with two or more `recv` calls (its first block, then the rest),
+    each a system call that gives up the interpreter lock and must win it back from the threads
+    working on the previous packets. Reading what the socket has, up to READ_AHEAD, and serving
+    those calls from it makes that one call for many packets. Everything else goes to the
+    socket.
+    """
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+        self._buffer = bytearray(READ_AHEAD)
+        self._view = memoryview(self._buffer)
+        self._start = self._end = 0
+
+    def recv(self, count: int) -> bytes:
+        if self._start == self._end:
+            self._start, self._end = 0, self._sock.recv_into(self._buffer)
+            if not self._end:
+                return b""
+        start = self._start
+        self._start = min(self._end, start + count)
+        return bytes(self._view[start : self._start])
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
 
 
 class _Replies:
@@ -358,6 +398,7 @@ class _ChunkPipe(BufferedPipe):
     def __init__(self):
         super().__init__()
         self._buffer = _Chunks()
+        self._wanted = 1  # buffered bytes that wake a reader
 
     def _buffer_frombytes(self, data):
         self._buffer.frombytes(data)
@@ -365,12 +406,40 @@ class _ChunkPipe(BufferedPipe):
     def _buffer_tobytes(self, limit=None):
         return self._buffer.take(limit)
 
+    def feed(self, data):
+        # As BufferedPipe.feed, but a reader waiting for a whole message (`wait_for`) is woken
+        # once it is there, not for every packet of it: each wake-up is a hand-over of the
+        # interpreter lock between the transport's thread and the reader's.
+        with self._lock:
+            if self._event is not None:
+                self._event.set()
+            self._buffer.frombytes(data)
+            if len(self._buffer) >= self._wanted:
+                self._cv.notify_all()
+
+    def wait_for(self, count: int, timeout: float | None) -> None:
+        """Wait until `count` bytes are buffered or the channel is closed. Raises TimeoutError
+        only after `timeout` seconds in which nothing arrived, as a `recv` would."""
+        with self._lock:
+            seen = len(self._buffer)
+            self._wanted = count
+            try:
+                while len(self._buffer) < count and not self._closed:
+                    if not self._cv.wait(timeout) and len(self._buffer) == seen:
+                        raise TimeoutError()
+                    seen = len(self._buffer)
+            finally:
+                self._wanted = 1
+
 
 class _SFTPClient(paramiko.SFTPClient):
     """paramiko's client with linear-time packet reads and writes (no repeated slicing)."""
 
     def _read_all(self, n):
         parts = []
+        # One wake-up per message; bounded well below the channel window, which only reading
+        # opens again.
+        self.sock.in_buffer.wait_for(min(n, WHOLE_MESSAGE), self.sock.timeout)
         while n > 0:
             data = self.sock.recv(n)
             if not data:
@@ -438,43 +507,233 @@ class _BlockReader:
 
 
 class _BlockWriter:
-    """Hashes and writes a download's data in a helper thread, in order.
+    """Writes one download into its local file, from one stream or several, and hashes it:
+    the ranges still to ask for, the blocks written, and the SHA-256 of the written prefix.
 
-    The calling thread keeps the SFTP requests going meanwhile; the queue holds at most
-    QUEUE_BLOCKS replies. A local write error is raised in the calling thread.
+    Each stream (one SFTP connection, one thread) takes ranges from here, keeps its reads in
+    flight, and writes every reply's block at its offset as it arrives; ranges are handed out
+    in increasing order, so the blocks land close together and the file fills from the front.
+    A stream that fails gives back the ranges it had asked for, and another takes them. A
+    hashing thread reads the file back in order as its prefix completes: the digest is that of
+    the bytes on disk, however they were assembled, and it costs the streams neither time nor
+    memory beyond one block. `finish` says whether the blocks make one whole file.
     """
 
-    def __init__(self, local, digest):
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(local, digest), name="sftp-download-writer", daemon=True
-        )
-        self._thread.start()
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._changed = threading.Condition()
+        self.size: int | None = None  # FSTAT's answer, while the file keeps to it
+        self.eof: int | None = None  # where the server said the file ends
+        self._cursor = 0  # the next offset never asked for
+        self._given_back: list[tuple[int, int]] = []  # (offset, length) a stream could not finish
+        self._pieces: dict[int, int] = {}  # offset -> end of written pieces past the prefix
+        self.written = 0  # [0, written) is on disk
+        self._out = 0  # ranges taken and neither written, answered end of file nor given back
+        self._stopped = False
+        self._shrank = False
+        self._hashed = 0
+        self._finished = False
+        self._abandoned = False
+        self._hash_error: BaseException | None = None
+        self.digest = hashlib.sha256()
+        self._hasher = threading.Thread(target=self._hash, name="sftp-download-hash", daemon=True)
+        self._hasher.start()
 
-    def _run(self, local, digest) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    digest.update(data)
-                    local.write(data)
-                except BaseException as error:  # handed to the calling thread
-                    self._error = error
+    def take(self, length: int) -> tuple[int, int] | None:
+        """The next range to ask for, or None when every range is asked for (or stopping).
 
-    def write(self, data, timeout: float) -> None:
-        if self._error is not None:
-            raise self._error
+        With the size known, the last range starts at or before it: a short read ending at the
+        size, or an end-of-file answer at it, shows the file ends there without another round
+        trip. Without it, ranges are handed out until the server says end of file.
+        """
+        with self._changed:
+            if self._stopped:
+                return None
+            past_end = (self.eof is not None and self._cursor >= self.eof) or (
+                self.size is not None and self._cursor > self.size
+            )
+            if self._given_back:
+                asked = self._given_back.pop()
+            elif past_end:
+                return None
+            else:
+                asked = self._cursor, length
+                self._cursor += length
+            self._out += 1
+            return asked
+
+    def give_back(self, ranges: list[tuple[int, int]]) -> None:
+        """Ranges a stream took and will not finish: another stream takes them."""
+        with self._changed:
+            self._given_back.extend(ranges)
+            self._out -= len(ranges)
+            self._changed.notify_all()
+
+    def end_at(self, offset: int) -> None:
+        """The server answered end of file to the range at `offset`."""
+        with self._changed:
+            self.eof = offset if self.eof is None else min(self.eof, offset)
+            if self.size is not None and offset < self.size:
+                self._shrank = True
+            self._done_one()
+
+    def _done_one(self) -> None:
+        self._out -= 1
+        if not self._out:
+            self._changed.notify_all()
+
+    def came_short(self, offset: int, count: int, asked: int) -> None:
+        """The reply at `offset` has `count` bytes of the `asked` (told before it is written):
+        at the file's size, or empty, that is the file's end; inside it, the rest is asked
+        for again."""
+        end = offset + count
+        with self._changed:
+            if count == 0 or (self.size is not None and end >= self.size):
+                self.eof = end if self.eof is None else min(self.eof, end)
+            else:
+                self._given_back.append((end, asked - count))
+                self._changed.notify_all()
+
+    def write(self, offset: int, data: memoryview) -> None:
+        """Write one reply's data at its offset in the local file."""
+        count = len(data)
+        done = 0
+        while done < count:
+            done += os.pwrite(self._fd, data[done:], offset + done)
+        with self._changed:
+            end = offset + count
+            if self.size is not None and end > self.size:
+                self.size = None  # the file grew while it was read: read on to its end
+            if offset == self.written:
+                self.written = end
+                while self.written in self._pieces:
+                    self.written = self._pieces.pop(self.written)
+                if self.written - self._hashed >= HASH_BLOCK:
+                    self._changed.notify_all()  # wakes the hashing thread a block at a time
+            elif count:
+                self._pieces[offset] = end
+            self._done_one()
+
+    def wait_for_others(self) -> bool:
+        """Once a stream has nothing left to ask for: wait until the others have finished
+        every range they took, or given some back. True if there are ranges to take again."""
+        with self._changed:
+            while self._out and not self._given_back:
+                self._changed.wait()
+            return bool(self._given_back)
+
+    def stop(self) -> None:
+        """No more ranges for anyone: a stream ends once its replies are in."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+    def wait_until_idle(self) -> None:
+        """After `stop`: return once no stream has a range out, so none writes any more."""
+        with self._changed:
+            while self._out:
+                self._changed.wait()
+
+    def finish(self) -> int:
+        """The file's size, once its every byte is written and hashed; raises if the pieces do
+        not make up one whole file (the file changed on the server while it was read)."""
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
+            eof = self.eof
+        self._hasher.join()
+        if self._hash_error is not None:
+            raise self._hash_error
+        if self._shrank:
+            raise SFTPError("the file shrank while it was read")
+        if eof is None or self.written != eof or self._pieces:
+            raise SFTPError("the file changed while it was read")
+        return eof
+
+    def abandon(self) -> None:
+        """Stop the hashing thread without waiting for the rest of the file."""
+        with self._changed:
+            self._abandoned = self._finished = True
+            self._changed.notify_all()
+        self._hasher.join()
+
+    def _hash(self) -> None:
+        block = memoryview(bytearray(HASH_BLOCK))
         try:
-            self._queue.put(data, timeout=timeout)
-        except queue.Full:
-            raise TimeoutError("writing the local file timed out") from None
+            while True:
+                with self._changed:
+                    while self._hashed == self.written and not self._finished:
+                        self._changed.wait()
+                    if self._abandoned or self._hashed == self.written:
+                        return  # abandoned, or finished with every written byte hashed
+                    upto = self.written
+                while self._hashed < upto:
+                    count = os.preadv(self._fd, [block[: upto - self._hashed]], self._hashed)
+                    if count <= 0:
+                        raise OSError("the local file was cut short while it was written")
+                    self.digest.update(block[:count])
+                    self._hashed += count
+        except BaseException as error:  # handed to the calling thread by finish()
+            self._hash_error = error
 
-    def finish(self) -> None:
-        """Wait for everything queued to be written; raise the writer's error if any."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+
+def _read_stream(
+    client, handle: bytes, writer: _BlockWriter, request_size: int, progress=None, sized=None
+) -> None:
+    """Keep READS_IN_FLIGHT reads out on one connection, taking their ranges from `writer`
+    and handing it each reply as it comes, until it has no range left. On a failure the
+    ranges still asked for go back to the writer before the error is raised.
+
+    With `sized`, an FSTAT goes out with the first read, and `sized(size)` (None if the
+    server does not say) is called before any other read is asked for.
+    """
+    replies = _Replies()
+    pending: deque[tuple[int, int, int]] = deque()  # (request number, offset, length)
+
+    def ask() -> bool:
+        asked = writer.take(request_size)
+        if asked is None:
+            return False
+        offset, length = asked
+        try:
+            number = client._async_request(replies, CMD_READ, handle, int64(offset), length)
+        except BaseException:
+            writer.give_back([asked])
+            raise
+        pending.append((number, offset, length))
+        return True
+
+    try:
+        if sized is not None:
+            stat_number = client._async_request(replies, CMD_FSTAT, handle)
+            ask()
+            kind, message = replies.wait(client, stat_number)
+            sized(SFTPAttributes._from_msg(message).st_size if kind == CMD_ATTRS else None)
+        while True:
+            while len(pending) < READS_IN_FLIGHT and ask():
+                pass
+            if not pending:
+                return
+            number, offset, length = pending[0]
+            kind, message = replies.wait(client, number)
+            if kind == CMD_STATUS:
+                if message.get_int() != SFTP_EOF:
+                    raise OSError(message.get_text())
+                writer.end_at(offset)
+            elif kind == CMD_DATA:
+                raw = message.asbytes()
+                (count,) = struct.unpack(">I", raw[4:8])
+                if count < length:
+                    writer.came_short(offset, count, length)
+                writer.write(offset, memoryview(raw)[8 : 8 + count])
+            else:
+                raise SFTPError("Expected data")
+            pending.popleft()
+            if progress is not None:
+                progress()
+    except BaseException:
+        writer.give_back([(offset, length) for _number, offset, length in pending])
+        raise
 
 
 class SftpSession:
@@ -745,83 +1004,108 @@ class SftpSession:
             raise self._fail(f"Opening {remote_path}", error) from None
         try:
             try:
-                with open(local_path, "wb") as local:
-                    digest = hashlib.sha256()
-                    writer = _BlockWriter(local, digest)
-                    try:
-                        size = self._download(client, handle, writer, progress)
-                    finally:
-                        writer.finish()
-                    local.flush()
-                    os.fsync(local.fileno())
+                local = os.open(local_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+                try:
+                    result = self._download(client, handle, remote_path, local, progress)
+                    os.fsync(local)
+                finally:
+                    os.close(local)
             except BaseException:
                 _close_quietly(client, handle)
                 raise
             client._request(CMD_CLOSE, handle)
-            return size, digest.hexdigest()
+            return result
         except _TRANSFER_ERRORS as error:
             raise self._fail(f"Downloading {remote_path} to {local_path}", error) from None
 
-    def _download(self, client, handle: bytes, writer: "_BlockWriter", progress) -> int:
-        """Read requests of `_read_size`, at most READS_IN_FLIGHT outstanding, written in order.
+    def _download(self, client, handle: bytes, remote_path: str, local: int, progress):
+        """Read the remote file into `local` over this connection and, for a large file, over
+        DOWNLOAD_STREAMS - 1 more at once; returns its (size, SHA-256 hex).
 
-        The file's size (FSTAT, sent with the first read) bounds the requests; a request at the
-        end confirms it. Memory stays at READS_IN_FLIGHT replies plus the writer's queue,
-        whatever the file size.
+        Why more than one: paramiko decrypts and parses every packet in Python threads that
+        share one interpreter lock, so one connection keeps about one client core busy, and
+        one sshd process on the server. A second connection, with reads in flight of its own,
+        lets the second core work on both sides. The file's size (FSTAT, sent with the first
+        read) decides; a smaller file is done before another connection would be up. The
+        other connections only help: one that cannot connect or breaks gives its ranges back
+        and this connection reads them, so only a failure of the session's own connection
+        fails the download (and the caller starts it again from the beginning).
         """
-        request_size = self._read_size
-        replies = _Replies()
-        pending: deque[tuple[int, int, int]] = deque()  # (request number, offset, length)
-        received = 0
-        end: int | None = None  # the size FSTAT reported
+        writer = _BlockWriter(local)
+        helpers: list[SftpSession] = []
+        reported = None
 
-        def ask(offset: int, length: int) -> None:
-            number = client._async_request(replies, CMD_READ, handle, int64(offset), length)
-            pending.append((number, offset, length))
+        def report() -> None:
+            nonlocal reported
+            if progress is not None and writer.written != reported:
+                reported = writer.written
+                progress(reported)
 
-        stat_number = client._async_request(replies, CMD_FSTAT, handle)
-        ask(0, request_size)
-        next_offset = request_size
-        kind, message = replies.wait(client, stat_number)
-        if kind == CMD_ATTRS:
-            end = SFTPAttributes._from_msg(message).st_size
-        eof = False
-        while pending:
-            while (
-                not eof and len(pending) < READS_IN_FLIGHT and (end is None or next_offset <= end)
-            ):
-                ask(next_offset, request_size)
-                next_offset += request_size
-            number, offset, length = pending.popleft()
-            kind, message = replies.wait(client, number)
-            if kind == CMD_STATUS:
-                if message.get_int() != SFTP_EOF:
-                    raise OSError(message.get_text())
-                eof = True
-                if end is not None and received < end:
-                    raise SFTPError("the file shrank while it was read")
-                continue
-            if kind != CMD_DATA:
-                raise SFTPError("Expected data")
-            if offset != received:
-                raise SFTPError("the file changed while it was read")
-            raw = message.asbytes()
-            (count,) = struct.unpack(">I", raw[4:8])
-            writer.write(memoryview(raw)[8 : 8 + count], self.timeout)
-            received += count
-            if progress is not None:
-                progress(received)
-            if count < length and (end is None or received < end):
-                # a short read inside the file: ask for the rest before anything else
-                number = client._async_request(
-                    replies, CMD_READ, handle, int64(received), length - count
+        def sized(size: int | None) -> None:
+            writer.size = size
+            if size is None or size < STREAMS_FROM:
+                return
+            for _ in range(DOWNLOAD_STREAMS - 1):
+                helper = self._helper()
+                thread = threading.Thread(
+                    target=helper._read_alongside,
+                    args=(remote_path, size, writer),
+                    name="sftp-download-stream",
+                    daemon=True,
                 )
-                pending.appendleft((number, received, length - count))
-            elif count < length:
-                eof = True
-        if progress is not None and received == 0:
-            progress(0)  # an empty file: one call, at its size
-        return received
+                helpers.append(helper)
+                thread.start()
+
+        try:
+            _read_stream(client, handle, writer, self._read_size, report, sized)
+            while writer.wait_for_others():  # a helper broke off: read what it left
+                _read_stream(client, handle, writer, self._read_size, report)
+            # A helper still connecting finds nothing left and closes its connection; the file
+            # does not wait for it.
+            writer.stop()
+            size = writer.finish()
+        except BaseException:
+            writer.stop()
+            for helper in helpers:
+                helper.close()  # a helper waiting for replies fails at once, giving them back
+            writer.wait_until_idle()  # then nothing writes to `local` any more
+            raise
+        finally:
+            writer.abandon()
+        if progress is not None and reported != size:
+            progress(size)  # the rest came over the other connections; an empty file: 0
+        return size, writer.digest.hexdigest()
+
+    def _helper(self) -> "SftpSession":
+        """A session like this one, for a connection of its own."""
+        return SftpSession(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            private_key=self._private_key,
+            host_key=self.host_key,
+            timeout=self.timeout,
+        )
+
+    def _read_alongside(self, remote_path: str, size: int, writer: "_BlockWriter") -> None:
+        """A helper's whole life (its own thread): connect, open the same file, read ranges
+        from `writer` until none are left, close. Its failures are logged, not raised: its
+        ranges went back to the writer."""
+        try:
+            self.connect()
+            client = self._sftp
+            handle = _open_handle(client, remote_path, SFTP_FLAG_READ)
+            try:
+                kind, message = client._request(CMD_FSTAT, handle)
+                if kind != CMD_ATTRS or SFTPAttributes._from_msg(message).st_size != size:
+                    return  # not the file the session opened, or it changed meanwhile
+                _read_stream(client, handle, writer, self._read_size)
+            finally:
+                _close_quietly(client, handle)
+        except Exception as error:
+            log.info("A second stream of %s on %s stopped: %s", remote_path, self.where, error)
+        finally:
+            self.close()
 
 
 def _invoke_sftp(transport: paramiko.Transport, channel: paramiko.Channel, timeout: float):

@@ -1,0 +1,306 @@
+"""A large download read over more than one connection at once (transfers.sftp, `_download`).
+
+Against a real OpenSSH sshd on loopback (tests/sshd.py), through tests/fault_proxy.py where a
+connection must break at a chosen moment: connection 1 is always the session's own, 2 the
+second stream's. STREAMS_FROM is lowered so that a few MiB take the way a large file takes.
+The writer's bookkeeping (which range next, what is written, where the file ends) is also
+tested on its own, on a local file.
+"""
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from paramiko.sftp import SFTPError
+
+from tests.fault_proxy import Fate, FaultProxy
+from tests.sshd import sshd_fixture
+from transfers import sftp
+from transfers.sftp import SftpError, SftpSession, SftpUnreachable
+
+MIB = 1 << 20
+SIZE = 24 * MIB + 12_345  # not a multiple of the read size: the last read comes short
+
+sshd = sshd_fixture()
+
+
+@pytest.fixture(autouse=True)
+def large_from_4_mib(monkeypatch):
+    monkeypatch.setattr(sftp, "STREAMS_FROM", 4 * MIB)
+
+
+def session_for(server, port: int | None = None, timeout: float = 10.0) -> SftpSession:
+    return SftpSession(
+        host=server.host,
+        port=port or server.port,
+        username=server.username,
+        private_key=server.private_key,
+        host_key=server.host_key,
+        timeout=timeout,
+    )
+
+
+def write_file(path: Path, size: int) -> str:
+    """`size` random bytes, no block repeated (a piece written at a wrong offset shows)."""
+    digest = hashlib.sha256()
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            piece = os.urandom(min(left, MIB))
+            digest.update(piece)
+            out.write(piece)
+            left -= len(piece)
+    return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stream_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "sftp-download-stream"]
+
+
+def carried(proxy: FaultProxy, connection: int) -> int:
+    """Bytes the proxy forwarded on one connection, both directions."""
+    offsets = proxy.offsets.get(connection, [])
+    return offsets[-1] if offsets else 0
+
+
+def fail_connection(number: int, kind: str, after: int):
+    return lambda connection: Fate(kind, after) if connection == number else Fate()
+
+
+def until(condition, deadline: float = 15.0) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, "waited in vain"
+        time.sleep(0.01)
+
+
+def second_stream_joins(condition, calls: list | None = None):
+    """A progress callback that holds the session's own stream at its first reply until
+    `condition()`: on loopback it could otherwise read the whole file before the second
+    connection is up."""
+
+    def progress(done: int) -> None:
+        if calls is not None:
+            calls.append(done)
+        if not progress.waited:
+            progress.waited = True
+            until(condition)
+
+    progress.waited = False
+    return progress
+
+
+# -- over sshd ------------------------------------------------------------------------------------
+
+
+def test_a_large_file_comes_over_two_connections_whole_and_in_order(sshd, tmp_path):
+    expected = write_file(sshd.root / "large.bin", SIZE)
+    calls = []
+    with FaultProxy(sshd.port) as proxy, session_for(sshd, proxy.port) as session:
+        progress = second_stream_joins(lambda: carried(proxy, 2) > 4 * MIB, calls)
+        result = session.get_file("large.bin", tmp_path / "large.bin", progress=progress)
+        assert proxy.connections == 2
+        assert carried(proxy, 1) > 2 * MIB and carried(proxy, 2) > 4 * MIB, proxy.offsets
+        assert carried(proxy, 1) + carried(proxy, 2) < SIZE + 2 * MIB  # each range read once
+        assert session.connected
+    assert result == (SIZE, expected)
+    assert sha256_of(tmp_path / "large.bin") == expected  # the digest is of the stored bytes
+    assert calls == sorted(set(calls)) and calls[-1] == SIZE
+    until(lambda: not stream_threads())
+
+
+def test_a_file_below_the_threshold_uses_the_session_connection_alone(sshd, tmp_path):
+    expected = write_file(sshd.root / "small.bin", 4 * MIB - 1)
+    with FaultProxy(sshd.port) as proxy, session_for(sshd, proxy.port) as session:
+        assert session.get_file("small.bin", tmp_path / "small.bin") == (4 * MIB - 1, expected)
+        assert proxy.connections == 1
+
+
+@pytest.mark.parametrize("size", [4 * MIB, 4 * MIB + 1, 16 * 261_120])
+def test_sizes_at_the_threshold_and_at_read_boundaries(sshd, tmp_path, size):
+    expected = write_file(sshd.root / "edge.bin", size)
+    with session_for(sshd) as session:
+        assert session.get_file("edge.bin", tmp_path / "edge.bin") == (size, expected)
+    assert sha256_of(tmp_path / "edge.bin") == expected
+
+
+@pytest.mark.parametrize("kind", ["cut", "stall"])
+def test_the_second_connection_broken_mid_file_leaves_its_reads_to_the_first(sshd, tmp_path, kind):
+    """A reset or a black hole on the second connection: the session's own connection reads
+    the ranges it had asked for, and the file is whole; a stall costs one timeout."""
+    expected = write_file(sshd.root / "large.bin", SIZE)
+    plan = fail_connection(2, kind, after=4 * MIB)
+    with FaultProxy(sshd.port, plan=plan, linger=0.2) as proxy:
+        with session_for(sshd, proxy.port, timeout=2.0) as session:
+            progress = second_stream_joins(lambda: proxy.faults)
+            started = time.monotonic()
+            result = session.get_file("large.bin", tmp_path / "large.bin", progress=progress)
+            elapsed = time.monotonic() - started
+            assert session.connected
+        assert [(fault.connection, fault.kind) for fault in proxy.faults] == [(2, kind)]
+    assert result == (SIZE, expected)
+    assert sha256_of(tmp_path / "large.bin") == expected
+    assert elapsed < 20
+    until(lambda: not stream_threads())
+
+
+def test_a_second_connection_that_cannot_log_in_leaves_the_file_to_the_first(sshd, tmp_path):
+    expected = write_file(sshd.root / "large.bin", SIZE)
+    with FaultProxy(sshd.port, plan=fail_connection(2, "cut", after=0)) as proxy:
+        with session_for(sshd, proxy.port) as session:
+            assert session.get_file("large.bin", tmp_path / "large.bin") == (SIZE, expected)
+        assert proxy.connections == 2 and carried(proxy, 2) < 64 * 1024
+
+
+def test_the_session_connection_cut_mid_file_fails_it_and_a_new_session_reads_it_whole(
+    sshd, tmp_path
+):
+    """Only the session's own connection decides: cut, the download fails with no stream left
+    running, and the next attempt (a new connection, as a worker's retry makes) starts over
+    and stores the whole file."""
+    expected = write_file(sshd.root / "large.bin", SIZE)
+    local = tmp_path / "large.bin"
+    with FaultProxy(sshd.port, plan=fail_connection(1, "cut", after=6 * MIB)) as proxy:
+        session = session_for(sshd, proxy.port, timeout=5.0)
+        session.connect()
+        progress = second_stream_joins(lambda: carried(proxy, 2) > MIB)
+        with pytest.raises(SftpUnreachable):
+            session.get_file("large.bin", local, progress=progress)
+        assert not session.connected
+        until(lambda: not stream_threads())
+        assert proxy.faults and proxy.faults[0].connection == 1
+        session.connect()  # connection 3: the retry
+        assert session.get_file("large.bin", local) == (SIZE, expected)
+        session.close()
+    assert sha256_of(local) == expected
+
+
+def test_every_connection_killed_mid_file_fails_the_download_instead_of_hanging(sshd, tmp_path):
+    write_file(sshd.root / "large.bin", SIZE)
+    session = session_for(sshd, timeout=5.0)
+    session.connect()
+    logins = sshd.log().count("Accepted publickey")
+    killed = []
+
+    def progress(done):
+        if not killed:
+            until(lambda: sshd.log().count("Accepted publickey") == logins + 1)
+            time.sleep(0.2)  # the second stream under way
+            killed.append(sshd.kill_sessions())
+
+    started = time.monotonic()
+    with pytest.raises(SftpError):
+        session.get_file("large.bin", tmp_path / "large.bin", progress=progress)
+    assert time.monotonic() - started < 20
+    assert killed and killed[0] >= 2  # both connections' sshd processes
+    assert not session.connected
+    until(lambda: not stream_threads())
+
+
+def test_a_file_that_shrinks_while_it_is_read_is_refused(sshd, tmp_path):
+    remote = sshd.root / "large.bin"
+    write_file(remote, SIZE)
+
+    def progress(done):
+        if done > 2 * MIB and remote.stat().st_size == SIZE:
+            os.truncate(remote, 10 * MIB)
+
+    with session_for(sshd) as session, pytest.raises(SftpError, match=r"shrank|changed"):
+        session.get_file("large.bin", tmp_path / "large.bin", progress=progress)
+    until(lambda: not stream_threads())
+
+
+# -- the writer alone ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local(tmp_path):
+    descriptor = os.open(tmp_path / "assembled", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    yield descriptor
+    os.close(descriptor)
+
+
+def test_pieces_written_out_of_order_make_the_file_and_its_digest_in_order(local, tmp_path):
+    data = os.urandom(3 * sftp.HASH_BLOCK + 5)
+    writer = sftp._BlockWriter(local)
+    writer.size = len(data)
+    ranges = []
+    while asked := writer.take(MIB):
+        ranges.append(asked)
+    assert ranges == [(offset, MIB) for offset in range(0, 4 * MIB, MIB)]
+    for offset, length in reversed(ranges):  # the last first
+        block = memoryview(data)[offset : offset + length]
+        if len(block) < length:
+            writer.came_short(offset, len(block), length)
+        writer.write(offset, block)
+        assert writer.written == (0 if offset else len(data))
+    assert writer.finish() == len(data)
+    assert writer.digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "assembled").read_bytes() == data
+
+
+def test_a_short_read_inside_the_file_is_asked_for_again_and_one_at_its_end_ends_it(local):
+    writer = sftp._BlockWriter(local)
+    writer.size = 600
+    assert writer.take(256) == (0, 256)
+    writer.came_short(0, 100, 256)  # the server gave less than asked
+    writer.write(0, memoryview(b"a" * 100))
+    assert writer.take(256) == (100, 156)
+    writer.write(100, memoryview(b"b" * 156))
+    assert writer.take(256) == (256, 256)
+    assert writer.take(256) == (512, 256)
+    writer.write(256, memoryview(b"c" * 256))
+    writer.came_short(512, 88, 256)  # short at the size: the end, no more reads
+    writer.write(512, memoryview(b"d" * 88))
+    assert writer.take(256) is None
+    assert writer.finish() == 600
+    assert (
+        writer.digest.hexdigest()
+        == hashlib.sha256(b"a" * 100 + b"b" * 156 + b"c" * 256 + b"d" * 88).hexdigest()
+    )
+
+
+def test_ranges_a_stream_gives_back_are_taken_again_before_new_ones(local):
+    writer = sftp._BlockWriter(local)
+    writer.size = 10 * 256
+    taken = [writer.take(256) for _ in range(3)]
+    writer.give_back(taken[1:])
+    assert {writer.take(256), writer.take(256)} == set(taken[1:])
+    assert writer.take(256) == (768, 256)
+    writer.abandon()
+
+
+def test_a_gap_or_an_early_end_of_file_is_refused(local):
+    writer = sftp._BlockWriter(local)
+    for offset in (0, 4, 8):
+        assert writer.take(4) == (offset, 4)
+    writer.write(0, memoryview(b"x" * 4))
+    writer.write(8, memoryview(b"z" * 4))  # 4..8 never arrived
+    writer.end_at(12)
+    with pytest.raises(SFTPError, match="changed"):
+        writer.finish()
+
+    shrunk = sftp._BlockWriter(local)
+    shrunk.size = 100
+    assert shrunk.take(50) == (0, 50) and shrunk.take(50) == (50, 50)
+    shrunk.write(0, memoryview(b"x" * 50))
+    shrunk.end_at(50)  # the server's end of file, before the size it gave
+    with pytest.raises(SFTPError, match="shrank"):
+        shrunk.finish()
+
+
+def test_an_empty_file(local):
+    writer = sftp._BlockWriter(local)
+    writer.size = 0
+    assert writer.take(256) == (0, 256)  # asked once: the answer is end of file
+    writer.end_at(0)
+    assert writer.take(256) is None
+    assert writer.finish() == 0
+    assert writer.digest.hexdigest() == hashlib.sha256(b"").hexdigest()
