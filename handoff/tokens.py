@@ -110,12 +110,12 @@ class TokenPrincipal:
     is_authenticated: bool = True
     is_active: bool = True
     is_superuser: bool = False
-    # access.scope_of reads a scope already worked out from here, so the rules see the vendor
-    # the IT system belongs to now, whoever made the token.
-    _access_scope: Scope = field(init=False)
+    # Carried for access.scope_of (`access.Scoped`): the rules see the vendor the IT system
+    # belongs to now, whoever made the token.
+    access_scope: Scope = field(init=False)
 
     def __post_init__(self) -> None:
-        self._access_scope = Scope(vendor_ids=frozenset({self.token.it_system.vendor_id}))
+        self.access_scope = Scope(vendor_ids=frozenset({self.token.it_system.vendor_id}))
 
     @property
     def it_system(self) -> ItSystem:

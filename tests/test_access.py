@@ -1,14 +1,19 @@
 """Tenant isolation: a user of one organisation cannot read or change another's records."""
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
 from django_q.models import Schedule
 
+from handoff import tokens
 from portal.accounts import access
 from portal.accounts.models import Membership
 from portal.itsystems.models import ItSystem
+from tests.conftest import make_user
+from tests.handoff_setup import token_for
+from transfers.models import Route, Transfer
 
 
 def test_vendor_staff_see_only_their_vendors_it_systems(staff_a, system_a, system_b):
@@ -136,3 +141,67 @@ def test_members_of_another_organisation_are_not_listed(client_for, staff_a, sta
 def test_members_of_the_own_organisation_are_listed(client_for, staff_a, vendor_a):
     page = client_for(staff_a).get(reverse("organisations:detail", args=[vendor_a.pk]))
     assert "Ada" in page.content.decode()
+
+
+# --- Named rules: who sends on a route, fetches a sent file's copy, sets a route's state ---------
+
+ALL_STATES = ["ordered", "established", "suspended"]
+# Who acts, and what the rules answer them for a route from system_a (vendor A) to system_b
+# (vendor B) for Aarhus: may send on it, may fetch a transfer's local copy, states they may set.
+RULES_FOR = {
+    "sending vendor's staff": ("staff_a", True, ["suspended"]),
+    "receiving vendor's staff": ("staff_b", False, []),
+    "municipality": ("architect", False, []),
+    "KOMBIT": ("operator", False, ALL_STATES),
+    "superuser": ("superuser", True, ALL_STATES),
+    "sending IT system's token": ("token_a", True, ["suspended"]),
+    "receiving IT system's token": ("token_b", False, []),
+    "sending vendor's deactivated staff": ("inactive_a", False, []),
+}
+
+
+@pytest.fixture
+def route(system_a, system_b, aarhus):
+    # Unsaved: the rules decide from the route's sender alone, without a query.
+    return Route(sender=system_a, receiver=system_b, municipality=aarhus)
+
+
+@pytest.fixture
+def token_a(system_a):
+    return tokens.TokenPrincipal(tokens.check(token_for(system_a)))
+
+
+@pytest.fixture
+def token_b(system_b):
+    return tokens.TokenPrincipal(tokens.check(token_for(system_b)))
+
+
+@pytest.fixture
+def inactive_a(vendor_a):
+    return make_user("gone-a", vendor_a, is_active=False)
+
+
+@pytest.mark.parametrize("who", RULES_FOR)
+def test_the_named_rules_answer_each_kind_of_actor(request, route, who, django_assert_num_queries):
+    fixture, sends, states = RULES_FOR[who]
+    actor = request.getfixturevalue(fixture)
+    access.scope_of(actor)  # read once a request, as the views do
+    with django_assert_num_queries(0):
+        assert access.may_send_on(actor, route) is sends
+        assert access.may_download_copy(actor, Transfer(route=route)) is sends
+        assert access.route_states_settable(actor, route) == states
+
+
+def test_a_principal_that_carries_its_scope_is_taken_at_its_word(aarhus):
+    carried = access.Scope(municipality_ids=frozenset({aarhus.pk}))
+    principal = SimpleNamespace(
+        is_authenticated=True, is_active=True, is_superuser=False, access_scope=carried
+    )
+    assert access.scope_of(principal) is carried
+    assert access.memberships_of(principal) == []
+
+
+def test_a_tokens_principal_carries_its_it_systems_vendor(token_a, system_a):
+    assert access.scope_of(token_a) == access.Scope(vendor_ids=frozenset({system_a.vendor_id}))
+    assert access.memberships_of(token_a) == []
+    assert not hasattr(token_a, "_access_scope")  # carried in the open, not in the user's cache

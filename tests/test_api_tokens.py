@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from handoff import tokens
 from handoff.models import ApiToken
+from portal.accounts import access
 from portal.audit.models import AuditEvent
 from tests.handoff_setup import bearer, token_for
 
@@ -107,8 +108,8 @@ def test_only_those_who_may_change_the_it_system_reach_its_tokens(
 def test_a_token_acts_for_the_it_systems_vendor_of_today(client, system_a, vendor_b):
     plain = token_for(system_a)
     principal = tokens.TokenPrincipal(tokens.check(plain))
-    assert principal._access_scope.vendor_ids == {system_a.vendor_id}
+    assert access.scope_of(principal).vendor_ids == {system_a.vendor_id}
     system_a.vendor = vendor_b
     system_a.save()
     principal = tokens.TokenPrincipal(tokens.check(plain))
-    assert principal._access_scope.vendor_ids == {vendor_b.pk}
+    assert access.scope_of(principal).vendor_ids == {vendor_b.pk}

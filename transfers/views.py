@@ -35,7 +35,8 @@ from portal.accounts.access import (
     can_change,
     get_changeable_or_404,
     get_visible_or_404,
-    scope_of,
+    may_download_copy,
+    route_states_settable,
     vendors_acted_for,
     visible,
 )
@@ -294,12 +295,6 @@ def pretty_xml(text: str) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
-def _may_download(user, transfer: Transfer) -> bool:
-    """The local copy is the sending vendor's data: its staff (and superusers) may fetch it."""
-    scope = scope_of(user)
-    return scope.is_superuser or transfer.route.sender.vendor_id in scope.vendor_ids
-
-
 def _status(request: HttpRequest, transfer: Transfer, shown: str = "") -> dict:
     """What the polled status panel shows."""
     final = transfer.state in Transfer.State.FINAL
@@ -327,7 +322,7 @@ def _status(request: HttpRequest, transfer: Transfer, shown: str = "") -> dict:
 @login_required
 def transfer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     transfer = get_visible_or_404(request.user, _TRANSFERS, pk=pk)
-    may_download = _may_download(request.user, transfer)
+    may_download = may_download_copy(request.user, transfer)
     return render(
         request,
         "transfers/transfer_detail.html",
@@ -376,7 +371,7 @@ def _audit_account(request: HttpRequest, action: str, account: SftpAccount, **de
 @login_required
 def transfer_download(request: HttpRequest, pk: int) -> FileResponse:
     transfer = get_visible_or_404(request.user, _TRANSFERS, pk=pk)
-    if not _may_download(request.user, transfer):
+    if not may_download_copy(request.user, transfer):
         raise PermissionDenied
     path = Path(transfer.payload)
     if not path.is_file():
@@ -544,11 +539,13 @@ def route_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def route_state(request: HttpRequest, pk: int) -> HttpResponse:
-    route = get_changeable_or_404(request.user, Route.objects.all(), pk=pk)
+    route = get_changeable_or_404(
+        request.user,
+        Route.objects.select_related("sender__vendor", "receiver__vendor", "municipality"),
+        pk=pk,
+    )
     state = request.POST.get("state")
-    # KOMBIT establishes routes on the platform; the vendor may suspend its own.
-    allowed = Route.State.values if acts_for_kombit(request.user) else [Route.State.SUSPENDED]
-    if state not in allowed:
+    if state not in route_states_settable(request.user, route):
         raise PermissionDenied
     route.state = state
     route.save(update_fields=["state", "changed_at"])

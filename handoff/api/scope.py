@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from handoff.tokens import TokenPrincipal
-from portal.accounts.access import can_change, visible
+from portal.accounts.access import can_change, may_send_on, visible
 from transfers import listing
 from transfers.models import ReceivedFile, Route
 
@@ -40,7 +40,7 @@ def received_files(principal: TokenPrincipal) -> QuerySet:
 def route_to_send_on(principal: TokenPrincipal, pk: int) -> Route:
     """404 for a route the token cannot see, 403 for one its IT system does not send on."""
     route = get_object_or_404(routes(principal), pk=pk)
-    if route.sender_id != principal.it_system_id or not can_change(principal, route):
+    if route.sender_id != principal.it_system_id or not may_send_on(principal, route):
         raise PermissionDenied("The token's IT system does not send on this route.")
     return route
 

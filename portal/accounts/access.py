@@ -10,6 +10,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
+from typing import Protocol
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
@@ -68,8 +69,19 @@ class Scope:
         return self.vendor_ids | self.municipality_ids | self.kombit_ids
 
 
+class Scoped(Protocol):
+    """Something that acts under these rules without being a portal user (an API token): it
+    carries the scope it acts in as `access_scope`, and `scope_of` takes that as it is. It has
+    no memberships."""
+
+    access_scope: Scope
+
+
 def scope_of(user) -> Scope:
     """The user's scope, read once per request and kept on the user object."""
+    carried = getattr(user, "access_scope", None)
+    if carried is not None:
+        return carried
     cached = getattr(user, "_access_scope", None)
     if cached is not None:
         return cached
@@ -98,7 +110,7 @@ def scope_of(user) -> Scope:
 def memberships_of(user) -> list[Membership]:
     """The user's memberships with their organisations, read with the scope: once a request."""
     scope_of(user)
-    # A scope made some other way (an API token's) comes with no memberships.
+    # A scope carried by its principal (`Scoped`, an API token's) comes with no memberships.
     return getattr(user, "_memberships", [])
 
 
@@ -346,6 +358,33 @@ def acts_for_kombit(user) -> bool:
 def acts_for_vendor(user, vendor: Organisation) -> bool:
     scope = scope_of(user)
     return vendor.pk in scope.vendor_ids or scope.is_superuser
+
+
+def _sends_on(user, route: Route) -> bool:
+    scope = scope_of(user)
+    return scope.is_superuser or route.sender.vendor_id in scope.vendor_ids
+
+
+def may_send_on(user, route: Route) -> bool:
+    """Files are queued on a route by the staff of its sending vendor (and superusers): the
+    municipality and the receiving vendor read its transfers, KOMBIT runs it, none sends."""
+    return _sends_on(user, route)
+
+
+def may_download_copy(user, transfer: Transfer) -> bool:
+    """The local copy of a sent file is the sending vendor's data: its staff (and superusers)
+    may fetch it; the others the transfer concerns see its record, not its content."""
+    return _sends_on(user, transfer.route)
+
+
+def route_states_settable(user, route: Route) -> list[str]:
+    """The states `user` may set `route` to. KOMBIT establishes routes on the platform, so it
+    sets any state; the sending vendor may suspend its own route; no one else sets any."""
+    if acts_for_kombit(user):
+        return list(Route.State.values)
+    if _sends_on(user, route):
+        return [Route.State.SUSPENDED]
+    return []
 
 
 def _filter(user, queryset: QuerySet, kind: str) -> QuerySet:

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 
 from handoff import cli
-from portal.accounts.access import can_change, vendors_acted_for
+from portal.accounts.access import may_send_on
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from transfers.models import Route, Transfer
@@ -92,10 +92,7 @@ class Command(BaseCommand):
         )
         if route is None:
             raise cli.Refused(f"No route {pk}.")
-        if user is not None and not (
-            can_change(user, route)
-            and vendors_acted_for(user).filter(pk=route.sender.vendor_id).exists()
-        ):
+        if user is not None and not may_send_on(user, route):
             raise cli.Refused(f"{user.username} may not send on route {pk}.")
         return route
 
