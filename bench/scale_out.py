@@ -69,7 +69,7 @@ class UploadLog:
 
 def queue_sends(routes: list, count: int, user) -> list:
     """`count` sends of SIZE bytes, one after another as clicks would, routes taken in turn."""
-    from transfers.queueing import queue_send
+    from transfers.queueing import Channel, queue_send
 
     transfers = []
     for number in range(count):
@@ -82,6 +82,7 @@ def queue_sends(routes: list, count: int, user) -> list:
                 io.BytesIO(body.ljust(SIZE, b"x")),
                 original_name=f"borgere-{code}-{number}.csv",
                 user=user,
+                channel=Channel.PAGE,
             )
         )
     return transfers

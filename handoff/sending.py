@@ -14,10 +14,8 @@ from django.db import IntegrityError, transaction
 
 from handoff.models import ApiSend
 from handoff.tokens import TokenPrincipal
-from portal.audit.log import record
-from portal.audit.models import AuditEvent
 from transfers.models import Route, Transfer
-from transfers.queueing import CHUNK, queue_send
+from transfers.queueing import CHUNK, Channel, RouteCheck, queue_send
 
 
 @dataclass(frozen=True)
@@ -81,11 +79,17 @@ def replay(earlier: ApiSend, route: Route, content: Content) -> Queued:
 
 
 def queue_from_api(
-    principal: TokenPrincipal, route: Route, upload: UploadedFile, key: str
+    principal: TokenPrincipal,
+    route: Route,
+    upload: UploadedFile,
+    key: str,
+    *,
+    checked: RouteCheck | None = None,
 ) -> Queued:
     """The transfer for this key: queued now, or the one an earlier call with it queued.
 
-    Raises ValidationError when the route refuses the file, KeyReused on a confused key.
+    `checked` is the route as the call found it before it read the file. Raises
+    ValidationError when the route refuses the file, KeyReused on a confused key.
     """
     content = content_of(upload)
     earlier = earlier_send(principal, key)
@@ -94,7 +98,14 @@ def queue_from_api(
     transfer = None
     try:
         with transaction.atomic():
-            transfer = queue_send(route, upload, original_name=content.name)
+            transfer = queue_send(
+                route,
+                upload,
+                original_name=content.name,
+                user=principal,
+                channel=Channel.API,
+                checked=checked,
+            )
             ApiSend.objects.create(
                 it_system_id=principal.it_system_id,
                 key=key,
@@ -104,15 +115,6 @@ def queue_from_api(
                 size=content.size,
                 sha256=content.sha256,
                 token=principal.token,
-            )
-            record(
-                None,
-                AuditEvent.Action.SEND,
-                transfer,
-                concerns=[route.sender.vendor, route.receiver.vendor, route.municipality],
-                sha256=transfer.sha256,
-                via="API",
-                token=principal.token.fingerprint,
             )
     except IntegrityError:
         # A retry with the same key raced this call and won: its transfer stands, this copy goes.

@@ -22,9 +22,7 @@ from django.utils.translation import gettext as _
 
 from handoff import folders, uploads
 from handoff.models import FolderPickup, WatchedFolder
-from portal.audit.log import record
-from portal.audit.models import AuditEvent
-from transfers.queueing import MAX_FILE_BYTES, queue_send
+from transfers.queueing import MAX_FILE_BYTES, Channel, queue_send
 
 log = logging.getLogger(__name__)
 # Never taken: hidden files and the names writers use while a file is incomplete.
@@ -122,23 +120,19 @@ def _take(folder: WatchedFolder, drop: Path, name: str, seen: os.stat_result) ->
     staged = uploads.stage(claimed)
     try:
         with transaction.atomic():
-            transfer = queue_send(folder.route, staged, original_name=name)
+            transfer = queue_send(
+                folder.route,
+                staged,
+                original_name=name,
+                channel=Channel.FOLDER,
+                folder=folder.path,
+            )
             FolderPickup.objects.create(
                 folder=folder,
                 name=name,
                 claimed_as=claimed_as,
                 outcome=FolderPickup.Outcome.QUEUED,
                 transfer=transfer,
-            )
-            route = folder.route
-            record(
-                None,
-                AuditEvent.Action.SEND,
-                transfer,
-                concerns=[route.sender.vendor, route.receiver.vendor, route.municipality],
-                sha256=transfer.sha256,
-                via="watched folder",
-                folder=folder.path,
             )
     except ValidationError as error:
         return _refuse(folder, drop, name, claimed, claimed_as, " ".join(error.messages))

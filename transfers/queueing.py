@@ -1,17 +1,27 @@
-"""Queue a send: check the route may carry it, keep a local copy, create the row, queue its id."""
+"""Queue a send: check the route may carry it, keep a local copy, create the row, queue its id.
+
+Every way a file comes in (the send page, the API, a watched folder, the command line) queues
+it here, and the transfer's row and its audit event are written together: neither exists
+without the other.
+"""
 
 import hashlib
 import os
 import uuid
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 from django_q.tasks import async_task
 
+from portal.audit.log import record
+from portal.audit.models import AuditEvent
 from portal.core.text import file_label
 from portal.onboarding.rules import Onboarding, onboarding_of, readiness
 from transfers.models import Route, SftpAccount, Transfer
@@ -23,6 +33,31 @@ MAX_FILE_BYTES = 2 * 10**9
 
 
 _UNREAD = object()
+
+
+class Channel(StrEnum):
+    """How a file came to be queued. The audit event keeps it as `via`, the value the log reads
+    to name what acted (`AuditEvent.who`); an event without `via` was a person on the page."""
+
+    PAGE = "page"
+    API = "API"
+    FOLDER = "watched folder"
+    # Also code run on the portal's host, e.g. from a shell.
+    COMMAND = "command line"
+
+
+@dataclass(frozen=True)
+class RouteCheck:
+    """What a route was found to be just now: why it may not carry a send (empty when it may),
+    and the sending account a send would go out through."""
+
+    blockers: list[str]
+    account: SftpAccount | None
+
+
+def check_route(route: Route) -> RouteCheck:
+    account = sender_account(route)
+    return RouteCheck(blockers=route_blockers(route, account=account), account=account)
 
 
 def route_blockers(
@@ -122,12 +157,32 @@ def _store(source: BinaryIO, destination: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def queue_send(route: Route, source: BinaryIO, *, original_name: str, user=None) -> Transfer:
-    """One transfer of one file for the route's municipality; refused with reasons if not ready."""
-    blockers = route_blockers(route)
-    if blockers:
-        raise ValidationError(blockers)
-    account = sender_account(route)
+def queue_send(
+    route: Route,
+    source: BinaryIO,
+    *,
+    original_name: str,
+    user=None,
+    channel: Channel = Channel.COMMAND,
+    checked: RouteCheck | None = None,
+    folder: str = "",
+) -> Transfer:
+    """One transfer of one file for the route's municipality, and its audit event; refused with
+    reasons if the route is not ready.
+
+    `user` is who acts: a person, an API token's principal (`handoff.tokens.TokenPrincipal`),
+    or None (a watched folder, the command line without a user). `folder` names the watched
+    folder the file came from. Code that names no `channel` runs on the portal's host, as the
+    command line does. `checked` is the route as the caller found it a moment ago, so it is not
+    read again; the worker checks the route once more before it sends.
+    """
+    if checked is None:
+        checked = check_route(route)
+    if checked.blockers:
+        raise ValidationError(checked.blockers)
+    account = checked.account
+    person = user if isinstance(user, AbstractBaseUser) else None
+    token = getattr(user, "token", None) if person is None else None
     name = remote_name(account, original_name)
     payload = Path(settings.TRANSFER_DATA_DIR) / "outgoing" / name
     size, sha256 = _store(source, payload)
@@ -144,8 +199,9 @@ def queue_send(route: Route, source: BinaryIO, *, original_name: str, user=None)
                 size=size,
                 sha256=sha256,
                 remote_name=name,
-                created_by=user,
+                created_by=person,
             )
+            _audit(transfer, person, channel, token=token, folder=folder)
             transaction.on_commit(lambda: enqueue(transfer.pk))
     except BaseException:
         payload.unlink(missing_ok=True)
@@ -153,10 +209,26 @@ def queue_send(route: Route, source: BinaryIO, *, original_name: str, user=None)
     return transfer
 
 
+def _audit(transfer: Transfer, person, channel: Channel, *, token, folder: str) -> None:
+    details = {"sha256": transfer.sha256}
+    # The page's is left out, as for every other step a person takes there (resubmit, cancel,
+    # download): the log has no words for it and would show it raw.
+    if channel != Channel.PAGE:
+        details["via"] = channel.value
+    if token is not None:
+        details["token"] = token.fingerprint
+    if folder:
+        details["folder"] = folder
+    route = transfer.route
+    record(person, AuditEvent.Action.SEND, transfer, concerns=route.parties(), **details)
+
+
 def enqueue(transfer_id: int) -> None:
     async_task(SEND_TASK, transfer_id, group="transfers")
 
 
-def queue_file(route: Route, path: Path, *, user=None) -> Transfer:
+def queue_file(
+    route: Route, path: Path, *, user=None, channel: Channel = Channel.COMMAND
+) -> Transfer:
     with path.open("rb") as source:
-        return queue_send(route, source, original_name=path.name, user=user)
+        return queue_send(route, source, original_name=path.name, user=user, channel=channel)

@@ -19,7 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from transfers.models import Route, Transfer
-from transfers.queueing import queue_send
+from transfers.queueing import Channel, queue_send
 
 _SIGNER = signing.Signer(salt="transfers.send_once")
 
@@ -65,7 +65,9 @@ def queue_once(route: Route, upload: UploadedFile, *, user, key: str) -> Queued:
     transfer = None
     try:
         with transaction.atomic():
-            transfer = queue_send(route, upload, original_name=upload.name, user=user)
+            transfer = queue_send(
+                route, upload, original_name=upload.name, user=user, channel=Channel.PAGE
+            )
             # An update of this column alone: the triggers that count transfers stay still.
             Transfer.objects.filter(pk=transfer.pk).update(form_token=key)
     except IntegrityError:

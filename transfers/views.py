@@ -405,7 +405,6 @@ def send(request: HttpRequest) -> HttpResponse:
         else:
             if queued.again:
                 return _already_queued(request, queued.transfer)
-            _audit_transfer(request, AuditEvent.Action.SEND, queued.transfer)
             messages.success(request, _("The file is queued."))
             return redirect("transfers:detail", pk=queued.transfer.pk)
     return render(request, "transfers/send.html", {"form": form})

@@ -29,7 +29,7 @@ from handoff.api.schemas import (
 from handoff.uploads import FIELD, PayloadUploadHandler
 from transfers import listing
 from transfers.models import Route, Transfer
-from transfers.queueing import MAX_FILE_BYTES, route_blockers
+from transfers.queueing import MAX_FILE_BYTES, check_route, route_blockers
 
 router = Router(tags=["transfers"])
 KEY_CHARACTERS = frozenset(chr(code) for code in range(0x21, 0x7F))  # visible ASCII
@@ -226,15 +226,17 @@ def queue_transfer(
     principal = request.auth
     route = scope.route_to_send_on(principal, route_id)
     key = _key(idempotency_key)
+    checked = None
     if sending.earlier_send(principal, key) is None:
         # Refused before a byte of the file is read; a replay is answered even if the route
         # has been blocked since.
-        blockers = route_blockers(route)
-        if blockers:
+        checked = check_route(route)
+        if checked.blockers:
+            blockers = checked.blockers
             raise ApiError(409, "route_blocked", " ".join(blockers), blockers=blockers)
     upload = _upload(request)
     try:
-        queued = sending.queue_from_api(principal, route, upload, key)
+        queued = sending.queue_from_api(principal, route, upload, key, checked=checked)
     except sending.KeyReused as error:
         raise ApiError(409, "idempotency_key_reused", str(error)) from None
     except ValidationError as error:

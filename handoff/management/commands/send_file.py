@@ -9,10 +9,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from handoff import cli
 from portal.accounts.access import may_send_on
-from portal.audit.log import record
-from portal.audit.models import AuditEvent
 from transfers.models import Route, Transfer
-from transfers.queueing import queue_file
+from transfers.queueing import Channel, queue_file
 from transfers.split import queue_split
 
 
@@ -61,11 +59,13 @@ class Command(BaseCommand):
             else:
                 if len(routes) != 1:
                     raise cli.Refused("Give one --route, or --split-csv to use several.")
-                transfers = [queue_file(routes[0], path, user=user) for path in files]
+                transfers = [
+                    queue_file(routes[0], path, user=user, channel=Channel.COMMAND)
+                    for path in files
+                ]
         except ValidationError as error:
             raise cli.Refused(" ".join(error.messages)) from None
         for transfer in transfers:
-            self._audit(transfer, user)
             self.stdout.write(str(transfer.pk))
         if options["wait"]:
             code = cli.wait_for([t.pk for t in transfers], options["timeout"], report=self._report)
@@ -119,17 +119,6 @@ class Command(BaseCommand):
             user=user,
             delimiter=options["delimiter"],
             encoding=options["encoding"],
-        )
-
-    def _audit(self, transfer: Transfer, user) -> None:
-        route = transfer.route
-        record(
-            user,
-            AuditEvent.Action.SEND,
-            transfer,
-            concerns=[route.sender.vendor, route.receiver.vendor, route.municipality],
-            sha256=transfer.sha256,
-            via="command line",
         )
 
     def _report(self, transfer: Transfer) -> None:
