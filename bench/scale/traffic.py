@@ -3,8 +3,8 @@
 Each transfer is queued at a moment of the year (`moments`) on a lane of the world, and goes as
 far as its age allows: the oldest are delivered or failed, the newest on their way. A delivered
 file may have been fetched by the receiving system, a failed one raised an alert, and a file
-sent from the portal's form left an audit event. Rows are made by a forked process while this
-one writes the batch before (`made_alongside`).
+sent from the portal's form left an audit event. Past one batch, the rows are made by a forked
+process while this one writes the batch before (`made_alongside`).
 """
 
 import json
@@ -376,7 +376,9 @@ class Traffic:
         self.counts["audit events"] += 1
 
 
-def fill_traffic(world: World, *, transfers: int, days: int, seed: int, now: datetime) -> dict:
+def fill_traffic(
+    world: World, *, transfers: int, days: int, seed: int, now: datetime
+) -> dict[str, int]:
     """The transfers and what follows them, a batch at a time; the counts of what was made."""
     rng = random.Random(seed + 1)  # noqa: S311 - repeatable, not secret
     writer = RowWriter()
