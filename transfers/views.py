@@ -44,7 +44,16 @@ from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.core.paging import page_of
 from portal.itsystems.models import ItSystem
-from transfers import keys, listing, send_once, states, tasks
+from transfers import (
+    keys,
+    list_export,
+    list_filters,
+    list_options,
+    listing,
+    send_once,
+    states,
+    tasks,
+)
 from transfers.downloads import content_disposition
 from transfers.endpoints import refusal_message
 from transfers.forms import AccountForm, GenerateKeyForm, ImportKeyForm, RouteForm, SendForm
@@ -89,7 +98,7 @@ def fragment(page_url: Callable[..., str]):
     return decorate
 
 
-def _url(name: str, form: listing.TransferFilter, *, leave_out: str = "", **extra: str) -> str:
+def _url(name: str, form: list_filters.TransferFilter, *, leave_out: str = "", **extra: str) -> str:
     """The URL of `name` with the list's valid filters but `leave_out`, and `extra` (empty
     values left out)."""
     params = QueryDict(mutable=True)
@@ -99,19 +108,21 @@ def _url(name: str, form: listing.TransferFilter, *, leave_out: str = "", **extr
     return reverse(name) + (f"?{query}" if query else "")
 
 
-def _filter_form(request: HttpRequest, options: listing.Options | None = None):
-    form = listing.TransferFilter(request.GET, options)
+def _filter_form(request: HttpRequest, options: list_options.Options | None = None):
+    form = list_filters.TransferFilter(request.GET, options)
     form.is_valid()  # a field that does not validate is left out; the others still filter
     return form
 
 
-def _results(request: HttpRequest, form: listing.TransferFilter) -> dict:
+def _results(request: HttpRequest, form: list_filters.TransferFilter) -> dict:
     """The rows of the page asked for, its links, and how often the page asks again."""
-    transfers = listing.apply_filters(listing.transfers_seen(request.user), form.values)
-    # The list shows none of the long texts: the trigger and receipt alone are kilobytes a row.
-    transfers = transfers.defer("trigger_xml", "receipt_xml", "last_error", "error_text")
+    transfers = list_filters.apply_filters(listing.transfers_seen(request.user), form.values)
     cursor = request.GET.get("cursor", "")
-    page = listing.read_page(transfers, cursor)
+    # The list shows none of the long texts: the trigger and receipt alone are kilobytes a row.
+    page = listing.read_page(
+        transfers, cursor, defer=("trigger_xml", "receipt_xml", "last_error", "error_text")
+    )
+    all_final = all(transfer.state in Transfer.State.FINAL for transfer in page.rows)
     return {
         "page": page,
         "newer_url": page.newer and _url("transfers:list", form, cursor=page.newer),
@@ -125,13 +136,13 @@ def _results(request: HttpRequest, form: listing.TransferFilter) -> dict:
             cursor="" if page.is_first else cursor,
             shown=listing.encode_states(page.rows),
         ),
-        "poll_seconds": ROWS_SECONDS_SETTLED if page.all_final else ROWS_SECONDS_LIVE,
+        "poll_seconds": ROWS_SECONDS_SETTLED if all_final else ROWS_SECONDS_LIVE,
     }
 
 
 @login_required
 def transfer_list(request: HttpRequest) -> HttpResponse:
-    form = _filter_form(request, listing.filter_options(request.user))
+    form = _filter_form(request, list_options.filter_options(request.user))
     return render(
         request,
         "transfers/transfer_list.html",
@@ -145,7 +156,7 @@ def transfer_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _chosen_route(request: HttpRequest, form: listing.TransferFilter) -> dict:
+def _chosen_route(request: HttpRequest, form: list_filters.TransferFilter) -> dict:
     """The route the list is filtered by, in words, and the list without that filter."""
     route_id = form.values.get("route")
     if route_id is None:
@@ -184,12 +195,11 @@ def transfer_rows(request: HttpRequest) -> HttpResponse:
 def transfer_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered rows as CSV, streamed: a million rows never sit in memory at once."""
     form = _filter_form(request)
-    transfers = listing.apply_filters(listing.transfers_seen(request.user), form.values)
-    stamp = timezone.localtime(timezone.now(), listing.DANISH_TIME).strftime("%Y%m%d-%H%M")
+    transfers = list_filters.apply_filters(listing.transfers_seen(request.user), form.values)
     response = StreamingHttpResponse(
-        listing.csv_lines(transfers), content_type="text/csv; charset=utf-8"
+        list_export.csv_lines(transfers), content_type="text/csv; charset=utf-8"
     )
-    response["Content-Disposition"] = f'attachment; filename="transfers-{stamp}.csv"'
+    response["Content-Disposition"] = f'attachment; filename="{list_export.file_name()}"'
     add_never_cache_headers(response)
     return response
 

@@ -116,7 +116,7 @@ class TransferQuery(Schema):
     cursor: str | None = Field(None, max_length=96, description="`newer` or `older` of a page.")
 
     def form_data(self) -> dict[str, str]:
-        """As the list page's GET parameters, for `transfers.listing.TransferFilter`."""
+        """As the list page's GET parameters, for `transfers.list_filters.TransferFilter`."""
         return {
             name: str(value)
             for name, value in self.dict(exclude={"cursor"}).items()

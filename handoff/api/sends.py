@@ -27,7 +27,7 @@ from handoff.api.schemas import (
     Invalid as InvalidOut,
 )
 from handoff.uploads import FIELD, PayloadUploadHandler
-from transfers import listing
+from transfers import list_filters, listing
 from transfers.models import Route, Transfer
 from transfers.queueing import MAX_FILE_BYTES, check_route, route_blockers
 
@@ -260,11 +260,11 @@ def queue_transfer(
 @only_query(*TransferQuery.model_fields)
 def list_transfers(request: HttpRequest, filters: Query[TransferQuery]):
     """Newest first, 50 a page, with the transfer list's filters; follow `older` for more."""
-    form = listing.TransferFilter(filters.form_data())
+    form = list_filters.TransferFilter(filters.form_data())
     if not form.is_valid():
         name, errors = next(iter(form.errors.items()))
         raise Invalid(("query", name), " ".join(errors))
-    transfers = listing.apply_filters(scope.transfers(request.auth), form.values)
+    transfers = list_filters.apply_filters(scope.transfers(request.auth), form.values)
     page = listing.read_page(transfers, filters.cursor or "")
     return {
         "items": [transfer_out(transfer) for transfer in page.rows],
