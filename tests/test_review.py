@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from gdpr.models import GdprDeclaration
+from portal.core.paging import Cursor
 from portal.review.views import PAGE_SIZE
 from portal.specs.models import DataSpecification, SpecificationVersion
 from tests.conftest import make_user
@@ -98,7 +100,16 @@ def route(integration, aarhus, operator):
 
 def passages(response) -> list:
     """The rows of the page's list of files, newest first."""
-    return response.context["file_page"].object_list
+    return response.context["file_page"].rows
+
+
+def links(response):
+    """The query strings of the pages of files around this one."""
+    return response.context["file_links"]
+
+
+def cursor_in(link: str) -> Cursor:
+    return Cursor.decode(QueryDict(link.removeprefix("?"))["cursor"])
 
 
 def transfers_shown(response) -> list[Transfer]:
@@ -383,13 +394,14 @@ def test_pages_of_transfers_and_files_from_outside_cover_every_row_once_both_way
         ]
 
     pages = [client.get(URL)]
-    while pages[-1].context["file_page"].older:
-        pages.append(client.get(URL + pages[-1].context["file_page"].older))
+    while links(pages[-1]).older:
+        pages.append(client.get(URL + links(pages[-1]).older))
     assert [row for page in pages for row in shown(page)] == newest_first
-    assert len(pages) == 3 and "before=r" in pages[0].context["file_page"].older
+    # The first page ends on a file from outside: its cursor marks the kind.
+    assert len(pages) == 3 and cursor_in(links(pages[0]).older).prefix == "r"
     back = [pages[-1]]
-    while back[-1].context["file_page"].newer:
-        back.append(client.get(URL + back[-1].context["file_page"].newer))
+    while links(back[-1]).newer:
+        back.append(client.get(URL + links(back[-1]).newer))
     assert [shown(page) for page in back] == [shown(page) for page in reversed(pages)]
 
 
@@ -434,25 +446,29 @@ def test_transfers_come_a_page_at_a_time_and_the_links_keep_the_municipality(
         return [t.pk for t in transfers_shown(response)]
 
     response = client.get(URL, {"municipality": "751"})
-    page = response.context["file_page"]
+    page = links(response)
     assert shown(response) == newest_first[:size]
     assert not page.newer and not page.newest
-    assert "municipality=751" in page.older and f"before={newest_first[size - 1]}" in page.older
+    assert "municipality=751" in page.older
+    assert cursor_in(page.older).pk == newest_first[size - 1]
     assert page.older.replace("&", "&amp;") in response.content.decode()
 
     second = client.get(URL + page.older)
     assert shown(second) == newest_first[size : 2 * size]
-    third = client.get(URL + second.context["file_page"].older)
+    assert links(second).newest == "?municipality=751"
+    third = client.get(URL + links(second).older)
     assert shown(third) == newest_first[2 * size :]
-    assert not third.context["file_page"].older
-    back = client.get(URL + third.context["file_page"].newer)
+    assert not links(third).older
+    back = client.get(URL + links(third).newer)
     assert shown(back) == newest_first[size : 2 * size]
-    first_again = client.get(URL + back.context["file_page"].newer)
+    first_again = client.get(URL + links(back).newer)
     assert shown(first_again) == newest_first[:size]
-    assert not first_again.context["file_page"].newer
+    assert not links(first_again).newer
 
-    # A cursor that is no row of the list starts from the newest.
-    assert shown(client.get(URL, {"municipality": "751", "before": "999999"})) == shown(response)
+    # Text that is no cursor a page made, or one of a kind the list does not have, starts from
+    # the newest.
+    for junk in ("999999", "garbage!", Cursor(at(1), ids[0], newer=False, prefix="x").encode()):
+        assert shown(client.get(URL, {"municipality": "751", "cursor": junk})) == shown(response)
 
 
 def test_a_cursor_from_another_municipality_reveals_nothing(
@@ -461,8 +477,11 @@ def test_a_cursor_from_another_municipality_reveals_nothing(
     make_transfers(route, 3, at=at(5))
     odense_ids = make_transfers(make_route(integration, odense, operator, infref=route.infref), 1)
     client = client_for(architect)
-    response = client.get(URL, {"before": str(odense_ids[0])})
-    assert len(transfers_shown(response)) == 3
+    elsewhere = Transfer.objects.get(pk=odense_ids[0])
+    for newer in (False, True):
+        cursor = Cursor(elsewhere.queued_at, elsewhere.pk, newer=newer).encode()
+        response = client.get(URL, {"cursor": cursor})
+        assert len(transfers_shown(response)) == 3
 
 
 def _review_queries(client, **params) -> int:
@@ -508,9 +527,10 @@ def test_the_review_costs_the_same_queries_however_many_rows(
                 receive(other_route, f"file-{n}-{hour}-{i}.csv", at=at(hour))
     assert Transfer.objects.count() == 122
     assert _review_queries(client, municipality="751") == few
-    # A later page looks its cursor row up: one query more, whatever the depth.
-    cursor = Transfer.objects.order_by("-queued_at", "-pk").values_list("pk", flat=True)[70]
-    deeper = _review_queries(client, municipality="751", before=str(cursor))
-    assert deeper == few + 1
-    cursor = Transfer.objects.order_by("-queued_at", "-pk").values_list("pk", flat=True)[120]
-    assert _review_queries(client, municipality="751", before=str(cursor)) == deeper
+    # A later page costs what the first costs, whatever its depth: its cursor says where it
+    # stands, so no row is looked up.
+    newest_first = Transfer.objects.order_by("-queued_at", "-pk")
+    for depth in (70, 120):
+        row = newest_first[depth]
+        cursor = Cursor(row.queued_at, row.pk, newer=False).encode()
+        assert _review_queries(client, municipality="751", cursor=cursor) == few

@@ -460,3 +460,13 @@ def vendors_acted_for(user) -> QuerySet:
     if scope.is_superuser:
         return vendors
     return vendors.filter(pk__in=scope.vendor_ids)
+
+
+def reviewable_municipalities(user) -> QuerySet:
+    """The municipalities whose flows `user` may review (the municipal review): those they act
+    for, every one for a superuser, none for anyone else."""
+    municipalities = Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY)
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return municipalities
+    return municipalities.filter(pk__in=scope.municipality_ids)
