@@ -26,6 +26,10 @@ SYSTEM_TESTS = frozenset(
     {
         "tests/test_handoff_commands.py::test_the_commands_in_their_own_process",
         "tests/test_handoff_commands.py::test_fetch_now_prints_what_it_received",
+        # A listener that must never be connected to.
+        "tests/test_protocol.py::test_external_entity_is_never_read",
+        "tests/test_protocol.py::test_external_dtd_is_never_fetched",
+        "tests/test_protocol.py::test_undeclared_entity_and_xinclude_are_refused",
     }
 )
 

@@ -130,9 +130,9 @@ def ready_route(
     receiver_account: bool = True,
     **endpoint,
 ) -> ReadyRoute:
-    """A ready integration from `sender` to `receiver` with a route for each municipality, an
-    account for each IT system (the receiver's left out when `receiver_account` is false) on
-    `sim`, or on `endpoint` (port, host_key, ...) without one; `sim` then knows the rows."""
+    """A ready integration from `sender` to `receiver`, a route for each municipality and an
+    SFTP account for each IT system (none for the receiver when `receiver_account` is false):
+    on `sim`, whose registry then holds them, or else at `endpoint` (port, host_key, ...)."""
     integration = ready_integration(
         staff=staff,
         operator=operator,

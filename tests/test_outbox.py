@@ -249,6 +249,7 @@ def test_a_refused_connection_is_recorded_and_retried_later(no_smtp_server, vend
     assert retry.next_run >= before + timedelta(seconds=30)
 
 
+@pytest.mark.system
 def test_a_hung_smtp_server_costs_one_timeout_and_a_retry(settings, vendor_a):
     """A server that accepts the connection and never greets must not hold the worker."""
     with socket.socket() as silent:

@@ -340,6 +340,7 @@ HOSTILE_XSD = [
     HOSTILE_XSD,
     ids=["external-dtd", "external-entity", "local-file-entity", "entity-expansion", "parameter"],
 )
+@pytest.mark.system  # the listener
 def test_an_xsd_with_a_dtd_or_entities_is_refused_without_any_network(no_network, template):
     content = template.format(url=f"http://127.0.0.1:{no_network}", xs=documents.XSD_NAMESPACE)
     message = refusal("evil.xsd", f'<?xml version="1.0"?>{content}'.encode())
@@ -347,6 +348,7 @@ def test_an_xsd_with_a_dtd_or_entities_is_refused_without_any_network(no_network
     assert "DTD or entities" in message
 
 
+@pytest.mark.system  # the listener
 def test_a_docx_whose_content_types_declare_a_dtd_is_refused(no_network):
     content_types = CONTENT_TYPES.format(part="/word/document.xml", content_type=WORD_MAIN)
     content_types = content_types.replace(
