@@ -22,11 +22,12 @@ from django_q.tasks import async_task
 
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
+from portal.core import task_names
 from portal.core.text import file_label
 from portal.onboarding.rules import Onboarding, onboarding_of, readiness
 from transfers.models import Route, SftpAccount, Transfer
 
-SEND_TASK = "transfers.tasks.send_transfer"
+SEND_TASK = task_names.SEND_TRANSFER
 CHUNK = 1 << 20
 # KOMBIT recommends files under 2 GB; larger ones are refused before anything is stored.
 MAX_FILE_BYTES = 2 * 10**9
