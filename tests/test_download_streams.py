@@ -3,7 +3,8 @@
 Against a real OpenSSH sshd on loopback (tests/sshd.py), through tests/fault_proxy.py where a
 connection must break at a chosen moment: connection 1 is always the session's own, 2 the
 second stream's. STREAMS_FROM is lowered so that a few MiB take the way a large file takes.
-The writer's bookkeeping (which range next, what is written, where the file ends) is also
+One test goes through transfers.fetch, where a failed download must leave nothing stored. The
+block writer's bookkeeping (which range next, what is written, where the file ends) is also
 tested on its own, on a local file.
 """
 
@@ -16,9 +17,13 @@ from pathlib import Path
 import pytest
 from paramiko.sftp import SFTPError
 
+from tests import engine
 from tests.fault_proxy import Fate, FaultProxy
 from tests.sshd import sshd_fixture
-from transfers import sftp
+from tests.test_hostile_names import metadata_for
+from transfers import sessions, sftp
+from transfers.fetch import fetch_inbox
+from transfers.models import ReceivedFile
 from transfers.sftp import SftpError, SftpSession, SftpUnreachable
 
 MIB = 1 << 20
@@ -215,6 +220,53 @@ def test_a_file_that_shrinks_while_it_is_read_is_refused(sshd, tmp_path):
     with session_for(sshd) as session, pytest.raises(SftpError, match=r"shrank|changed"):
         session.get_file("large.bin", tmp_path / "large.bin", progress=progress)
     until(lambda: not stream_threads())
+
+
+def test_a_fetch_cut_mid_file_stores_nothing_and_the_next_stores_it_once_with_its_sha256(
+    sshd, tmp_path, settings, staff_a, operator, system_a, system_b, aarhus
+):
+    """Through transfers.fetch: the session's connection cut in the middle of the data file
+    leaves no record, no stored or staged file and the pair on the server; the next fetch
+    reads it again from the start, over two connections, and records the stored bytes'
+    SHA-256 before it removes the pair."""
+    settings.TRANSFER_DATA_DIR = tmp_path / "transfers"
+    inbox = sshd.root / "IN"
+    inbox.mkdir()
+    integration = engine.ready_integration(
+        staff=staff_a,
+        operator=operator,
+        sender=system_a,
+        receiver=system_b,
+        municipalities=[aarhus],
+    )
+    engine.account(system_a, "alfa_omsorg", None)
+    route = engine.routes_for(integration, [aarhus])["751"]
+    name = "alfa_omsorg_FDD_5d3c2a10-7c7e-4b8e-9f0a-2b1c3d4e5f60.csv"
+    expected = write_file(inbox / name, SIZE)
+    (inbox / f"{name}.metadata").write_bytes(metadata_for(route, name, SIZE))
+    store = settings.TRANSFER_DATA_DIR / "received" / sshd.username
+
+    with FaultProxy(sshd.port, plan=fail_connection(1, "cut", after=8 * MIB)) as proxy:
+        receiver = engine.account(
+            system_b, sshd.username, None, port=proxy.port, host_key=sshd.host_key
+        )
+        sshd.authorize(receiver.public_key)
+        try:
+            with pytest.raises(SftpUnreachable):
+                fetch_inbox(receiver.pk)
+            assert not ReceivedFile.objects.exists()
+            assert [path for path in store.rglob("*") if path.is_file()] == []
+            assert sorted(path.name for path in inbox.iterdir()) == [name, f"{name}.metadata"]
+
+            assert fetch_inbox(receiver.pk).received == 1
+        finally:
+            sessions.drop_all_sessions()
+        assert proxy.faults[0].connection == 1 and proxy.connections >= 3
+    received = ReceivedFile.objects.get()
+    assert (received.size, received.sha256) == (SIZE, expected)
+    assert sha256_of(Path(received.stored_path)) == expected
+    assert list(inbox.iterdir()) == []
+    assert list((store / ".incoming").iterdir()) == []
 
 
 # -- the writer alone ---------------------------------------------------------------------------
