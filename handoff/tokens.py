@@ -48,7 +48,7 @@ def issue(it_system: ItSystem, *, name: str, valid_days: int, user) -> tuple[Api
         token,
         concerns=[it_system.vendor],
         it_system=it_system.name,
-        expires=token.expires_at.date().isoformat(),
+        expires=timezone.localdate(token.expires_at).isoformat(),
     )
     return token, plain
 

@@ -49,8 +49,7 @@ def by_page(request, ready) -> Expected:
             "data_file": SimpleUploadedFile("borgere.csv", DATA),
         },
     )
-    # A person on the page: the log reads an event of theirs without `via` as done there.
-    return Expected(ready.staff, {}, "Ada queued borgere.csv for Aarhus Kommune")
+    return Expected(ready.staff, {"via": "page"}, "Ada queued borgere.csv for Aarhus Kommune")
 
 
 def by_api(request, ready) -> Expected:

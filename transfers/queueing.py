@@ -38,7 +38,7 @@ _UNREAD = object()
 
 class Channel(StrEnum):
     """How a file came to be queued. The audit event keeps it as `via`, the value the log reads
-    to name what acted (`AuditEvent.who`); an event without `via` was a person on the page."""
+    to name what acted when no person did (`AuditEvent.who`)."""
 
     PAGE = "page"
     API = "API"
@@ -211,11 +211,7 @@ def queue_send(
 
 
 def _audit(transfer: Transfer, person, channel: Channel, *, token, folder: str) -> None:
-    details = {"sha256": transfer.sha256}
-    # The page's is left out, as for every other step a person takes there (resubmit, cancel,
-    # download): the log has no words for it and would show it raw.
-    if channel != Channel.PAGE:
-        details["via"] = channel.value
+    details = {"sha256": transfer.sha256, "via": channel.value}
     if token is not None:
         details["token"] = token.fingerprint
     if folder:

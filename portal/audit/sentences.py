@@ -69,7 +69,8 @@ def _technical(event: AuditEvent, spoken: frozenset[str]) -> list[tuple[str, str
     via = event.details.get("via")
     if event.actor_id is None:
         spoken = spoken | _SAID_BY_WHO.get(via, frozenset())
-    elif via == "command line":
+    elif via in ("command line", "page"):
+        # A person's way in: the sentence names them, and "(command line)" where it matters.
         spoken = spoken | {"via"}
     return [
         (labels.get(key, key), str(value))
