@@ -1022,14 +1022,17 @@ class SftpSession:
         """Read the remote file into `local` over this connection and, for a large file, over
         DOWNLOAD_STREAMS - 1 more at once; returns its (size, SHA-256 hex).
 
-        Why more than one: paramiko decrypts and parses every packet in Python threads that
-        share one interpreter lock, so one connection keeps about one client core busy, and
-        one sshd process on the server. A second connection, with reads in flight of its own,
-        lets the second core work on both sides. The file's size (FSTAT, sent with the first
-        read) decides; a smaller file is done before another connection would be up. The
-        other connections only help: one that cannot connect or breaks gives its ranges back
-        and this connection reads them, so only a failure of the session's own connection
-        fails the download (and the caller starts it again from the beginning).
+        Why more than one: a connection has at most its window in flight, so over a long
+        round trip the window bounds it far below what the client could take in, and another
+        connection with a window and reads of its own adds as much again. Nearer, paramiko
+        decrypts and parses every packet in Python threads that share one interpreter lock,
+        and one connection's threads wait on each other and on the server; a second one's keep
+        the client's share of the cores working meanwhile (on an otherwise idle machine, on
+        loopback, they cost a little instead: bench/README.md). The file's size (FSTAT, sent
+        with the first read) decides; a smaller file is done before another connection would
+        be up. The other connections only help: one that cannot connect or breaks gives its
+        ranges back and this connection reads them, so only a failure of the session's own
+        connection fails the download (and the caller starts it again from the beginning).
         """
         writer = _BlockWriter(local)
         helpers: list[SftpSession] = []
