@@ -28,6 +28,7 @@ from bench.scale.world import Lane, World
 from portal.alerts.models import Alert
 from portal.audit.models import AuditEvent
 from transfers.models import ReceivedFile, Transfer
+from transfers.queueing import Channel
 from transfers.simulator.router import DESCRIPTIONS, ErrorCode
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -367,7 +368,8 @@ class Traffic:
                 "object_type": Transfer._meta.label,
                 "object_id": str(pk),
                 "summary": lane.summary % original,
-                "details": json.dumps({"sha256": sha256}),
+                # What a send from the form keeps (transfers.queueing), as `record` stores it.
+                "details": json.dumps({"sha256": sha256, "via": Channel.PAGE.value}),
             }
         )
         batch.event_concerns += [
