@@ -284,8 +284,8 @@ def test_a_caller_with_text_of_its_own_has_it_shown_as_written(db):
 def test_an_alert_raised_before_the_migration_still_shows_its_text(
     daily_route, client, staff_a, vendor_a
 ):
-    """Rows from before `params`, and rows written straight into the table by manage.py
-    fill_scale, have only the Danish text in the column `message`: every reader sees that."""
+    """Rows from before `params`, and rows written straight into the table by the bench's scale
+    fill, have only the Danish text in the column `message`: every reader sees that."""
     before = [("alerts", "0003_waiting_and_no_receipt")]
     text = (
         "Der er ikke sendt nogen fil for Aarhus Kommune siden 10.03.2025 "
@@ -309,4 +309,5 @@ def test_an_alert_raised_before_the_migration_still_shows_its_text(
     alert = Alert.objects.get()
     assert alert.params is None and alert.legacy_message == text
     assert text in overview(client, staff_a, "en")
-    assert Alert._meta.get_field("legacy_message").column == "message"  # what fill_scale writes
+    # The column the bench's scale fill writes.
+    assert Alert._meta.get_field("legacy_message").column == "message"

@@ -59,8 +59,8 @@ class Alert(models.Model):
     )
     params = models.JSONField(_("details"), null=True, blank=True, editable=False)
     # Alerts raised before `params` hold their words, in Danish, in the column `message`; so do
-    # rows written straight into the table (manage.py fill_scale) and callers with text of their
-    # own. The column keeps its name so that such writers go on working.
+    # rows written straight into the table (the bench's scale fill) and callers with text of
+    # their own. The column keeps its name so that such writers go on working.
     legacy_message = models.TextField(_("message"), blank=True, db_column="message")
     raised_at = models.DateTimeField(_("raised at"), auto_now_add=True, db_index=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)

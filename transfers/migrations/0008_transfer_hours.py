@@ -65,7 +65,7 @@ SELECT {hour}, t.state, COUNT(*), SUM(t.size) FROM transfers_transfer t GROUP BY
 
 
 def count_and_watch(vendor: str, execute) -> None:
-    """Count the transfers there are, then watch every change (fill_scale calls this too,
+    """Count the transfers there are, then watch every change (bench.scale calls this too,
     after a bulk load written with the triggers set aside)."""
     postgres = vendor == "postgresql"
     hour = (POSTGRES_HOUR if postgres else SQLITE_HOUR).format(row="t")

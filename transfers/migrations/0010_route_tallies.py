@@ -52,7 +52,7 @@ SELECT route_id, state, COUNT(*) FROM transfers_transfer GROUP BY 1, 2
 
 
 def count_and_watch(vendor: str, execute) -> None:
-    """Count the transfers there are, then watch every change (fill_scale calls this too,
+    """Count the transfers there are, then watch every change (bench.scale calls this too,
     after a bulk load written with the triggers set aside)."""
     # Counted and watched in one transaction: no transfer written in between is missed.
     execute(BACKFILL)

@@ -36,7 +36,7 @@ UNORDERED_FUNCTION = hours.POSTGRES_TRIGGERS[0].replace(
 
 
 def count_and_watch(vendor: str, execute) -> None:
-    """0008's counting and triggers, with the ordered function (fill_scale calls this)."""
+    """0008's counting and triggers, with the ordered function (bench.scale calls this)."""
     hours.count_and_watch(vendor, execute)
     if vendor == "postgresql":
         execute(ORDERED_FUNCTION)

@@ -1,9 +1,9 @@
 """Alerts keep their kind's values in `params` and are worded when read.
 
 The old text stays where it is, in the column `message`, now the field `legacy_message`: rows
-raised before keep saying what they said, and writers that insert by column name
-(manage.py fill_scale) go on working. Only the model's state is renamed, so no table is rebuilt;
-`params` may be null, which SQLite adds without a rebuild as well.
+raised before keep saying what they said, and writers that insert by column name (the bench's
+scale fill, python -m bench.scale) go on working. Only the model's state is renamed, so no table
+is rebuilt; `params` may be null, which SQLite adds without a rebuild as well.
 """
 
 from django.db import migrations, models
