@@ -128,11 +128,13 @@ def ready_route(
     sim: Simulator | None = None,
     environment: str = Environment.SIMULATOR,
     receiver_account: bool = True,
+    usernames: tuple[str, str] = (SENDER, RECEIVER),
     **endpoint,
 ) -> ReadyRoute:
     """A ready integration from `sender` to `receiver`, a route for each municipality and an
-    SFTP account for each IT system (none for the receiver when `receiver_account` is false):
-    on `sim`, whose registry then holds them, or else at `endpoint` (port, host_key, ...)."""
+    SFTP account for each IT system, named `usernames` (none for the receiver when
+    `receiver_account` is false): on `sim`, whose registry then holds them, or else at
+    `endpoint` (port, host_key, ...)."""
     integration = ready_integration(
         staff=staff,
         operator=operator,
@@ -144,8 +146,8 @@ def ready_route(
     ready = ReadyRoute(
         integration=integration,
         routes=routes_for(integration, municipalities, environment),
-        sender=account(sender, SENDER, sim, **fields),
-        receiver=account(receiver, RECEIVER, sim, **fields) if receiver_account else None,
+        sender=account(sender, usernames[0], sim, **fields),
+        receiver=account(receiver, usernames[1], sim, **fields) if receiver_account else None,
         staff=staff,
         sim=sim,
     )
