@@ -20,28 +20,10 @@ def pytest_configure(config: pytest.Config) -> None:
     system.install()
 
 
-# System tests that start a server in their own body, marked here until their file carries the
-# marker.
-SYSTEM_TESTS = frozenset(
-    {
-        "tests/test_handoff_commands.py::test_the_commands_in_their_own_process",
-        "tests/test_handoff_commands.py::test_fetch_now_prints_what_it_received",
-        # A listener that must never be connected to.
-        "tests/test_protocol.py::test_external_entity_is_never_read",
-        "tests/test_protocol.py::test_external_dtd_is_never_fetched",
-        "tests/test_protocol.py::test_undeclared_entity_and_xinclude_are_refused",
-    }
-)
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if (
-            item.get_closest_marker("browser")
-            or system.SYSTEM_FIXTURES & set(item.fixturenames)
-            or item.nodeid.partition("[")[0] in SYSTEM_TESTS
-        ):
+        if item.get_closest_marker("browser") or system.SYSTEM_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.system)
 
 

@@ -80,6 +80,7 @@ def test_waiting_past_the_timeout_exits_with_3(ready, data_file, capsys):
     assert stopped.value.code == cli.TIMEOUT
 
 
+@pytest.mark.system
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("no_declaration_pdf")
 def test_the_commands_in_their_own_process(
@@ -124,6 +125,7 @@ def test_the_commands_in_their_own_process(
         assert manage("fetch_now", "--account", "999999").returncode == cli.REFUSED
 
 
+@pytest.mark.system
 @pytest.mark.usefixtures("no_declaration_pdf")
 def test_fetch_now_prints_what_it_received(
     tmp_path, staff_a, operator, system_a, system_b, aarhus, capsys

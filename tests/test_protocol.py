@@ -366,6 +366,7 @@ PARSERS = [
 ]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("parse", PARSERS)
 def test_external_entity_is_never_read(parse, tmp_path, trap):
     url, hits = trap
@@ -384,6 +385,7 @@ def test_external_entity_is_never_read(parse, tmp_path, trap):
     assert hits == []
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("parse", PARSERS)
 def test_external_dtd_is_never_fetched(parse, trap):
     url, hits = trap
@@ -397,6 +399,7 @@ def test_external_dtd_is_never_fetched(parse, trap):
     assert hits == []
 
 
+@pytest.mark.system
 def test_undeclared_entity_and_xinclude_are_refused(trap):
     url, hits = trap
     with pytest.raises(ProtocolError, match="not well-formed"):
