@@ -2,9 +2,9 @@
 
 A system test carries the `system` marker, so `pytest -m "not system"` is a quick loop without
 them. conftest.py marks every test that uses a fixture of `SYSTEM_FIXTURES` or the `browser`
-marker; any other test that starts something is marked in its file. Whatever was forgotten is caught as it happens: `watch()` follows the
-running test, and a test without the marker that starts a process or listens on a socket
-fails, naming what it started.
+marker; any other test that starts something is marked in its file. Whatever was forgotten is
+caught as it happens: `watch()` follows the running test, and a test without the marker that
+starts a process or listens on a socket fails, naming what it started.
 
     child_environment(Q_WORKERS="1")     # a portal process on the test run's database and files
 """
