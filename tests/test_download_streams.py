@@ -232,15 +232,15 @@ def test_a_fetch_cut_mid_file_stores_nothing_and_the_next_stores_it_once_with_it
     settings.TRANSFER_DATA_DIR = tmp_path / "transfers"
     inbox = sshd.root / "IN"
     inbox.mkdir()
-    integration = engine.ready_integration(
+    # The receiver's account is made below, at the fault proxy's port.
+    route = engine.ready_route(
         staff=staff_a,
         operator=operator,
         sender=system_a,
         receiver=system_b,
         municipalities=[aarhus],
-    )
-    engine.account(system_a, "alfa_omsorg", None)
-    route = engine.routes_for(integration, [aarhus])["751"]
+        receiver_account=False,
+    ).route
     name = "alfa_omsorg_FDD_5d3c2a10-7c7e-4b8e-9f0a-2b1c3d4e5f60.csv"
     expected = write_file(inbox / name, SIZE)
     (inbox / f"{name}.metadata").write_bytes(metadata_for(route, name, SIZE))
