@@ -454,14 +454,24 @@ def transfer_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def received_list(request: HttpRequest) -> HttpResponse:
     received = visible(
-        request.user, ReceivedFile.objects.select_related("account", "route__municipality")
+        request.user,
+        ReceivedFile.objects.select_related("account", "route__municipality", "route__sender"),
     )
     paged = page_of(
         request,
         received.order_by("-received_at", "-pk"),
-        search=["remote_name", "sender_username"],
+        search=["remote_name", "sender_username", "route__sender__name"],
     )
-    return render(request, "transfers/received_list.html", {"listing": paged})
+    files = list(paged.page.object_list)
+    # The name the file had when it was sent, where the portal sent it: the platform renames it
+    # on the way (<sftpuser>_FDD_<uuid>), and the sender's own name is what people know it by.
+    sent_as = dict(
+        Transfer.objects.filter(
+            file_transfer_uuid__in=[f.file_transfer_uuid for f in files if f.file_transfer_uuid]
+        ).values_list("file_transfer_uuid", "original_name")
+    )
+    rows = [(file, sent_as.get(file.file_transfer_uuid, "")) for file in files]
+    return render(request, "transfers/received_list.html", {"listing": paged, "rows": rows})
 
 
 @login_required
