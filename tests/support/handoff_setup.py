@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from handoff import tokens
-from tests import engine
-from tests.system import ROOT, child_environment
+from tests.support import engine
+from tests.support.system import ROOT, child_environment
 from transfers.models import ReceivedFile, Route, SftpAccount
 
 # route_blockers only asks that a host key is pinned; no test here opens a session.

@@ -17,7 +17,7 @@ separated), `name_id`, `email` and `name` replace that identity's values for one
 The portal's SP metadata is read from the file given with --sp-metadata at each request, so a
 test may write it after the IdP has started (the portal needs the IdP's metadata first).
 
-    python -m tests.saml_idp --dir DIR --sp-metadata FILE [--cvr ... --roles a,b ...]
+    python -m tests.support.saml_idp --dir DIR --sp-metadata FILE [--cvr ... --roles a,b ...]
 
 prints `ready PORT` once it listens. In a test: `with identity_provider(tmp_path) as idp:`.
 """
@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # The attribute names the IdP sends: OIOSAML 3's for CVR number, e-mail and name (the portal's
 # defaults), and a plain roles attribute of the tests' own.
@@ -396,7 +396,7 @@ def identity_provider(folder: Path, *args: str) -> Iterator[RunningIdP]:
         [
             sys.executable,
             "-m",
-            "tests.saml_idp",
+            "tests.support.saml_idp",
             "--dir",
             str(folder),
             "--sp-metadata",

@@ -96,7 +96,7 @@ def child_environment(**overrides: str) -> dict[str, str]:
         "PORTAL_DATA_DIR": str(settings.DATA_DIR),
         "SECRET_KEY": settings.SECRET_KEY,
         "SFTP_KEY_ENCRYPTION_KEY": settings.SFTP_KEY_ENCRYPTION_KEY,
-        # The test's simulators listen on free loopback ports (tests/settings.py).
+        # The test's simulators listen on free loopback ports (tests/support/settings.py).
         "SFTP_ALLOWED_HOSTS": ",".join(settings.SFTP_ALLOWED_HOSTS),
         "DEBUG": "true",
         # A child's log is read while it runs (a cluster's, a crash child's answers).

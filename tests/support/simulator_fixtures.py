@@ -31,7 +31,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from tests.system import ROOT
+from tests.support.system import ROOT
 from transfers.simulator import Registry, Simulator
 
 
@@ -153,7 +153,7 @@ def simulator_process(
     command += list(args)
     # Not child_environment(): this runs outside the test run too (bench/), where the command
     # needs only a settings module, and no database or data folder of a test.
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **(env or {})}
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.support.settings", **(env or {})}
     process = subprocess.Popen(
         command,
         cwd=ROOT,

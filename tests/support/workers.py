@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.system import ROOT, child_environment
+from tests.support.system import ROOT, child_environment
 
 
 @contextmanager

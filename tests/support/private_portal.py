@@ -3,14 +3,14 @@ ticking faster than django-q's, and set-up steps on a database that is not the t
 private PostgreSQL of tests/test_server_faults.py, which the test's own connection cannot reach
 on the SQLite pass).
 
-    environment = child_environment(DATABASE_URL=url, ...)   # tests/system.py
+    environment = child_environment(DATABASE_URL=url, ...)   # tests/support/system.py
     with cluster(environment, log_path): ...       # `manage.py qcluster`
-    with ticking(environment): ...                 # `python -m tests.private_portal tick`
-    python -m tests.private_portal setup PARAMETERS_JSON   # prints what it made, as JSON
+    with ticking(environment): ...                 # `python -m tests.support.private_portal tick`
+    python -m tests.support.private_portal setup PARAMETERS_JSON   # prints what it made, as JSON
     set_up(environment, sim, registry, files=30, size=20_000)   # the same, from a test
 
-`setup` makes what tests/engine.py makes for a test (vendors, people, an integration ready for
-Aarhus, SFTP accounts on the given simulator, a route), writes the simulator's registry file
+`setup` makes what tests/support/engine.py makes for a test (vendors, people, an integration ready
+for Aarhus, SFTP accounts on the given simulator, a route), writes the simulator's registry file
 and queues `files` sends of random data. `tick` does what the cluster's scheduler does every
 30 s and the minutely schedules do (start due retries; sweep abandoned sends, collect receipts,
 fetch inboxes), every few seconds, and carries on through a database that is away.
@@ -64,7 +64,7 @@ def setup(parameters: dict) -> dict:
 
     from portal.accounts.models import Membership, Organisation
     from portal.itsystems.models import ItSystem
-    from tests import engine
+    from tests.support import engine
     from transfers.queueing import queue_send
     from transfers.simulator.registry import Registry
 
@@ -133,9 +133,9 @@ def tick(seconds: float, every: float = 0.5, scheduled_every: int = 6) -> None:
 
 @contextlib.contextmanager
 def cluster(environment: dict[str, str], output):
-    """`manage.py qcluster` with `environment` (as tests/workers.py starts one on the test run's
-    database), its log in `output`; stopped on exit (SIGINT, then SIGKILL after 20 s)."""
-    from tests.system import ROOT
+    """`manage.py qcluster` with `environment` (as tests/support/workers.py starts one on the test
+    run's database), its log in `output`; stopped on exit (SIGINT, then SIGKILL after 20 s)."""
+    from tests.support.system import ROOT
 
     with open(output, "ab") as log:
         process = subprocess.Popen(
@@ -161,7 +161,7 @@ def cluster(environment: dict[str, str], output):
 def set_up(environment: dict[str, str], sim, registry, *, files: int, size: int) -> dict:
     """`setup` in a portal process, for `sim` and its registry file: what it queued (remote
     name: SHA-256)."""
-    from tests.system import ROOT
+    from tests.support.system import ROOT
 
     parameters = {
         "files": files,
@@ -171,7 +171,7 @@ def set_up(environment: dict[str, str], sim, registry, *, files: int, size: int)
         "registry": str(registry),
     }
     made = subprocess.run(
-        [sys.executable, "-m", "tests.private_portal", "setup", json.dumps(parameters)],
+        [sys.executable, "-m", "tests.support.private_portal", "setup", json.dumps(parameters)],
         cwd=ROOT,
         env=environment,
         check=True,
@@ -185,10 +185,10 @@ def set_up(environment: dict[str, str], sim, registry, *, files: int, size: int)
 @contextlib.contextmanager
 def ticking(environment: dict[str, str], seconds: float = 600):
     """`tick` in a child process for the duration of the block."""
-    from tests.system import ROOT
+    from tests.support.system import ROOT
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.private_portal", "tick", str(seconds)],
+        [sys.executable, "-m", "tests.support.private_portal", "tick", str(seconds)],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,

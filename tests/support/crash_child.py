@@ -1,6 +1,6 @@
 """A worker that dies by SIGKILL at a chosen point of a real send or fetch (issue 8, point 1).
 
-    python -m tests.crash_child      # environment: tests.system.child_environment()
+    python -m tests.support.crash_child      # environment: tests.support.system.child_environment()
 
 It sets Django up once and then, for every request on stdin, forks a child that wraps the real
 code at one point so that it kills its own process there (no production hook, no mock: the task
@@ -46,13 +46,13 @@ class CrashWorker:
     """The forking worker, started by a test: `run(request)` answers within `timeout` seconds."""
 
     def __init__(self, log_path, *, data_dir=None, timeout: float = 60.0):
-        from tests.system import ROOT, child_environment
+        from tests.support.system import ROOT, child_environment
 
         overrides = {} if data_dir is None else {"PORTAL_DATA_DIR": str(data_dir)}
         self.timeout = timeout
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.crash_child"],
+            [sys.executable, "-m", "tests.support.crash_child"],
             cwd=ROOT,
             env=child_environment(**overrides),
             stdin=subprocess.PIPE,
