@@ -128,7 +128,7 @@ def sending_integration(codes: list[str] | None, port: int, host_key: str) -> In
 
     from portal.accounts.models import Membership, Organisation
     from portal.itsystems.models import ItSystem
-    from tests import engine
+    from tests.support import engine
 
     municipalities = Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY)
     if codes is not None:
@@ -183,7 +183,7 @@ def point_accounts_at(integration: Integration, port: int) -> None:
 @contextlib.contextmanager
 def simulator(data_dir: Path) -> Iterator:
     """`manage.py serviceplatform` on a free port, the portal's database as registry."""
-    from tests.simulator_fixtures import simulator_process
+    from tests.support.simulator_fixtures import simulator_process
     from transfers.simulator.server import load_or_create_host_key
 
     key_path = data_dir.parent / "simulator_host_key"
@@ -202,9 +202,9 @@ def simulator(data_dir: Path) -> Iterator:
 
 @contextlib.contextmanager
 def cluster(**options) -> Iterator[subprocess.Popen]:
-    """A `manage.py qcluster` (tests/workers.py), returned once it is idle with nothing queued,
-    so its start-up and its first scheduled rounds stay out of what is measured."""
-    from tests.workers import worker_cluster
+    """A `manage.py qcluster` (tests/support/workers.py), returned once it is idle with nothing
+    queued, so its start-up and its first scheduled rounds stay out of what is measured."""
+    from tests.support.workers import worker_cluster
 
     with worker_cluster(**options) as process:
         wait_for_idle([process])

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.many_files [--files 98] [--size-kib 100] [--runs 3] [--rtt-ms 10]
 
-Starts a real sshd (tests/sshd.py) and a delay proxy in front of it (bench/delay_proxy.py, half
-the round trip each way), writes `--files` random files, then per run, in rotating order:
+Starts a real sshd (tests/support/sshd.py) and a delay proxy in front of it (bench/delay_proxy.py,
+half the round trip each way), writes `--files` random files, then per run, in rotating order:
 - OpenSSH: one `sftp -b` process uploading every file in one batch (`put DIR/* ref/`, defaults);
   the wall time of the whole process (start, connect, authenticate, upload, exit);
 - the portal: the same files sent as the workers send them, each file to `OUT/<name>` with
@@ -248,7 +248,7 @@ def summarise(rows: list[dict], files: int) -> dict:
 
 
 def benchmark(count: int, size_kib: int, runs: int, rtt_ms: float, base: str | None) -> dict:
-    from tests.sshd import running_sshd
+    from tests.support.sshd import running_sshd
 
     size = size_kib * 1024
     delay = rtt_ms / 2000

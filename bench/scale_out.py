@@ -182,7 +182,7 @@ def _drive(options: dict) -> dict:
     from django.conf import settings
     from django.utils import timezone
 
-    from tests.workers import worker_cluster
+    from tests.support.workers import worker_cluster
     from transfers.simulator import Simulator
 
     work = Path(settings.DATA_DIR)

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.throughput [--size-mib 1024] [--runs 2] [--dir /dev/shm]
 
-Starts a real sshd (tests/sshd.py) on loopback, then the portal's Serviceplatform simulator
+Starts a real sshd (tests/support/sshd.py) on loopback, then the portal's Serviceplatform simulator
 (`manage.py serviceplatform`), and against each, for each run, uploads and downloads the file
 with `sftp -b` (OpenSSH defaults) and with SftpSession (each transfer in a fresh subprocess),
 alternating which goes first. Prints medians and ratios, and the peak RSS above idle of the
@@ -219,7 +219,7 @@ class Target:
 
 @contextmanager
 def sshd_target(base: str | None) -> Iterator[Target]:
-    from tests.sshd import running_sshd
+    from tests.support.sshd import running_sshd
 
     with running_sshd(base) as server:
         yield Target(
@@ -240,7 +240,7 @@ def simulator_target(base: str | None) -> Iterator[Target]:
     """The portal's own simulator (`manage.py serviceplatform`) with one user: OUT/ and IN/."""
     import paramiko
 
-    from tests.simulator_fixtures import make_user, simulator_process, write_registry
+    from tests.support.simulator_fixtures import make_user, simulator_process, write_registry
 
     with tempfile.TemporaryDirectory(dir=base) as temp:
         directory = Path(temp)

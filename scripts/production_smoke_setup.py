@@ -89,7 +89,8 @@ def make_records() -> dict:
             is_receiver=True,
         )
 
-        # The four InfRef steps and onboarding, as tests/engine.py's ready_integration takes them.
+        # The four InfRef steps and onboarding, as tests/support/engine.py's ready_integration
+        # takes them.
         integration = rules.create_integration(
             name="Røgtest",
             sender=sender,

@@ -11,7 +11,7 @@ from django.utils import translation
 from portal.accounts.models import Membership, Organisation
 from portal.accounts.municipalities import load_reference_organisations
 from portal.itsystems.models import ItSystem
-from tests import engine, system
+from tests.support import engine, system
 
 PASSWORD = "correct horse battery staple"
 
@@ -166,8 +166,8 @@ def ready_route(
     tmp_path, staff_a, operator, system_a, system_b, aarhus, odense
 ) -> Iterator[Callable[..., engine.ReadyRoute]]:
     """Makes, when the test calls it, an integration from system_a to system_b ready to send on
-    a running simulator (tests/engine.py), stopped after the test: `ready_route()` for Aarhus,
-    `ready_route(municipalities=2)` for Aarhus and Odense (and others by code beyond that);
+    a running simulator (tests/support/engine.py), stopped after the test: `ready_route()` for
+    Aarhus, `ready_route(municipalities=2)` for Aarhus and Odense (and others by code beyond that);
     keywords of `engine.ready_route` choose other parties, the environment or the accounts."""
     made: list[engine.ReadyRoute] = []
     with contextlib.ExitStack() as running:

@@ -12,7 +12,7 @@ from portal.accounts import access
 from portal.accounts.models import Membership
 from portal.itsystems.models import ItSystem
 from tests.conftest import make_user
-from tests.handoff_setup import token_for
+from tests.support.handoff_setup import token_for
 from transfers.models import Route, Transfer
 
 

@@ -18,8 +18,8 @@ from gdpr.models import GdprDeclaration, InfRefRequest
 from portal.accounts.demo import DEMO_PASSWORD, seed_demo
 from portal.onboarding.models import Integration
 from portal.specs.models import SpecificationVersion
-from tests.accessibility import axe_violations, format_violations, serious
-from tests.browser import chromium, screenshot
+from tests.support.accessibility import axe_violations, format_violations, serious
+from tests.support.browser import chromium, screenshot
 from transfers.models import Route, SftpAccount, Transfer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

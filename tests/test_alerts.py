@@ -121,7 +121,7 @@ def test_contacts_must_be_addresses(daily_route):
 
 
 def test_a_failed_transfer_raises_an_alert(setup, vendor_a, vendor_b, aarhus):  # noqa: F811
-    from tests import engine
+    from tests.support import engine
 
     engine.load_registry(setup.sim, routes=())  # the platform knows no route
     transfer = queue(setup)

@@ -12,7 +12,7 @@ from django.utils import translation
 from handoff import sending, uploads
 from handoff.models import ApiSend
 from portal.audit.models import AuditEvent
-from tests.handoff_setup import bearer, ready_fixture, received_file, token_for  # noqa: F401
+from tests.support.handoff_setup import bearer, ready_fixture, received_file, token_for  # noqa: F401
 from transfers.models import ReceivedFile, Route, Transfer
 
 DATA = b"kommunekode;cpr\r\n751;0101011234\r\n" * 100

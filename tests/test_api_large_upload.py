@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from handoff.uploads import upload_directory
-from tests.handoff_setup import ready_fixture, token_for  # noqa: F401
-from tests.system import ROOT, child_environment
+from tests.support.handoff_setup import ready_fixture, token_for  # noqa: F401
+from tests.support.system import ROOT, child_environment
 from transfers.models import Transfer
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]

@@ -16,7 +16,7 @@ from ninja.responses import NinjaJSONEncoder
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from handoff.api import api
-from tests.handoff_setup import ready_fixture, received_file, token_for  # noqa: F401
+from tests.support.handoff_setup import ready_fixture, received_file, token_for  # noqa: F401
 from transfers.queueing import queue_send
 
 MAX_EXAMPLES = 8  # per operation: enough to walk each one, bounded for the CI's two passes

@@ -12,7 +12,7 @@ from handoff import tokens
 from handoff.models import ApiToken
 from portal.accounts import access
 from portal.audit.models import AuditEvent
-from tests.handoff_setup import bearer, token_for
+from tests.support.handoff_setup import bearer, token_for
 
 ROUTES = "/api/v1/routes"
 

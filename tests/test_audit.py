@@ -8,7 +8,7 @@ from portal.audit.models import AuditEvent
 from portal.onboarding import rules
 from portal.onboarding.models import OnboardingTask
 from tests.conftest import make_user
-from tests.handoff_setup import bearer, ready_fixture, received_file, token_for  # noqa: F401
+from tests.support.handoff_setup import bearer, ready_fixture, received_file, token_for  # noqa: F401
 
 
 @pytest.fixture

@@ -41,12 +41,12 @@ from portal.outbox.models import MailAttachment
 from portal.specs.documents import inspect_document
 from portal.specs.models import SpecificationDocument
 from portal.specs.versions import create_version
-from tests import private_portal
-from tests.handoff_setup import ready_fixture, received_file  # noqa: F401
-from tests.pdf import ONE_PAGE, pdf
-from tests.private_postgres import private_postgres
-from tests.simulator_fixtures import running_simulator, wait_for, write_registry
-from tests.system import ROOT, child_environment
+from tests.support import private_portal
+from tests.support.handoff_setup import ready_fixture, received_file  # noqa: F401
+from tests.support.pdf import ONE_PAGE, pdf
+from tests.support.private_postgres import private_postgres
+from tests.support.simulator_fixtures import running_simulator, wait_for, write_registry
+from tests.support.system import ROOT, child_environment
 from tests.test_specifications import STRUCTURE
 from transfers.models import ReceivedFile, Transfer
 from transfers.queueing import queue_send

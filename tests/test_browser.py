@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.browser import chromium, screenshot
 from tests.conftest import PASSWORD
+from tests.support.browser import chromium, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -1,7 +1,7 @@
 """Workers killed by SIGKILL at chosen points of real sends and fetches (issue 8, point 1).
 
-Each kill point runs RUNS times: a file is queued, a worker (tests/crash_child.py, a fork of a
-process with Django loaded) runs the real task and kills itself at the point, and then the
+Each kill point runs RUNS times: a file is queued, a worker (tests/support/crash_child.py, a fork of
+a process with Django loaded) runs the real task and kills itself at the point, and then the
 schedule's own recovery runs (transfers.tasks.requeue_abandoned, a new send, collect_receipts,
 fetch_inbox). Afterwards the file must be delivered exactly once (one routing by the simulator),
 fetched exactly once with the same SHA-256, and nothing may be left on the server or in the
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash_child import CrashWorker
-from tests.engine import RECEIVER, SENDER
+from tests.support.crash_child import CrashWorker
+from tests.support.engine import RECEIVER, SENDER
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer

@@ -17,9 +17,9 @@ from gdpr.models import GdprDeclaration, InfRefRequest
 from portal.accounts.demo import DEMO_PASSWORD
 from portal.onboarding.models import Integration
 from portal.specs.models import SpecificationVersion
-from tests.browser import chromium, screenshot
+from tests.support.browser import chromium, screenshot
+from tests.support.totp import totp_code
 from tests.test_accessibility import LIVE, _seed, one_declaration_pdf  # noqa: F401
-from tests.totp import totp_code
 from transfers.models import SftpAccount, Transfer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -17,8 +17,8 @@ from gdpr.models import GdprDeclaration
 from portal.outbox.models import OutgoingMail
 from portal.specs.documents import inspect_document
 from portal.specs.versions import add_documents
-from tests import engine
 from tests.conftest import make_user
+from tests.support import engine
 from tests.test_declaration_scope import PINNED, submit
 from tests.test_infref_process import SPEC_FIELDS, complete_answers, spec_version
 from transfers.queueing import route_blockers

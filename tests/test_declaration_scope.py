@@ -16,7 +16,7 @@ from gdpr.models import GdprDeclaration
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import Integration, ProcessingAgreement
 from portal.onboarding.rules import add_municipality, create_integration
-from tests import engine
+from tests.support import engine
 from tests.test_infref_process import complete_answers, spec_version
 from transfers.queueing import queue_send, route_blockers
 
@@ -217,7 +217,7 @@ def test_without_any_version_the_page_links_the_specification_and_submission_is_
     infref, staff_a, aarhus, system_b, client, client_for
 ):
     # Taken before the integration exists: complete_answers gives a linked integration
-    # without a version its version 1.0 (for tests/engine.py).
+    # without a version its version 1.0 (for tests/support/engine.py).
     answers = {**complete_answers([aarhus], [system_b]), "data_specification_version": ""}
     integration = integration_under(
         infref, name="Omsorg", receiver=system_b, municipalities=[aarhus], staff=staff_a

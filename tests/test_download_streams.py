@@ -1,11 +1,11 @@
 """A large download read over more than one connection at once (transfers.sftp, `_download`).
 
-Against a real OpenSSH sshd on loopback (tests/sshd.py), through tests/fault_proxy.py where a
-connection must break at a chosen moment: connection 1 is always the session's own, 2 the
-second stream's. STREAMS_FROM is lowered so that a few MiB take the way a large file takes.
-One test goes through transfers.fetch, where a failed download must leave nothing stored. The
-block writer's bookkeeping (which range next, what is written, where the file ends) is also
-tested on its own, on a local file.
+Against a real OpenSSH sshd on loopback (tests/support/sshd.py), through
+tests/support/fault_proxy.py where a connection must break at a chosen moment: connection 1 is
+always the session's own, 2 the second stream's. STREAMS_FROM is lowered so that a few MiB take the
+way a large file takes. One test goes through transfers.fetch, where a failed download must leave
+nothing stored. The block writer's bookkeeping (which range next, what is written, where the file
+ends) is also tested on its own, on a local file.
 """
 
 import hashlib
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from paramiko.sftp import SFTPError
 
-from tests import engine
-from tests.fault_proxy import Fate, FaultProxy
-from tests.sshd import sshd_fixture
+from tests.support import engine
+from tests.support.fault_proxy import Fate, FaultProxy
+from tests.support.sshd import sshd_fixture
 from tests.test_hostile_names import metadata_for
 from transfers import sessions, sftp
 from transfers.fetch import fetch_inbox

@@ -21,7 +21,7 @@ from portal.audit.models import AuditEvent
 from portal.core.navigation import menu_for
 from portal.onboarding import rules
 from portal.onboarding.models import OnboardingTask
-from tests.handoff_setup import ready_fixture, received_file  # noqa: F401
+from tests.support.handoff_setup import ready_fixture, received_file  # noqa: F401
 from transfers.models import Transfer
 
 Action = AuditEvent.Action

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system import ROOT
+from tests.support.system import ROOT
 from tests.test_server_faults import small_disk
 
 pytestmark = pytest.mark.system

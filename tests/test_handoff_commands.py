@@ -4,9 +4,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from handoff import cli
-from tests import engine
-from tests.handoff_setup import manage, no_declaration_pdf, ready_fixture  # noqa: F401
-from tests.workers import worker_cluster
+from tests.support import engine
+from tests.support.handoff_setup import manage, no_declaration_pdf, ready_fixture  # noqa: F401
+from tests.support.workers import worker_cluster
 from transfers import tasks
 from transfers.models import ReceivedFile, Route, Transfer
 

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal.core.health import check_health
-from tests.workers import worker_cluster
+from tests.support.workers import worker_cluster
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_health_needs_no_login_and_is_never_cached(client, db):
 def test_health_includes_the_simulator_once_an_account_uses_it(
     client, system_a, settings, tmp_path
 ):
-    from tests import engine
+    from tests.support import engine
 
     engine.account(system_a, "alfa_omsorg", None)
     with engine.simulator(tmp_path) as sim, worker_cluster():

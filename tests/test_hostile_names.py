@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests import engine
-from tests.sshd import running_sshd
+from tests.support import engine
+from tests.support.sshd import running_sshd
 from transfers import protocol, sessions
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile

@@ -16,9 +16,9 @@ from django.utils.translation import gettext
 from portal.accounts.models import Invitation, Membership
 from portal.audit.models import AuditEvent
 from portal.outbox.models import OutgoingMail
-from tests.accessibility import axe_violations, format_violations, serious
-from tests.browser import chromium, log_in, screenshot
 from tests.conftest import PASSWORD, make_user
+from tests.support.accessibility import axe_violations, format_violations, serious
+from tests.support.browser import chromium, log_in, screenshot
 from tests.test_members import english, logged_in, make_administrator, said
 from tests.test_outbox import local_smtp_server, send_queued_mail
 

@@ -8,7 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 
-from tests.system import ROOT, child_environment
+from tests.support.system import ROOT, child_environment
 from transfers import keys, tasks
 from transfers.models import SftpAccount, Transfer
 from transfers.queueing import queue_send

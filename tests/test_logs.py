@@ -23,8 +23,8 @@ from django_q.tasks import async_task
 
 from portal import env
 from portal.core import logs
-from tests.handoff_setup import bearer, token_for
-from tests.workers import ROOT, worker_cluster
+from tests.support.handoff_setup import bearer, token_for
+from tests.support.workers import ROOT, worker_cluster
 from transfers import tasks
 from transfers.queueing import queue_send
 

@@ -1,11 +1,11 @@
 """A faulty network between the workers and the Serviceplatform (issue 8, point 2).
 
-A real worker cluster (tests/workers.py) sends SENDS files through tests/fault_proxy.py, which
-cuts connections at random byte offsets (a reset in the middle of whatever is in flight) and
-stalls others (a black hole until the worker gives up; the server notices a second later). The
-portal's own retry logic (transfers.tasks: retry_delay, TRANSFER_RETRY_SECONDS, the timeouts)
-must bring every file to the receiver exactly once; the retries show on each transfer's page;
-and no task may outlast the bound its timeouts set.
+A real worker cluster (tests/support/workers.py) sends SENDS files through
+tests/support/fault_proxy.py, which cuts connections at random byte offsets (a reset in the middle
+of whatever is in flight) and stalls others (a black hole until the worker gives up; the server
+notices a second later). The portal's own retry logic (transfers.tasks: retry_delay,
+TRANSFER_RETRY_SECONDS, the timeouts) must bring every file to the receiver exactly once; the
+retries show on each transfer's page; and no task may outlast the bound its timeouts set.
 """
 
 import contextlib
@@ -23,10 +23,10 @@ import pytest
 from django.urls import reverse
 from django_q.models import Task
 
-from tests import private_portal
-from tests.fault_proxy import Fate, FaultProxy, RandomFaults
-from tests.simulator_fixtures import make_user, running_simulator, wait_for, write_registry
-from tests.system import child_environment
+from tests.support import private_portal
+from tests.support.fault_proxy import Fate, FaultProxy, RandomFaults
+from tests.support.simulator_fixtures import make_user, running_simulator, wait_for, write_registry
+from tests.support.system import child_environment
 from tests.test_settings import run_manage
 from transfers.models import ReceivedFile, SftpAccount, Transfer
 from transfers.queueing import queue_send

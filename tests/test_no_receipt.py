@@ -22,7 +22,7 @@ from django.utils import timezone
 from handoff.cli import FAILED, wait_for
 from portal.alerts.models import Alert
 from portal.outbox.models import OutgoingMail
-from tests.browser import chromium, log_in, screenshot
+from tests.support.browser import chromium, log_in, screenshot
 from tests.test_server_faults import SENDER, page, queue
 from transfers import tasks
 from transfers.fetch import fetch_inbox

@@ -22,8 +22,8 @@ from portal.onboarding import bilateral, rules
 from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
 from portal.specs.models import SpecificationVersion
 from tests.conftest import make_user
-from tests.engine import ready_integration
-from tests.pdf import ONE_PAGE
+from tests.support.engine import ready_integration
+from tests.support.pdf import ONE_PAGE
 from tests.test_infref_process import complete_answers, spec_version
 from transfers.models import Environment, Route
 

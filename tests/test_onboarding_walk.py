@@ -17,11 +17,11 @@ from playwright.sync_api import Browser, Page, expect
 
 from gdpr.models import InfRefRequest
 from portal.onboarding.models import Consent
-from tests.accessibility import axe_violations, format_violations, serious
-from tests.browser import chromium, screenshot
 from tests.conftest import PASSWORD
-from tests.pdf import ONE_PAGE
-from tests.workers import worker_cluster
+from tests.support.accessibility import axe_violations, format_violations, serious
+from tests.support.browser import chromium, screenshot
+from tests.support.pdf import ONE_PAGE
+from tests.support.workers import worker_cluster
 from transfers.models import Environment, Transfer
 from transfers.simulator.registry import Registry, StaticRegistry
 from transfers.simulator.server import Simulator

@@ -23,7 +23,7 @@ from django_q.models import OrmQ, Schedule, Task
 from portal.outbox.mail import SEND_TASK, enqueue, queue_mail
 from portal.outbox.models import MailAttachment, OutgoingMail
 from portal.outbox.tasks import resend, retry_delay, send_outgoing_mail
-from tests.workers import worker_cluster
+from tests.support.workers import worker_cluster
 
 # Mixed line endings and a byte that is not UTF-8: sent as text these would not survive intact.
 CSV = b"InfRef;System\r\n1001;Alfa Omsorg\n1002;\xe6\xf8\xe5\r\n"
@@ -89,7 +89,7 @@ def no_smtp_server(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     # A privileged port nothing here serves (tcpmux), rather than a free port found by binding
-    # one: a test that binds is a system test (tests/system.py).
+    # one: a test that binds is a system test (tests/support/system.py).
     settings.EMAIL_PORT = 1
     settings.EMAIL_USE_TLS = False
     settings.EMAIL_TIMEOUT = 10

@@ -3,8 +3,8 @@ mail the outbox sends to a real SMTP server, its link, the new password, and a l
 
 import pytest
 
-from tests.browser import chromium, screenshot
 from tests.conftest import PASSWORD
+from tests.support.browser import chromium, screenshot
 from tests.test_outbox import send_queued_mail
 from tests.test_passwords import NEW_PASSWORD, link_in, smtp_mailbox
 

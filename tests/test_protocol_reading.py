@@ -29,8 +29,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from tests import engine
-from tests.sshd import running_sshd
+from tests.support import engine
+from tests.support.sshd import running_sshd
 from tests.test_dashboard import english
 from transfers import protocol, sessions, tasks
 from transfers.downloads import content_disposition

@@ -3,9 +3,9 @@ flows have: they wrap inside their cells, and nothing on the page scrolls sidewa
 
 import pytest
 
-from tests.accessibility import axe_violations, format_violations, serious
-from tests.browser import SCREENSHOTS, chromium, screenshot
 from tests.conftest import PASSWORD
+from tests.support.accessibility import axe_violations, format_violations, serious
+from tests.support.browser import SCREENSHOTS, chromium, screenshot
 from tests.test_dashboard import make_integration, make_route, make_transfers
 from tests.test_review import at, declare, fetched_copy, make_version, receive
 from transfers.models import Transfer

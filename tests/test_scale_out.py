@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from bench.end_to_end import RECEIVER, SENDER, wait_for_idle
 from bench.scale_out import CLUSTERS, UploadLog, queue_sends, sent_once, share, wait_until_fetched
-from tests.workers import worker_cluster
+from tests.support.workers import worker_cluster
 from transfers import fetch, sessions, tasks
 from transfers.models import ReceivedFile
 from transfers.queueing import queue_send

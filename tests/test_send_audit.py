@@ -20,7 +20,7 @@ from handoff import uploads, watch
 from handoff.api import sends
 from handoff.models import ApiToken, WatchedFolder
 from portal.audit.models import AuditEvent
-from tests.handoff_setup import bearer, ready_fixture, token_for  # noqa: F401
+from tests.support.handoff_setup import bearer, ready_fixture, token_for  # noqa: F401
 from transfers import queueing
 from transfers.models import Route, Transfer
 from transfers.queueing import Channel, queue_send

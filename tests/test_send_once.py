@@ -14,9 +14,9 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from portal.audit.models import AuditEvent
-from tests.browser import chromium
 from tests.conftest import PASSWORD, make_user
-from tests.handoff_setup import ready_fixture  # noqa: F401
+from tests.support.browser import chromium
+from tests.support.handoff_setup import ready_fixture  # noqa: F401
 from transfers import send_once
 from transfers.models import Transfer
 

@@ -33,11 +33,11 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from portal.alerts.models import Alert
-from tests import engine, private_portal
-from tests.engine import RECEIVER, SENDER
-from tests.private_postgres import private_postgres
-from tests.simulator_fixtures import running_simulator, wait_for, write_registry
-from tests.system import ROOT, child_environment
+from tests.support import engine, private_portal
+from tests.support.engine import RECEIVER, SENDER
+from tests.support.private_postgres import private_postgres
+from tests.support.simulator_fixtures import running_simulator, wait_for, write_registry
+from tests.support.system import ROOT, child_environment
 from transfers import keys, tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer

@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils import translation
 from django_q.models import Schedule
 
-from tests import engine
-from tests.simulator_fixtures import running_simulator
+from tests.support import engine
+from tests.support.simulator_fixtures import running_simulator
 from transfers import endpoints, tasks
 from transfers.models import SftpAccount, Transfer
 from transfers.queueing import queue_send

@@ -1,4 +1,4 @@
-"""SftpSession against a real OpenSSH sshd on loopback (tests/sshd.py); no mocks.
+"""SftpSession against a real OpenSSH sshd on loopback (tests/support/sshd.py); no mocks.
 
 Every test is bounded in time: sessions use short timeouts, and the tests that break a
 connection run the transfer in a thread they wait for with a deadline.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sshd import SSH_KEYGEN, sshd_fixture
+from tests.support.sshd import SSH_KEYGEN, sshd_fixture
 from transfers import sftp
 from transfers.sftp import (
     HostKeyChanged,

@@ -18,7 +18,7 @@ from django.utils import timezone
 from gdpr.models import InfRef
 from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
-from tests.simulator_fixtures import (
+from tests.support.simulator_fixtures import (
     make_user,
     openssh_sftp,
     route,

@@ -21,7 +21,7 @@ import paramiko
 import pytest
 from lxml import etree
 
-from tests.simulator_fixtures import (
+from tests.support.simulator_fixtures import (
     ROOT,
     SimulatorProcess,
     TestUser,

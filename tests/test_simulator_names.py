@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests import engine
-from tests.simulator_fixtures import (
+from tests.support import engine
+from tests.support.simulator_fixtures import (
     ROOT,
     TestUser,
     make_user,

@@ -34,7 +34,7 @@ from portal.specs.models import (
 )
 from portal.specs.versions import create_version
 from tests.conftest import make_user
-from tests.pdf import ONE_PAGE, pdf
+from tests.support.pdf import ONE_PAGE, pdf
 from tests.test_infref_process import complete_answers
 
 V1_FIELDS = [

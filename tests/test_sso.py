@@ -1,6 +1,6 @@
 """Single sign-on with SAML 2.0 (issue 18, point 3), against a real identity provider.
 
-The IdP (tests/saml_idp.py) runs in its own process on a loopback port, built on pysaml2's
+The IdP (tests/support/saml_idp.py) runs in its own process on a loopback port, built on pysaml2's
 server side with keys of its own. It answers the portal's signed AuthnRequests with signed
 assertions, and on request with bad ones. The refusals are driven with Django's test client,
 which follows the portal's redirect to the IdP and posts the IdP's answer back as a browser
@@ -25,9 +25,9 @@ from portal.audit.models import AuditEvent
 from portal.sso import SESSION_KEY, signed_in_by_sso
 from portal.sso.models import SsoIdentity, SsoRequest
 from portal.sso.views import COOKIE, REASONS
-from tests import saml_idp
-from tests.browser import chromium, screenshot
-from tests.saml_idp import (
+from tests.support import saml_idp
+from tests.support.browser import chromium, screenshot
+from tests.support.saml_idp import (
     ENCRYPTED,
     EXPIRED,
     OTHER_KEY,

@@ -47,7 +47,7 @@ from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import Integration, IntegrationTest, ProcessingAgreement
 from portal.specs.models import SpecificationDocument, SpecificationVersion
-from tests.browser import screenshot
+from tests.support.browser import screenshot
 from tests.test_accessibility import LIVE, _seed, chromium_browser  # noqa: F401
 from tests.test_csp_browser import Visit
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer

@@ -3,8 +3,8 @@ the receiving municipality's architect finding the file."""
 
 import pytest
 
-from tests.browser import chromium, log_in, screenshot
-from tests.workers import worker_cluster
+from tests.support.browser import chromium, log_in, screenshot
+from tests.support.workers import worker_cluster
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

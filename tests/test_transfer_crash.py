@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.system import ROOT, child_environment
+from tests.support.system import ROOT, child_environment
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer

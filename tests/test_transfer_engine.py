@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ValidationError
 
-from tests import engine
+from tests.support import engine
 from transfers import protocol, sessions, tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, SftpAccount, Transfer
@@ -200,7 +200,7 @@ def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(
     staff_a, operator, system_a, system_b, aarhus
 ):
     """OpenSSH's sshd does not route: the send ends sent, waiting for the platform's receipt."""
-    from tests.sshd import running_sshd
+    from tests.support.sshd import running_sshd
 
     with running_sshd() as sshd:
         (sshd.root / "OUT").mkdir()

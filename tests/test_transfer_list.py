@@ -15,8 +15,8 @@ from django.urls import reverse
 from gdpr.models import InfRef
 from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
-from tests import engine
 from tests.conftest import make_user
+from tests.support import engine
 from transfers import list_export, list_options, listing
 from transfers.models import Environment, Route, Transfer
 from transfers.split import split_csv

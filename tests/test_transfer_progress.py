@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from lxml import etree
 
-from tests import engine
 from tests.conftest import make_user
+from tests.support import engine
 from tests.test_transfer_list import HTMX, make_route, make_transfer
 from transfers import tasks, views
 from transfers.models import Transfer

@@ -19,8 +19,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from portal.accounts import two_factor
 from portal.sso import SESSION_KEY as SSO_SESSION_KEY
 from tests.conftest import PASSWORD
-from tests.totp import confirmed_device, secret_of, totp_code, verified_client
-from tests.urlwalk import all_patterns
+from tests.support.totp import confirmed_device, secret_of, totp_code, verified_client
+from tests.support.urlwalk import all_patterns
 
 SETUP = reverse("two_factor_setup")
 VERIFY = reverse("two_factor_verify")

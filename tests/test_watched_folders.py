@@ -15,7 +15,7 @@ from django_q.models import Schedule
 from handoff import delivery, folders, watch
 from handoff.models import DeliveryFolder, FolderDelivery, FolderPickup, WatchedFolder
 from portal.audit.models import AuditEvent
-from tests.handoff_setup import ready_fixture, received_file  # noqa: F401
+from tests.support.handoff_setup import ready_fixture, received_file  # noqa: F401
 from transfers.models import ReceivedFile, Route, Transfer
 
 DATA = b"kommunekode;cpr\r\n751;0101011234\r\n" * 50
