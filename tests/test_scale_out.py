@@ -50,9 +50,9 @@ def test_a_fetch_that_finds_its_file_taken_by_another_fetch_leaves_it_alone(read
     assert tasks.send_transfer(transfer.pk) == "sent"
 
     late = sessions.session_for(receiver)
-    listed = set(late.listdir("IN"))  # one fetch has listed the inbox...
+    listed = late.list_entries("IN")  # one fetch has listed the inbox...
     assert fetch.fetch_inbox(receiver.pk).received == 1  # ...when another takes the pair
-    assert fetch._fetch_one(late, receiver, transfer.remote_name, listed) == "gone"
+    assert fetch._fetch_pairs(late, receiver, [transfer.remote_name], listed) == ["gone"]
 
     [record] = ReceivedFile.objects.all()
     assert (record.state, record.sha256) == (ReceivedFile.State.RECEIVED, transfer.sha256)

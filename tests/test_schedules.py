@@ -242,8 +242,8 @@ def account(system_a):
 
 
 class EmptyInbox:
-    def listdir(self, path: str) -> list[str]:
-        return []
+    def list_entries(self, path: str) -> dict:
+        return {}
 
 
 def test_a_fetch_clears_the_mark_its_queueing_set(

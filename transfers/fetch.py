@@ -44,12 +44,23 @@ METADATA_GRACE_SECONDS = 60
 _PLAIN_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z")
 
 
+# Pairs fetched together, each step for all of them at once (transfers.sftp_batch).
+PAIRS_AT_ONCE = 64
+# A data file this large is read on its own, over more than one connection (transfers.sftp).
+LARGE = 8 * 1024 * 1024
+# The folder's entries as listed: name -> (size, modified).
+Listing = dict[str, tuple[int | None, float | None]]
+
+
 @dataclass
 class FetchResult:
     received: int = 0
     quarantined: int = 0
     waiting: int = 0
     gone: int = 0  # taken by another fetch of the same inbox after this one listed it
+
+    def count(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
 
 
 def _store_dir(account: SftpAccount) -> Path:
@@ -117,15 +128,24 @@ def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchRes
     _sweep_staging(account)
     try:
         session = session or session_for(account)
-        names = set(session.listdir(IN))
-        for name in sorted(names):
-            if name.endswith(".metadata") and name.removesuffix(".metadata") not in names:
+        listed = session.list_entries(IN)
+        pairs = []
+        for name in sorted(listed):
+            if name.endswith(".metadata") and name.removesuffix(".metadata") not in listed:
                 _leftover_metadata(session, account, name.removesuffix(".metadata"))
                 continue
             if name.endswith(SIDE_FILES) or name.startswith("."):
                 continue
-            outcome = _fetch_one(session, account, name, names)
-            setattr(result, outcome, getattr(result, outcome) + 1)
+            outcome = _screen(account, name, listed)
+            if outcome:
+                result.count(outcome)
+            else:
+                pairs.append(name)
+        for start in range(0, len(pairs), PAIRS_AT_ONCE):
+            for outcome in _fetch_pairs(
+                session, account, pairs[start : start + PAIRS_AT_ONCE], listed
+            ):
+                result.count(outcome)
     except Exception:
         drop_session(account_id)
         raise
@@ -157,7 +177,9 @@ def _leftover_metadata(session: SftpSession, account: SftpAccount, name: str) ->
         session.remove(f"{IN}/{name}.metadata", missing_ok=True)
 
 
-def _fetch_one(session: SftpSession, account: SftpAccount, name: str, names: set[str]) -> str:
+def _screen(account: SftpAccount, name: str, listed: Listing) -> str:
+    """What the listing alone says of a data file: "" if it is to be fetched, else the outcome
+    (quarantined for an unsafe name or a missing or oversized metadata file, or waiting)."""
     problem = protocol.file_name_problem(name)
     if problem:
         # An unsafe name may be a path, hide control characters or pass for another name: it is
@@ -168,106 +190,184 @@ def _fetch_one(session: SftpSession, account: SftpAccount, name: str, names: set
             f"the file name is not one the protocol allows: it {problem}",
         )
         return "quarantined"
-    remote = f"{IN}/{name}"
-    if f"{name}.metadata" not in names:
-        age = session.age(remote)
-        if age is None:
-            return "gone"
-        if age < METADATA_GRACE_SECONDS:
+    if f"{name}.metadata" not in listed:
+        _size, modified = listed[name]
+        if time.time() - (modified or 0) < METADATA_GRACE_SECONDS:
             return "waiting"
         _quarantine(account, name, "the data file arrived without its metadata file")
         return "quarantined"
-    metadata_path = f"{remote}.metadata"
-    size = session.size(metadata_path)
-    # A fetch removes the data file before its metadata: both gone means another fetch has it.
-    if size is None and session.size(remote) is None:
-        return "gone"
-    if size is None or size > protocol.MAX_XML_BYTES:
-        _quarantine(account, name, f"the metadata file is missing or too large ({size} bytes)")
+    size, _modified = listed[f"{name}.metadata"]
+    if size is not None and size > protocol.MAX_XML_BYTES:
+        _quarantine(account, name, f"the metadata file is too large ({size} bytes)")
         return "quarantined"
-    staging = _store_dir(account) / ".incoming"
-    staging.mkdir(parents=True, exist_ok=True)
-    local_metadata = staging / f"{uuid.uuid4().hex}.metadata"
-    try:
-        session.get_file(metadata_path, local_metadata)
-        raw = local_metadata.read_bytes()
-    except SftpError:
-        if session.size(remote) is None:
-            return "gone"
-        raise
-    finally:
-        local_metadata.unlink(missing_ok=True)
+    return ""
+
+
+def _fetch_pairs(
+    session: SftpSession, account: SftpAccount, names: list[str], listed: Listing
+) -> list[str]:
+    """Fetch these data files with their metadata, each step for all of them at once: read
+    the metadata, check it, store and record the data files, then remove the pairs. The
+    outcome of each."""
+    raws = session.read_small_files(
+        {f"{IN}/{name}.metadata": listed[f"{name}.metadata"][0] or 0 for name in names},
+        protocol.MAX_XML_BYTES,
+    )
+    outcomes: dict[str, str] = {}
+    accepted: dict[str, tuple[protocol.Metadata, Route, bytes]] = {}
+    for name in names:
+        raw = raws[f"{IN}/{name}.metadata"]
+        if raw is None:
+            # A fetch removes the data file before its metadata: both gone means another
+            # fetch has the pair.
+            if session.size(f"{IN}/{name}") is None:
+                outcomes[name] = "gone"
+            else:
+                _quarantine(account, name, "the metadata file is missing")
+                outcomes[name] = "quarantined"
+            continue
+        outcome, checked = _read_metadata(account, name, raw)
+        if checked is None:
+            outcomes[name] = outcome
+        else:
+            accepted[name] = checked
+    done = set(
+        ReceivedFile.objects.filter(
+            account=account,
+            file_transfer_uuid__in=[
+                metadata.file_transfer_uuid for metadata, *_ in accepted.values()
+            ],
+        ).values_list("file_transfer_uuid", flat=True)
+    )
+    new = {name: item for name, item in accepted.items() if item[0].file_transfer_uuid not in done}
+    stored, failed = _store(session, account, new, listed)
+    outcomes.update(stored)
+    # Stored and recorded (now or by an earlier run): only now may the pairs leave the server,
+    # each data file before its metadata.
+    finished = [name for name in accepted if outcomes.setdefault(name, "received") == "received"]
+    if finished:
+        session.remove_many([f"{IN}/{name}" for name in finished])
+        session.remove_many([f"{IN}/{name}.metadata" for name in finished])
+    if failed is not None:
+        raise failed
+    return [outcomes[name] for name in names]
+
+
+def _read_metadata(
+    account: SftpAccount, name: str, raw: bytes
+) -> tuple[str, tuple[protocol.Metadata, Route, bytes] | None]:
+    """The metadata, checked, with the route the file came by; or the outcome if it fails."""
+    if len(raw) > protocol.MAX_XML_BYTES:
+        _quarantine(account, name, f"the metadata file is too large ({len(raw)} bytes)")
+        return "quarantined", None
     try:
         metadata = protocol.parse_metadata(raw)
     except protocol.ProtocolError as error:
         _quarantine(account, name, f"the metadata is not valid: {error}", raw)
-        return "quarantined"
+        return "quarantined", None
     route, problem = _check(account, name, metadata)
     if problem:
         _quarantine(account, name, problem, raw)
-        return "quarantined"
+        return "quarantined", None
     if metadata.file_transfer_uuid is None:
         # Metadata written as a Trigger carries no FileTransferUUID; a stable stand-in keeps a
         # repeated fetch of the same file from storing it twice.
         declared = metadata.descriptor.size
         stand_in = uuid.uuid5(uuid.NAMESPACE_URL, f"sftp:{account.username}/{name}/{declared}")
         metadata = dataclasses.replace(metadata, file_transfer_uuid=stand_in)
-    done = ReceivedFile.objects.filter(
-        account=account, file_transfer_uuid=metadata.file_transfer_uuid
-    ).first()
-    if done is None:
-        outcome = _download(session, account, name, metadata, route, raw)
-        if outcome != "received":
-            return outcome
-    # Stored and recorded (now or by an earlier run): only now may the pair leave the server.
-    session.remove(remote, missing_ok=True)
-    session.remove(metadata_path, missing_ok=True)
-    return "received"
+    return "", (metadata, route, raw)
 
 
-def _download(session, account, name, metadata, route, raw: bytes) -> str:
-    """Store the data file and record it: "received", or "quarantined" if it proved not to
-    match its metadata, or "gone" if another fetch took it first."""
+def _store(
+    session: SftpSession,
+    account: SftpAccount,
+    files: dict[str, tuple[protocol.Metadata, Route, bytes]],
+    listed: Listing,
+) -> tuple[dict[str, str], SftpError | None]:
+    """Download the data files, put each complete one in its place and record it: "received",
+    or "quarantined" if it proved not to match its metadata, or "gone" if another fetch took
+    it first, or "failed" if it could not be stored here (with the first such failure). Small
+    files come all at once; a large one on its own, over more connections."""
+    if not files:
+        return {}, None
     directory = _store_dir(account)
-    final = directory / local_name(metadata.file_transfer_uuid, name)
-    partial = directory / ".incoming" / f"{uuid.uuid4().hex}.part"
+    staging = directory / ".incoming"
+    staging.mkdir(parents=True, exist_ok=True)
+    partial = {name: staging / f"{uuid.uuid4().hex}.part" for name in files}
+    sizes = {name: listed[name][0] or 0 for name in files}
     try:
-        size, sha256 = session.get_file(f"{IN}/{name}", partial)
-    except SftpError:
-        partial.unlink(missing_ok=True)
-        if session.size(f"{IN}/{name}") is None:
-            return "gone"
-        raise
-    if size != metadata.descriptor.size:
-        partial.unlink(missing_ok=True)
-        _quarantine(
-            account,
-            name,
-            f"the file is {size} bytes but the metadata says {metadata.descriptor.size}",
-            raw,
+        stored = session.get_files(
+            {f"{IN}/{name}": (sizes[name], partial[name]) for name in files if sizes[name] < LARGE}
         )
-        return "quarantined"
-    # A concurrent fetch may replace `final` with its own copy: the same bytes, whole either way.
-    os.replace(partial, final)
-    _fsync_directory(directory)
-    try:
-        with transaction.atomic():
-            ReceivedFile.objects.create(
-                account=account,
-                remote_name=name,
-                state=ReceivedFile.State.RECEIVED,
-                stored_path=str(final),
-                size=size,
-                sha256=sha256,
-                metadata_xml=raw.decode(),
-                file_transfer_uuid=metadata.file_transfer_uuid,
-                infref_name=metadata.routing.infref,
-                sender_username=metadata.descriptor.sender,
-                route=route,
+        for name in files:
+            if sizes[name] >= LARGE:
+                stored[f"{IN}/{name}"] = _download_large(session, name, partial[name])
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    outcomes, complete = {}, []
+    failed: SftpError | None = None
+    for name, (metadata, _route, raw) in files.items():
+        got = stored[f"{IN}/{name}"]
+        if got is None or isinstance(got, OSError):
+            partial[name].unlink(missing_ok=True)
+            if got is None:
+                outcomes[name] = "gone"
+            else:
+                # Not stored here (a full disk): the pair stays on the server for a later
+                # fetch; the files that were stored are kept and their pairs removed.
+                outcomes[name] = "failed"
+                failed = failed or SftpError(f"Storing {name} failed: {got}")
+            continue
+        size, sha256 = got
+        if size != metadata.descriptor.size:
+            partial[name].unlink(missing_ok=True)
+            _quarantine(
+                account,
+                name,
+                f"the file is {size} bytes but the metadata says {metadata.descriptor.size}",
+                raw,
             )
-    except IntegrityError:
-        pass  # recorded by a concurrent fetch of the same file: the same bytes, kept once
-    return "received"
+            outcomes[name] = "quarantined"
+            continue
+        # A concurrent fetch may replace `final` with its own copy: the same bytes, whole
+        # either way.
+        final = directory / local_name(metadata.file_transfer_uuid, name)
+        os.replace(partial[name], final)
+        complete.append((name, final, size, sha256))
+    if complete:
+        _fsync_directory(directory)
+    for name, final, size, sha256 in complete:
+        metadata, route, raw = files[name]
+        try:
+            with transaction.atomic():
+                ReceivedFile.objects.create(
+                    account=account,
+                    remote_name=name,
+                    state=ReceivedFile.State.RECEIVED,
+                    stored_path=str(final),
+                    size=size,
+                    sha256=sha256,
+                    metadata_xml=raw.decode(),
+                    file_transfer_uuid=metadata.file_transfer_uuid,
+                    infref_name=metadata.routing.infref,
+                    sender_username=metadata.descriptor.sender,
+                    route=route,
+                )
+        except IntegrityError:
+            pass  # recorded by a concurrent fetch of the same file: the same bytes, kept once
+        outcomes[name] = "received"
+    return outcomes, failed
+
+
+def _download_large(session: SftpSession, name: str, partial: Path) -> tuple[int, str] | None:
+    try:
+        return session.get_file(f"{IN}/{name}", partial)
+    except SftpError:
+        if session.size(f"{IN}/{name}") is None:
+            return None
+        raise
 
 
 def local_name(file_transfer_uuid: uuid.UUID, name: str) -> str:

@@ -41,6 +41,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 
 import paramiko
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -70,7 +71,7 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
-from transfers import endpoints
+from transfers import endpoints, sftp_batch
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
@@ -900,6 +901,21 @@ class SftpSession:
         except (paramiko.SSHException, OSError, EOFError, SFTPError) as error:
             raise self._fail(f"Renaming {old} to {new}", error) from None
 
+    def list_entries(self, path: str) -> dict[str, tuple[int | None, float | None]]:
+        """Each entry of the folder: name -> (size, modified), as the server lists them."""
+        client = self._client()
+        try:
+            return {a.filename: (a.st_size, a.st_mtime) for a in client.listdir_attr(path)}
+        except _TRANSFER_ERRORS as error:
+            raise self._fail(f"Listing {path}", error) from None
+
+    def remove_many(self, paths: list[str]) -> set[str]:
+        """Remove the files, all asked at once; returns those that were already gone."""
+        try:
+            return sftp_batch.remove_many(self._client(), paths)
+        except _TRANSFER_ERRORS as error:
+            raise self._fail(f"Removing {len(paths)} files", error) from None
+
     # -- files --------------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes, remote_path: str) -> None:
@@ -1017,6 +1033,26 @@ class SftpSession:
             return result
         except _TRANSFER_ERRORS as error:
             raise self._fail(f"Downloading {remote_path} to {local_path}", error) from None
+
+    def read_small_files(self, files: dict[str, int], limit: int) -> dict[str, bytes | None]:
+        """The whole of each small file (path -> listed size), read at once into memory; None
+        for one that is gone. One longer than `limit` comes back longer than `limit`."""
+        try:
+            return sftp_batch.read_whole(self._client(), files, limit, self._read_size)
+        except _TRANSFER_ERRORS as error:
+            raise self._fail(f"Reading {len(files)} files", error) from None
+
+    def get_files(
+        self, files: dict[str, tuple[int, Path]]
+    ) -> dict[str, tuple[int, str] | OSError | None]:
+        """Download many files at once (path -> (listed size, local path)), each written and
+        fsynced: (size, SHA-256 hex) of each, None for one that is gone, the OSError for one
+        whose local copy failed (a full disk: the others go on). What was written of a file
+        that did not complete is left for the caller to remove."""
+        try:
+            return sftp_batch.download_many(self._client(), files, self._read_size)
+        except _TRANSFER_ERRORS as error:
+            raise self._fail(f"Downloading {len(files)} files", error) from None
 
     def _download(self, client, handle: bytes, remote_path: str, local: int, progress):
         """Read the remote file into `local` over this connection and, for a large file, over

@@ -103,7 +103,7 @@ def _inject(point: str, at: int) -> None:
     import paramiko
     from paramiko.sftp import CMD_CLOSE, CMD_WRITE
 
-    from transfers import fetch, sftp, tasks
+    from transfers import fetch, sftp, sftp_batch, tasks
 
     state = {"doing": None, "count": 0}
     session_class = sftp.SftpSession
@@ -176,6 +176,8 @@ def _inject(point: str, at: int) -> None:
                 _die()
 
         around(session_class, "remove", before=before_remove)
+        # The fetch removes its pairs' data files together, then their metadata files.
+        around(session_class, "remove_many", before=lambda s, paths: before_remove(s, paths[0]))
     elif point == "download":
         original_write = sftp._BlockWriter.write
 
@@ -194,6 +196,15 @@ def _inject(point: str, at: int) -> None:
                 _die()
 
         around(sftp._BlockWriter, "finish", before=before_finish)
+
+        # The same in the fetch's batched downloads: blocks of many files, each then completed.
+        def before_block(*_args) -> None:
+            state["count"] += 1
+            if state["count"] >= at:
+                _die()
+
+        around(sftp_batch, "_write_block", before=before_block)
+        around(sftp_batch, "_complete", before=lambda *_a: _die())
     elif point == "after-move":
         around(fetch, "_fsync_directory", after=lambda *_a: _die())
     else:

@@ -1,0 +1,158 @@
+"""Many files over one connection at once (transfers.sftp_batch, through SftpSession's
+read_small_files, get_files and remove_many), against a real OpenSSH sshd on loopback.
+
+More files than are opened at once and more bytes than are asked for at once; sizes listed
+wrong in both directions; reads the server answers short; files gone meanwhile; a local copy
+that cannot be written; a refused removal; a connection cut in the middle of a batch.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.fault_proxy import Fate, FaultProxy
+from tests.support.sshd import sshd_fixture
+from transfers import sftp_batch
+from transfers.sftp import SftpError, SftpSession, SftpUnreachable
+
+pytestmark = pytest.mark.system
+
+MIB = 1 << 20
+sshd = sshd_fixture()
+
+
+def session_for(server, port: int | None = None, timeout: float = 10.0) -> SftpSession:
+    return SftpSession(
+        host=server.host,
+        port=port or server.port,
+        username=server.username,
+        private_key=server.private_key,
+        host_key=server.host_key,
+        timeout=timeout,
+    )
+
+
+def put(folder: Path, name: str, size: int) -> bytes:
+    data = os.urandom(size)
+    (folder / name).write_bytes(data)
+    return data
+
+
+def digest(data: bytes) -> tuple[int, str]:
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def test_small_files_are_read_whole_more_than_are_opened_at_once(sshd):
+    sizes = [0, 1, 1000, 261_119, 261_120, 261_121, 600_000] * 10  # 70 files
+    written = {f"m{i}.xml": put(sshd.root, f"m{i}.xml", size) for i, size in enumerate(sizes)}
+    assert len(written) > sftp_batch.FILES_AT_ONCE
+    with session_for(sshd) as session:
+        read = session.read_small_files({name: len(data) for name, data in written.items()}, MIB)
+        assert read == written
+        assert session.connected
+
+
+def test_a_size_listed_wrong_still_reads_the_whole_file(sshd):
+    longer = put(sshd.root, "longer.xml", 3 * 261_120 + 5)
+    shorter = put(sshd.root, "shorter.xml", 100)
+    with session_for(sshd) as session:
+        # Listed at 10 bytes, it is longer; listed at a megabyte, it is short.
+        read = session.read_small_files({"longer.xml": 10, "shorter.xml": MIB}, 4 * MIB)
+    assert read == {"longer.xml": longer, "shorter.xml": shorter}
+
+
+def test_a_file_over_the_limit_comes_back_longer_than_the_limit_not_whole(sshd):
+    put(sshd.root, "huge.xml", 5 * MIB)
+    with session_for(sshd) as session:
+        [data] = session.read_small_files({"huge.xml": 100}, MIB).values()
+    assert MIB < len(data) < 5 * MIB
+
+
+def test_a_file_gone_meanwhile_is_none_and_the_others_are_read(sshd):
+    kept = put(sshd.root, "kept.xml", 500)
+    with session_for(sshd) as session:
+        read = session.read_small_files({"gone.xml": 500, "kept.xml": 500}, MIB)
+    assert read == {"gone.xml": None, "kept.xml": kept}
+
+
+def test_files_are_downloaded_at_once_each_whole_and_fsynced(sshd, tmp_path):
+    # More than are opened at once, more bytes than are asked for at once, sizes listed wrong.
+    sizes = [0, 17, 261_120, 261_121, 1_000_000, 3 * MIB + 7] * 8
+    written = {f"d{i}.csv": put(sshd.root, f"d{i}.csv", size) for i, size in enumerate(sizes)}
+    assert sum(sizes) > 2 * sftp_batch.BYTES_IN_FLIGHT
+    hints = {
+        name: (len(data), 0, 2 * len(data))[i % 3] for i, (name, data) in enumerate(written.items())
+    }
+    local = {name: tmp_path / f"{name}.part" for name in written}
+    with session_for(sshd) as session:
+        got = session.get_files({name: (hints[name], local[name]) for name in written})
+        assert session.connected
+    assert got == {name: digest(data) for name, data in written.items()}
+    assert all(local[name].read_bytes() == data for name, data in written.items())
+
+
+def test_reads_the_server_answers_short_are_asked_again_for_the_rest(sshd, tmp_path):
+    """OpenSSH answers at most its own read length (limits@openssh.com); asking for more makes
+    every read come back short, as any server may answer."""
+    data = put(sshd.root, "big.csv", 5 * MIB + 3)
+    with session_for(sshd) as session:
+        session._read_size = 1 * MIB
+        got = session.get_files({"big.csv": (len(data), tmp_path / "big.part")})
+        assert session.read_small_files({"big.csv": 0}, 8 * MIB) == {"big.csv": data}
+    assert got == {"big.csv": digest(data)}
+    assert (tmp_path / "big.part").read_bytes() == data
+
+
+def test_a_local_copy_that_cannot_be_written_fails_alone(sshd, tmp_path):
+    good = put(sshd.root, "good.csv", 300_000)
+    put(sshd.root, "bad.csv", 300_000)
+    nowhere = tmp_path / "missing-folder" / "bad.part"
+    with session_for(sshd) as session:
+        got = session.get_files(
+            {"bad.csv": (300_000, nowhere), "good.csv": (300_000, tmp_path / "good.part")}
+        )
+        assert session.connected
+    assert isinstance(got["bad.csv"], FileNotFoundError)
+    assert got["good.csv"] == digest(good)
+    assert (tmp_path / "good.part").read_bytes() == good
+
+
+def test_files_gone_meanwhile_are_none(sshd, tmp_path):
+    there = put(sshd.root, "there.csv", 10)
+    with session_for(sshd) as session:
+        got = session.get_files(
+            {"gone.csv": (10, tmp_path / "gone.part"), "there.csv": (10, tmp_path / "t.part")}
+        )
+    assert got == {"gone.csv": None, "there.csv": digest(there)}
+
+
+def test_removals_go_out_together_and_a_refused_one_is_raised_after_the_rest(sshd):
+    for i in range(40):
+        put(sshd.root, f"r{i}.csv", 10)
+    (sshd.root / "a-folder").mkdir()
+    with session_for(sshd) as session:
+        assert session.remove_many([f"r{i}.csv" for i in range(20)] + ["never.csv"]) == {
+            "never.csv"
+        }
+        with pytest.raises(SftpError, match="a-folder"):
+            session.remove_many(["a-folder"] + [f"r{i}.csv" for i in range(20, 40)])
+        assert session.connected  # a refusal, not a broken connection
+    assert not list(sshd.root.glob("r*.csv"))
+    assert (sshd.root / "a-folder").is_dir()
+
+
+@pytest.mark.parametrize("kind", ["cut", "stall"])
+def test_a_connection_broken_in_the_middle_of_a_batch_fails_it_plainly(sshd, tmp_path, kind):
+    written = {f"c{i}.csv": put(sshd.root, f"c{i}.csv", 400_000) for i in range(20)}
+    local = {name: tmp_path / f"{name}.part" for name in written}
+    plan = lambda _connection: Fate(kind, 3 * MIB)  # noqa: E731 - every connection alike
+    with (
+        FaultProxy(sshd.port, plan=plan, linger=0.2) as proxy,
+        session_for(sshd, proxy.port, timeout=2.0) as session,
+    ):
+        with pytest.raises(SftpUnreachable):
+            session.get_files({name: (400_000, local[name]) for name in written})
+        assert not session.connected
+    assert proxy.faults

@@ -1,0 +1,350 @@
+"""Many files over one SFTP connection at once: their opens, reads, closes and removes pipelined
+across the files, so that a batch pays a round trip per step rather than each file per request.
+
+Used by the fetch, where an inbox holds a data file and its metadata per delivered send: read one
+after another, each file costs an open, a read or two and a close, and each removal one more;
+over a link with tens of milliseconds of round trip that, not the bytes, is the time. Here every
+request of a step goes out before the first reply is waited for, with a bound on the files open
+and on the bytes asked for at once (kept within what the channel's window lets the server send).
+
+The functions take paramiko's SFTP client and raise OSError (the server refused), EOFError or
+paramiko's SSHException (the connection broke); transfers.sftp.SftpSession wraps them.
+"""
+
+import errno
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import paramiko
+from paramiko.sftp import (
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_HANDLE,
+    CMD_OPEN,
+    CMD_READ,
+    CMD_REMOVE,
+    CMD_STATUS,
+    SFTP_EOF,
+    SFTP_FLAG_READ,
+    SFTP_NO_SUCH_FILE,
+    SFTP_OK,
+    int64,
+)
+from paramiko.sftp_attr import SFTPAttributes
+
+FILES_AT_ONCE = 32  # handles open at once: far below what servers allow (OpenSSH: thousands)
+BYTES_IN_FLIGHT = 8 * 1024 * 1024  # read bytes asked for and not yet answered, all files
+HASH_BLOCK = 1024 * 1024
+
+
+class _Pipeline:
+    """Requests out on one connection, each with what to do with its reply when it comes."""
+
+    def __init__(self, client: paramiko.SFTPClient):
+        self.client = client
+        self._then: dict[int, Callable[[int, paramiko.Message], None]] = {}
+        self._arrived: deque[tuple[int, int, paramiko.Message]] = deque()
+
+    def ask(self, kind: int, *args, then: Callable[[int, paramiko.Message], None]) -> None:
+        self._then[self.client._async_request(self, kind, *args)] = then
+
+    def _async_response(self, kind: int, message: paramiko.Message, number: int) -> None:
+        self._arrived.append((number, kind, message))  # paramiko calls this with each reply
+
+    def run(self) -> None:
+        """Handle replies (a handler may ask more) until none is awaited."""
+        while self._then:
+            if not self._arrived:
+                self.client._read_response()
+                continue
+            number, kind, message = self._arrived.popleft()
+            then = self._then.pop(number, None)
+            if then is not None:
+                then(kind, message)
+
+    def abandon(self, handles: list[bytes]) -> None:
+        """After a failure: close what is open without waiting; later replies are ignored."""
+        self._then.clear()
+        if not self.client.sock.closed:
+            for handle in handles:
+                try:
+                    self.client._async_request(type(None), CMD_CLOSE, handle)
+                except Exception:  # the failure being raised is what matters
+                    break
+
+
+def _status(message: paramiko.Message) -> tuple[int, str]:
+    code = message.get_int()
+    return code, message.get_text() if code != SFTP_OK else ""
+
+
+def _refused(path: str, code: int, text: str) -> OSError:
+    if code == SFTP_NO_SUCH_FILE:
+        return FileNotFoundError(errno.ENOENT, text, path)
+    return OSError(f"{path}: {text}")
+
+
+class _FileRead:
+    """One remote file being read: its handle, the ranges asked, where it ends."""
+
+    def __init__(self, path: str, size_hint: int):
+        self.path = path
+        self.size_hint = size_hint  # the size listed; the reads learn the real one
+        self.handle: bytes | None = None
+        self.next_offset = 0
+        self.asked = 0  # reads out
+        self.probing = False  # a read past the expected end is out
+        self.end: int | None = None  # known once a read meets the end of the file
+        self.parts: dict[int, bytes] = {}  # offset -> bytes, for a file read into memory
+        self.failed: OSError | None = None  # its local copy could not be written
+
+
+class _Reader:
+    """Reads `files` (remote path -> expected size) pipelined; each file's bytes go to `sink`,
+    and `finished(file)` is called once the whole file is in and its handle closed.
+
+    A local failure (an OSError from `sink` or `finished`, such as a full disk) ends that
+    file's reading and is kept in `failed`; the other files go on."""
+
+    def __init__(
+        self, client, files: dict[str, int], request_size: int, sink, finished, stop_at=None
+    ):
+        self.pipeline = _Pipeline(client)
+        self.request_size = request_size
+        self.stop_at = stop_at  # no read is asked past this offset
+        self.waiting = deque(_FileRead(path, hint) for path, hint in files.items())
+        self.open: list[_FileRead] = []
+        self.in_flight = 0
+        self.sink, self.finished = sink, finished
+        self.missing: set[str] = set()
+        self.failed: dict[str, OSError] = {}
+
+    def run(self) -> None:
+        try:
+            self._start()
+            self.pipeline.run()
+        except BaseException:
+            self.pipeline.abandon([f.handle for f in self.open if f.handle is not None])
+            raise
+
+    def _start(self) -> None:
+        while self.waiting and len(self.open) < FILES_AT_ONCE:
+            file = self.waiting.popleft()
+            self.open.append(file)
+            self.pipeline.ask(
+                CMD_OPEN, file.path, SFTP_FLAG_READ, SFTPAttributes(), then=self._opened(file)
+            )
+
+    def _opened(self, file: _FileRead):
+        def then(kind, message) -> None:
+            if kind == CMD_STATUS:
+                code, text = _status(message)
+                if code != SFTP_NO_SUCH_FILE:
+                    raise _refused(file.path, code, text)
+                self.missing.add(file.path)  # taken by someone else meanwhile
+                self._closed(file)
+                return
+            if kind != CMD_HANDLE:
+                raise OSError(f"{file.path}: expected a handle")
+            file.handle = message.get_binary()
+            self._ask_reads()
+
+        return then
+
+    def _ask_reads(self) -> None:
+        """Ask for the next ranges of the open files, within the bytes allowed in flight."""
+        for file in self.open:
+            while file.handle is not None and file.end is None and file.failed is None:
+                if self.stop_at is not None and file.next_offset >= self.stop_at:
+                    break  # what was asked is enough for `sink` to end the file
+                if file.next_offset < file.size_hint:
+                    length = min(self.request_size, file.size_hint - file.next_offset)
+                    if self.in_flight and self.in_flight + length > BYTES_IN_FLIGHT:
+                        return
+                    self._read(file, file.next_offset, length, counted=length)
+                elif not file.probing:
+                    # One read past the expected end learns where the file ends, in the same
+                    # round trip as the rest when the listed size was right.
+                    file.probing = True
+                    length = self.request_size
+                    self._read(file, file.next_offset, length, counted=0, probe=True)
+                else:
+                    break
+                file.next_offset += length
+
+    def _read(self, file, offset: int, length: int, counted: int, probe: bool = False) -> None:
+        file.asked += 1
+        self.in_flight += counted
+        then = self._got(file, offset, length, counted, probe)
+        self.pipeline.ask(CMD_READ, file.handle, int64(offset), length, then=then)
+
+    def _got(self, file: _FileRead, offset: int, length: int, counted: int, probe: bool):
+        def then(kind, message) -> None:
+            file.asked -= 1
+            self.in_flight -= counted
+            if kind == CMD_STATUS:
+                code, text = _status(message)
+                if code != SFTP_EOF:
+                    raise _refused(file.path, code, text)
+                file.end = offset if file.end is None else min(file.end, offset)
+            elif kind == CMD_DATA:
+                data = message.get_binary()
+                if data and file.failed is None:
+                    try:
+                        self.sink(file, offset, data)
+                    except OSError as error:
+                        file.failed = error
+                # A failed file asks nothing more; its handle closes once its reads are in.
+                if file.failed is None and len(data) < length:
+                    # A short read: the server may stop early (at the end, or at a limit of
+                    # its own); the rest is asked, and answers with more data or with the end.
+                    rest = length - len(data)
+                    self._read(file, offset + len(data), rest, counted=0, probe=probe)
+                elif file.failed is None and probe:
+                    # The read past the expected end came back full: the file is longer than
+                    # it was listed, so the reads go on.
+                    file.size_hint = file.next_offset + BYTES_IN_FLIGHT
+                    file.probing = False
+            else:
+                raise OSError(f"{file.path}: expected data")
+            ended = file.end is not None or file.failed is not None
+            if file.asked == 0 and ended and file.handle is not None:
+                handle, file.handle = file.handle, None
+                self.pipeline.ask(CMD_CLOSE, handle, then=self._closing(file))
+            self._ask_reads()
+
+        return then
+
+    def _closing(self, file: _FileRead):
+        def then(kind, message) -> None:
+            if kind != CMD_STATUS:
+                raise OSError(f"{file.path}: expected a status reply to a close")
+            code, text = _status(message)
+            if code != SFTP_OK:
+                raise _refused(file.path, code, text)
+            if file.failed is None:
+                try:
+                    self.finished(file)
+                except OSError as error:
+                    file.failed = error
+            if file.failed is not None:
+                self.failed[file.path] = file.failed
+            self._closed(file)
+
+        return then
+
+    def _closed(self, file: _FileRead) -> None:
+        self.open.remove(file)
+        self._start()
+
+
+def read_whole(
+    client: paramiko.SFTPClient, files: dict[str, int], limit: int, request_size: int
+) -> dict[str, bytes | None]:
+    """The whole of each small file (remote path -> expected size), read into memory; None for a
+    file that is not there. Reading a file stops once it is longer than `limit` bytes: what it
+    returns is then longer than the limit, for the caller to refuse."""
+    results: dict[str, bytes | None] = {}
+
+    def sink(file: _FileRead, offset: int, data: bytes) -> None:
+        file.parts[offset] = data
+        if sum(map(len, file.parts.values())) > limit:
+            file.end = offset + len(data)  # read no further
+
+    def finished(file: _FileRead) -> None:
+        results[file.path] = b"".join(file.parts[offset] for offset in sorted(file.parts))
+
+    reader = _Reader(client, dict(files), request_size, sink, finished, stop_at=limit + 1)
+    reader.run()
+    for path in reader.missing:
+        results[path] = None
+    return results
+
+
+def download_many(
+    client: paramiko.SFTPClient, files: dict[str, tuple[int, Path]], request_size: int
+) -> dict[str, tuple[int, str] | OSError | None]:
+    """Each remote file (path -> (expected size, local path)) written to its local path and
+    fsynced: its (size, SHA-256 hex) once complete, None if it is not there, the OSError if
+    its local copy could not be written (the others go on). On a failure of the connection
+    the local files written so far are left for the caller to remove."""
+    descriptors: dict[str, int] = {}
+    results: dict[str, tuple[int, str] | OSError | None] = {}
+
+    def local(path: str) -> int:
+        if path not in descriptors:
+            target = files[path][1]
+            descriptors[path] = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        return descriptors[path]
+
+    def sink(file: _FileRead, offset: int, data: bytes) -> None:
+        _write_block(local(file.path), offset, data)
+
+    def finished(file: _FileRead) -> None:
+        # `local` opens it here if no write did: an empty file.
+        results[file.path] = (file.end, _complete(local(file.path), file.end))
+
+    try:
+        reader = _Reader(
+            client,
+            {path: size for path, (size, _local) in files.items()},
+            request_size,
+            sink,
+            finished,
+        )
+        reader.run()
+    finally:
+        for descriptor in descriptors.values():
+            os.close(descriptor)
+    for path in reader.missing:
+        results[path] = None
+    results.update(reader.failed)
+    return results
+
+
+def _write_block(descriptor: int, offset: int, data: bytes) -> None:
+    os.pwrite(descriptor, data, offset)
+
+
+def _complete(descriptor: int, size: int) -> str:
+    """Make the file `size` bytes and durable; its SHA-256, read back in order (its ranges may
+    have come in any order)."""
+    os.ftruncate(descriptor, size)
+    os.fsync(descriptor)
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        block = os.pread(descriptor, min(HASH_BLOCK, size - offset), offset)
+        if not block:
+            raise OSError(errno.EIO, "the file is shorter than what was written to it")
+        digest.update(block)
+        offset += len(block)
+    return digest.hexdigest()
+
+
+def remove_many(client: paramiko.SFTPClient, paths: list[str]) -> set[str]:
+    """Remove every path, all asked at once; returns those already gone. Any other refusal is
+    raised once every reply is in, so none is left unanswered on the connection."""
+    pipeline = _Pipeline(client)
+    gone: set[str] = set()
+    refused: list[OSError] = []
+
+    def removed(path: str):
+        def then(kind, message) -> None:
+            code, text = _status(message) if kind == CMD_STATUS else (-1, "no status reply")
+            if code == SFTP_NO_SUCH_FILE:
+                gone.add(path)
+            elif code != SFTP_OK:
+                refused.append(_refused(path, code, text))
+
+        return then
+
+    for path in paths:
+        pipeline.ask(CMD_REMOVE, path, then=removed(path))
+    pipeline.run()
+    if refused:
+        raise refused[0]
+    return gone
