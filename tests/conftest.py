@@ -8,10 +8,12 @@ from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.utils import translation
 
+import gdpr.mail
 from portal.accounts.models import Membership, Organisation
 from portal.accounts.municipalities import load_reference_organisations
 from portal.itsystems.models import ItSystem
 from tests.support import engine, system
+from tests.support.smtp import Recorder, local_smtp_server
 
 PASSWORD = "correct horse battery staple"
 
@@ -50,6 +52,13 @@ def make_user(username: str, organisation: Organisation | None = None, **extra):
     user = get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
     if organisation is not None:
         Membership.objects.create(user=user, organisation=organisation)
+    return user
+
+
+def make_administrator(username: str, organisation, **extra):
+    """A member who administers `organisation`'s people."""
+    user = make_user(username, organisation, **extra)
+    Membership.objects.filter(user=user, organisation=organisation).update(is_administrator=True)
     return user
 
 
@@ -159,6 +168,42 @@ def client_for(client):
         return client
 
     return login
+
+
+@pytest.fixture
+def smtp_server(settings) -> Iterator[Recorder]:
+    """A real SMTP server on a loopback port (tests/support/smtp.py), Django's mail sent to it."""
+    with local_smtp_server(settings) as recorder:
+        yield recorder
+
+
+@pytest.fixture(scope="module")
+def chromium_browser():
+    """One Chromium for the whole module; each test opens its own context (its own cookies)."""
+    # Imported here: Playwright is loaded by the tests that run a browser, not by every run.
+    from tests.support.browser import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
+_DECLARATION_PDF: list[bytes] = []
+
+
+@pytest.fixture
+def one_declaration_pdf(monkeypatch):
+    """The demo data mails three declaration PDFs per test; one real rendering serves them all.
+
+    The pages under test are HTML; WeasyPrint's seconds per test are better spent elsewhere.
+    """
+    render = gdpr.mail.render_declaration_pdf
+
+    def render_once(declaration):
+        if not _DECLARATION_PDF:
+            _DECLARATION_PDF.append(render(declaration))
+        return _DECLARATION_PDF[0]
+
+    monkeypatch.setattr(gdpr.mail, "render_declaration_pdf", render_once)
 
 
 @pytest.fixture

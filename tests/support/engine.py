@@ -19,7 +19,8 @@ from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
 from portal.onboarding import bilateral, rules
 from portal.onboarding.models import Consent, Integration, IntegrationTest, OnboardingTask
-from tests.test_infref_process import complete_answers, spec_version
+from tests.support.declarations import complete_answers
+from tests.support.specs import spec_version
 from transfers import keys, sessions
 from transfers.models import Environment, Route, SftpAccount
 from transfers.simulator.registry import Registry, StaticRegistry
@@ -98,6 +99,9 @@ def routes_for(
 
 
 SENDER, RECEIVER = "alfa_omsorg", "beta_journal"
+
+# A host key to pin on accounts no session is opened on: route_blockers only asks that one is.
+PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly"
 
 
 @dataclasses.dataclass

@@ -11,9 +11,6 @@ from tests.support import engine
 from tests.support.system import ROOT, child_environment
 from transfers.models import ReceivedFile, Route, SftpAccount
 
-# route_blockers only asks that a host key is pinned; no test here opens a session.
-PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly"
-
 
 def skip_declaration_pdf(monkeypatch) -> None:
     """The declaration's PDF for KOMBIT is not what these tests look at, and takes a second."""
@@ -37,7 +34,7 @@ def ready_fixture(
         sender=system_a,
         receiver=system_b,
         municipalities=[aarhus, odense],
-        host_key=PINNED,
+        host_key=engine.PINNED,
     )
 
 

@@ -7,9 +7,11 @@ caught as it happens: `watch()` follows the running test, and a test without the
 starts a process or listens on a socket fails, naming what it started.
 
     child_environment(Q_WORKERS="1")     # a portal process on the test run's database and files
+    run_manage("check", DEBUG="false")   # manage.py as a fresh install starts it
 """
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +19,9 @@ import pytest
 
 # The fixtures that start a server: every test using one, directly or through another fixture,
 # is a system test.
-SYSTEM_FIXTURES = frozenset({"live_server", "ready_route", "smtp_server", "sshd"})
+SYSTEM_FIXTURES = frozenset(
+    {"chromium_browser", "live_server", "ready_route", "smtp_server", "sshd"}
+)
 
 # Audit events (docs.python.org/3/library/audit_events.html) of starting a process, and of
 # giving a socket an address to listen on: an in-process server (the simulator, a live server,
@@ -103,3 +107,30 @@ def child_environment(**overrides: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         **overrides,
     }
+
+
+# The test run's own environment (tests/support/settings.py, a CI's database, the browser's
+# async guard): `run_manage` starts manage.py without it, as a fresh install would.
+_SET_BY_TESTS = {
+    "DEBUG",
+    "SECRET_KEY",
+    "SFTP_KEY_ENCRYPTION_KEY",
+    "DATABASE_URL",
+    "PORTAL_DATA_DIR",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
+
+def run_manage(*args: str, **environment: str) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` with the production settings, the test run's own variables taken out
+    and `environment` put in: as an operator's install starts it."""
+    clean = {k: v for k, v in os.environ.items() if k not in _SET_BY_TESTS}
+    clean.update(DJANGO_SETTINGS_MODULE="portal.settings", **environment)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
