@@ -46,8 +46,8 @@ from tests.support.handoff_setup import ready_fixture, received_file  # noqa: F4
 from tests.support.pdf import ONE_PAGE, pdf
 from tests.support.private_postgres import private_postgres
 from tests.support.simulator_fixtures import running_simulator, wait_for, write_registry
+from tests.support.specs import STRUCTURE
 from tests.support.system import ROOT, child_environment
-from tests.test_specifications import STRUCTURE
 from transfers.models import ReceivedFile, Transfer
 from transfers.queueing import queue_send
 from transfers.retention import delete_expired_files

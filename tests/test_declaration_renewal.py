@@ -19,8 +19,8 @@ from portal.specs.documents import inspect_document
 from portal.specs.versions import add_documents
 from tests.conftest import make_user
 from tests.support import engine
-from tests.test_declaration_scope import PINNED, submit
-from tests.test_infref_process import SPEC_FIELDS, complete_answers, spec_version
+from tests.support.declarations import complete_answers, submit
+from tests.support.specs import SPEC_FIELDS, spec_version
 from transfers.queueing import route_blockers
 
 
@@ -34,7 +34,7 @@ def ready(staff_a, operator, system_a, system_b, aarhus):
         receiver=system_b,
         municipalities=[aarhus],
         receiver_account=False,
-        host_key=PINNED,
+        host_key=engine.PINNED,
     )
     assert route_blockers(ready.route) == []
     return ready.integration, ready.route

@@ -17,11 +17,9 @@ from portal.itsystems.models import ItSystem
 from portal.onboarding.models import Integration, ProcessingAgreement
 from portal.onboarding.rules import add_municipality, create_integration
 from tests.support import engine
-from tests.test_infref_process import complete_answers, spec_version
+from tests.support.declarations import complete_answers, submit
+from tests.support.specs import SPEC_FIELDS, spec_version
 from transfers.queueing import queue_send, route_blockers
-
-# route_blockers asks only that a host key is pinned; no test here opens a session.
-PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly"
 
 
 @pytest.fixture
@@ -47,13 +45,6 @@ def integration_under(infref, *, name, receiver, municipalities, staff, **fields
         infref=infref,
         **fields,
     )
-
-
-def submit(draft: GdprDeclaration, answers: dict, user) -> GdprDeclaration:
-    form = DeclarationForm(answers, instance=draft)
-    assert form.is_valid(), form.errors
-    form.save()
-    return workflow.submit_declaration(draft, user)
 
 
 # 1. A first draft is filled in from what the portal knows
@@ -172,8 +163,6 @@ def test_the_version_is_chosen_from_the_real_versions_newest_first(
 
 
 def engine_fields(major: int):
-    from tests.test_infref_process import SPEC_FIELDS
-
     # A major version may change anything; minor versions keep the fields.
     return SPEC_FIELDS if major == 1 else SPEC_FIELDS[:1]
 
@@ -261,7 +250,7 @@ def ready(staff_a, operator, system_a, system_b, aarhus, odense):
         receiver=system_b,
         municipalities=[aarhus, odense],
         receiver_account=False,
-        host_key=PINNED,
+        host_key=engine.PINNED,
     )
     return ready.integration, ready.routes
 

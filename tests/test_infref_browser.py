@@ -8,7 +8,7 @@ from gdpr.models import InfRefRequest
 from portal.onboarding.rules import create_integration
 from tests.support.accessibility import axe_violations, format_violations, serious
 from tests.support.browser import chromium, log_in, screenshot
-from tests.test_infref_process import spec_version
+from tests.support.specs import spec_version
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

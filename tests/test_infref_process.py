@@ -14,55 +14,8 @@ from portal.itsystems.models import ItSystem
 from portal.onboarding.models import Integration
 from portal.onboarding.rules import create_integration
 from portal.outbox.models import OutgoingMail
-from portal.specs.diff import FieldSpec
-from portal.specs.versions import create_version
-
-SPEC_STRUCTURE = {"format": "csv", "encoding": "utf-8", "delimiter": ";", "frequency": "Dagligt"}
-SPEC_FIELDS = [FieldSpec("cpr", "cpr", True, "Borgerens CPR-nummer"), FieldSpec("navn", "string")]
-
-
-def spec_version(integration, major: int, minor: int, user=None, fields=SPEC_FIELDS):
-    """A version of the integration's data specification, saved the way the page saves it."""
-    return create_version(
-        integration,
-        major=major,
-        minor=minor,
-        structure=SPEC_STRUCTURE,
-        fields=fields,
-        user=user or integration.created_by,
-    )
-
-
-def complete_answers(controllers, receivers) -> dict:
-    """Every answer, as the form posts them, naming data-specification version 1.0: the
-    integration under the InfRef must have that version (`spec_version`)."""
-    return {
-        "controllers": [o.pk for o in controllers],
-        "receiving_it_systems": [s.pk for s in receivers],
-        "purpose": "Overførsel af borgerdata ved systemskifte i ældreplejen.",
-        "data_subject_categories": "Borgere der modtager hjemmepleje.",
-        "personal_data_categories": "Navn, adresse, CPR-nummer, helbredsoplysninger.",
-        "includes_cpr": "on",
-        "includes_special_categories": "on",
-        "special_categories_detail": "Helbredsoplysninger.",
-        "legal_basis_art6": ["c", "e"],
-        "legal_basis_art9": ["h"],
-        "legal_basis_detail": "Serviceloven § 83; databeskyttelsesloven § 7, stk. 4.",
-        "dpa_title": "Databehandleraftale mellem Aarhus Kommune og Alfa Software A/S",
-        "dpa_signed_on": "2026-03-01",
-        "data_specification_version": "1.0",
-        "retention": "Data slettes hos modtager efter indlæsning.",
-        "deletion": "Filer slettes fra SFTP efter hentning.",
-        "security_measures": "Kryptering under transport (SFTP), adgangsstyring, logning.",
-        "transfer_frequency": "daily",
-        "transfer_volume": "Ca. 2.000 borgere, 5 MB pr. kommune pr. døgn.",
-        "contact_name": "Ada Jensen",
-        "contact_email": "ada@alfa.example",
-        "contact_phone": "+45 12 34 56 78",
-        "signatory_name": "Bodil Alfa",
-        "signatory_title": "Administrerende direktør",
-        "signed_on": "2026-11-20",
-    }
+from tests.support.declarations import complete_answers
+from tests.support.specs import spec_version
 
 
 @pytest.fixture

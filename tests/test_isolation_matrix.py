@@ -47,9 +47,9 @@ from portal.specs.versions import create_version
 from tests.conftest import make_user
 from tests.support.engine import account as sftp_account
 from tests.support.engine import ready_integration, routes_for
+from tests.support.specs import STRUCTURE, XSD, upload
 from tests.support.totp import verified_client
 from tests.support.urlwalk import Pattern, all_patterns
-from tests.test_specifications import STRUCTURE, XSD, upload
 from transfers.models import ReceivedFile, Transfer
 from transfers.tasks import unreadable_receipt
 

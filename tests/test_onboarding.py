@@ -13,9 +13,9 @@ from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
 from portal.onboarding.reminders import weekly_digest
 from portal.outbox.models import OutgoingMail
 from tests.conftest import make_user
+from tests.support.declarations import complete_answers
 from tests.support.pdf import ONE_PAGE
-from tests.test_infref_process import complete_answers
-from tests.test_onboarding_parties import first_spec_version
+from tests.support.specs import first_spec_version
 
 State = OnboardingTask.State
 

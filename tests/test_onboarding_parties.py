@@ -20,20 +20,16 @@ from portal.audit.models import AuditEvent
 from portal.itsystems.models import ItSystem
 from portal.onboarding import bilateral, rules
 from portal.onboarding.models import Consent, IntegrationTest, OnboardingTask
-from portal.specs.models import SpecificationVersion
 from tests.conftest import make_user
+from tests.support.clients import english
+from tests.support.declarations import complete_answers
 from tests.support.engine import ready_integration
 from tests.support.pdf import ONE_PAGE
-from tests.test_infref_process import complete_answers, spec_version
+from tests.support.specs import first_spec_version
 from transfers.models import Environment, Route
 
 State = OnboardingTask.State
 Subject = Consent.Subject
-
-
-def english(client):
-    client.cookies["django_language"] = "en"
-    return client
 
 
 @pytest.fixture
@@ -45,13 +41,6 @@ def integration(staff_a, system_a, system_b, aarhus):
         created_by=staff_a,
         municipalities=[aarhus],
     )
-
-
-def first_spec_version(integration) -> None:
-    """Version 1.0 of the integration's data specification, unless it has one: a declaration
-    names a version that exists."""
-    if not SpecificationVersion.objects.filter(specification__integration=integration).exists():
-        spec_version(integration, 1, 0)
 
 
 @pytest.fixture

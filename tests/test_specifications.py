@@ -13,7 +13,6 @@ import pytest
 from django.contrib.admin.sites import site as admin_site
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import translation
 from pypdf import PdfReader
@@ -34,22 +33,15 @@ from portal.specs.models import (
 )
 from portal.specs.versions import create_version
 from tests.conftest import make_user
+from tests.support.declarations import complete_answers
 from tests.support.pdf import ONE_PAGE, pdf
-from tests.test_infref_process import complete_answers
+from tests.support.specs import STRUCTURE, XSD, upload
 
 V1_FIELDS = [
     FieldSpec("cpr", "cpr", True, "Borgerens CPR-nummer"),
     FieldSpec("navn", "string", True, "Fulde navn"),
     FieldSpec("telefon", "string", False, ""),
 ]
-STRUCTURE = {
-    "format": "csv",
-    "encoding": "utf-8",
-    "delimiter": ";",
-    "frequency": "Dagligt kl. 02:00",
-    "notes": "",
-    "publish_to_catalogue": False,
-}
 
 
 @pytest.fixture(autouse=True)
@@ -200,16 +192,6 @@ def xlsx_bytes() -> bytes:
 
 PDF = ONE_PAGE
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
-XSD = b"""<?xml version="1.0" encoding="UTF-8"?>
-<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
-  <xs:element name="borger"><xs:complexType><xs:sequence>
-    <xs:element name="cpr" type="xs:string"/>
-  </xs:sequence></xs:complexType></xs:element>
-</xs:schema>"""
-
-
-def upload(name: str, content: bytes) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, content)
 
 
 def refusal(name: str, content: bytes) -> str:
