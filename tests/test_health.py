@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal.core.health import check_health
+from tests.support.system import run_manage
 from tests.support.workers import worker_cluster
 
 
@@ -155,8 +156,6 @@ def test_readyz_follows_the_database_and_not_the_workers(client):
 @pytest.mark.system
 def test_a_plain_http_probe_is_answered_in_production_where_pages_are_redirected(tmp_path):
     """Also before `migrate` has made the tables: a node started too early is not ok, not a 500."""
-    from tests.test_settings import run_manage
-
     probe = (
         "from django.test import Client\n"
         "for path in ('/livez', '/readyz', '/healthz', '/login/'):\n"

@@ -16,11 +16,11 @@ from django.utils.translation import gettext
 from portal.accounts.models import Invitation, Membership
 from portal.audit.models import AuditEvent
 from portal.outbox.models import OutgoingMail
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, make_administrator, make_user
 from tests.support.accessibility import axe_violations, format_violations, serious
 from tests.support.browser import chromium, log_in, screenshot
-from tests.test_members import english, logged_in, make_administrator, said
-from tests.test_outbox import local_smtp_server, send_queued_mail
+from tests.support.clients import english, logged_in, said
+from tests.support.smtp import send_queued_mail
 
 Action = AuditEvent.Action
 User = get_user_model()
@@ -29,22 +29,15 @@ NEW_PASSWORD = "Fjordhest-Kaffekop-1987"
 
 
 @pytest.fixture
-def mail_server(settings):
-    """A real SMTP server on a loopback port; the outbox's task sends to it."""
-    with local_smtp_server(settings) as recorder:
-        yield recorder
-
-
-@pytest.fixture
 def admin_a(vendor_a):
     return make_administrator("admin-a", vendor_a, first_name="Alma", last_name="Admin")
 
 
-def received_link(mail_server, to: str) -> tuple[str, object]:
+def received_link(smtp_server, to: str) -> tuple[str, object]:
     """The path of the invitation link in the newest mail the SMTP server received for `to`."""
     send_queued_mail()
     for envelope, message in reversed(
-        list(zip(mail_server.envelopes, mail_server.messages(), strict=True))
+        list(zip(smtp_server.envelopes, smtp_server.messages(), strict=True))
     ):
         if envelope.rcpt_tos == [to]:
             body = message.get_body(("plain",)).get_content()
@@ -87,7 +80,7 @@ def people_events(action: str):
 
 @pytest.mark.system
 def test_a_colleague_follows_the_mailed_link_sets_a_password_and_is_logged_in(
-    mail_server, admin_a, vendor_a
+    smtp_server, admin_a, vendor_a
 ):
     admin = logged_in(admin_a)
     response = invite(admin, vendor_a, "Nina.Nielsen@Alfa.example")
@@ -99,7 +92,7 @@ def test_a_colleague_follows_the_mailed_link_sets_a_password_and_is_logged_in(
     assert invitation.invited_by == admin_a and not invitation.is_administrator
     assert abs(invitation.expires_at - (timezone.now() + timedelta(days=7))) < timedelta(minutes=1)
 
-    path, message = received_link(mail_server, "nina.nielsen@alfa.example")
+    path, message = received_link(smtp_server, "nina.nielsen@alfa.example")
     token = path.split("/")[-2]
     # Only the token's SHA-256 is kept.
     assert invitation.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
@@ -152,9 +145,9 @@ def test_a_colleague_follows_the_mailed_link_sets_a_password_and_is_logged_in(
 
 
 @pytest.mark.system
-def test_an_administrator_invited_as_such_joins_as_administrator(mail_server, admin_a, vendor_a):
+def test_an_administrator_invited_as_such_joins_as_administrator(smtp_server, admin_a, vendor_a):
     invite(logged_in(admin_a), vendor_a, "chef@alfa.example", administrator=True)
-    path, message = received_link(mail_server, "chef@alfa.example")
+    path, message = received_link(smtp_server, "chef@alfa.example")
     with translation.override("da"):  # the mail is in the portal's language, whatever it says
         invited = gettext(
             "%(person)s has invited you to the FDD portal as an administrator of %(organisation)s."
@@ -165,7 +158,7 @@ def test_an_administrator_invited_as_such_joins_as_administrator(mail_server, ad
 
 
 @pytest.mark.system
-def test_the_validity_follows_the_setting(settings, mail_server, admin_a, vendor_a):
+def test_the_validity_follows_the_setting(settings, smtp_server, admin_a, vendor_a):
     settings.INVITATION_DAYS = 2
     invite(logged_in(admin_a), vendor_a, "kort@alfa.example")
     expires = Invitation.objects.get().expires_at
@@ -176,9 +169,9 @@ def test_the_validity_follows_the_setting(settings, mail_server, admin_a, vendor
 
 
 @pytest.mark.system
-def test_an_expired_link_reads_exactly_as_an_unknown_one(mail_server, admin_a, vendor_a):
+def test_an_expired_link_reads_exactly_as_an_unknown_one(smtp_server, admin_a, vendor_a):
     invite(logged_in(admin_a), vendor_a, "sen@alfa.example")
-    path, _message = received_link(mail_server, "sen@alfa.example")
+    path, _message = received_link(smtp_server, "sen@alfa.example")
     Invitation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
 
     expired = english(Client()).get(path)
@@ -195,9 +188,9 @@ def test_an_expired_link_reads_exactly_as_an_unknown_one(mail_server, admin_a, v
 
 
 @pytest.mark.system
-def test_a_used_link_opens_nothing_more(mail_server, admin_a, vendor_a):
+def test_a_used_link_opens_nothing_more(smtp_server, admin_a, vendor_a):
     invite(logged_in(admin_a), vendor_a, "nina@alfa.example")
-    path, _message = received_link(mail_server, "nina@alfa.example")
+    path, _message = received_link(smtp_server, "nina@alfa.example")
     accept(Client(), path)
 
     stranger = english(Client())
@@ -211,10 +204,10 @@ def test_a_used_link_opens_nothing_more(mail_server, admin_a, vendor_a):
 
 
 @pytest.mark.system
-def test_a_withdrawn_link_says_so(mail_server, admin_a, vendor_a):
+def test_a_withdrawn_link_says_so(smtp_server, admin_a, vendor_a):
     admin = logged_in(admin_a)
     said(invite(admin, vendor_a, "nej@alfa.example"))
-    path, _message = received_link(mail_server, "nej@alfa.example")
+    path, _message = received_link(smtp_server, "nej@alfa.example")
     invitation = Invitation.objects.get()
     response = admin.post(
         reverse("organisations:invitation_withdraw", args=[vendor_a.pk, invitation.pk])
@@ -244,11 +237,11 @@ def test_a_withdrawn_link_says_so(mail_server, admin_a, vendor_a):
 
 @pytest.mark.system
 def test_sending_again_gives_a_new_link_and_a_new_expiry_and_the_old_link_dies(
-    mail_server, admin_a, vendor_a
+    smtp_server, admin_a, vendor_a
 ):
     admin = logged_in(admin_a)
     invite(admin, vendor_a, "igen@alfa.example")
-    old_path, _message = received_link(mail_server, "igen@alfa.example")
+    old_path, _message = received_link(smtp_server, "igen@alfa.example")
     invitation = Invitation.objects.get()
     Invitation.objects.update(expires_at=timezone.now() - timedelta(days=1))
     listed = admin.get(reverse("organisations:detail", args=[vendor_a.pk])).context["invitations"]
@@ -260,7 +253,7 @@ def test_sending_again_gives_a_new_link_and_a_new_expiry_and_the_old_link_dies(
     assert said(response) == [
         "A new link is on its way to igen@alfa.example; the one sent before no longer works."
     ]
-    new_path, _message = received_link(mail_server, "igen@alfa.example")
+    new_path, _message = received_link(smtp_server, "igen@alfa.example")
     assert new_path != old_path
     invitation.refresh_from_db()
     assert invitation.expires_at > timezone.now() + timedelta(days=6)
@@ -278,7 +271,7 @@ def test_sending_again_gives_a_new_link_and_a_new_expiry_and_the_old_link_dies(
 
 @pytest.mark.system
 def test_an_address_already_a_member_is_refused_when_invited(
-    mail_server, admin_a, staff_a, vendor_a
+    smtp_server, admin_a, staff_a, vendor_a
 ):
     response = invite(logged_in(admin_a), vendor_a, "STAFF-A@example.invalid")
     assert response.status_code == 200
@@ -291,7 +284,7 @@ def test_an_address_already_a_member_is_refused_when_invited(
 
 
 @pytest.mark.system
-def test_a_second_invitation_to_a_waiting_address_is_refused(mail_server, admin_a, vendor_a):
+def test_a_second_invitation_to_a_waiting_address_is_refused(smtp_server, admin_a, vendor_a):
     client = logged_in(admin_a)
     invite(client, vendor_a, "to@alfa.example")
     response = invite(client, vendor_a, "To@Alfa.example")
@@ -317,9 +310,9 @@ def test_a_malformed_address_is_refused_and_nothing_is_made(admin_a, vendor_a, a
 
 
 @pytest.fixture
-def link(mail_server, admin_a, vendor_a) -> str:
+def link(smtp_server, admin_a, vendor_a) -> str:
     invite(logged_in(admin_a), vendor_a, "nina@alfa.example")
-    path, _message = received_link(mail_server, "nina@alfa.example")
+    path, _message = received_link(smtp_server, "nina@alfa.example")
     return path
 
 
@@ -409,11 +402,11 @@ def test_a_claim_that_loses_the_race_undoes_nothing_and_makes_nothing(link, vend
 
 @pytest.mark.system
 def test_someone_with_a_login_logs_in_and_the_organisation_is_added_to_it(
-    mail_server, admin_a, staff_b, vendor_a, vendor_b
+    smtp_server, admin_a, staff_b, vendor_a, vendor_b
 ):
     """A vendor's employee working for two organisations keeps one login."""
     invite(logged_in(admin_a), vendor_a, staff_b.email)
-    path, _message = received_link(mail_server, staff_b.email)
+    path, _message = received_link(smtp_server, staff_b.email)
 
     visitor = english(Client())
     page = visitor.get(path)
@@ -452,10 +445,10 @@ def test_someone_logged_in_as_another_user_cannot_take_the_invitation(link, staf
 
 
 @pytest.mark.system
-def test_a_leaver_invited_back_opens_their_own_login_again(mail_server, admin_a, vendor_a):
+def test_a_leaver_invited_back_opens_their_own_login_again(smtp_server, admin_a, vendor_a):
     leaver = make_user("leaver", None, email="leaver@alfa.example", is_active=False)
     invite(logged_in(admin_a), vendor_a, "leaver@alfa.example")
-    path, _message = received_link(mail_server, "leaver@alfa.example")
+    path, _message = received_link(smtp_server, "leaver@alfa.example")
     page = english(Client()).get(path)
     assert "your user name is <strong" in main_of(page) and "leaver</strong>" in main_of(page)
     accept(Client(), path, first_name="Lene")
@@ -468,12 +461,12 @@ def test_a_leaver_invited_back_opens_their_own_login_again(mail_server, admin_a,
 
 @pytest.mark.system
 def test_a_closed_login_that_still_belongs_somewhere_is_not_opened_by_an_invitation(
-    mail_server, admin_a, vendor_a, vendor_b
+    smtp_server, admin_a, vendor_a, vendor_b
 ):
     """Closed by another organisation's administrator: an invitation does not undo that."""
     closed = make_user("closed", vendor_b, email="closed@beta.example", is_active=False)
     invite(logged_in(admin_a), vendor_a, "closed@beta.example")
-    path, _message = received_link(mail_server, "closed@beta.example")
+    path, _message = received_link(smtp_server, "closed@beta.example")
     visitor = english(Client())
     assert "exists but is closed" in main_of(visitor.get(path))
     accept(visitor, path)
@@ -495,7 +488,7 @@ def test_a_member_who_is_no_administrator_may_not_invite(staff_a, vendor_a):
 
 @pytest.mark.system
 def test_another_organisations_administrator_finds_no_invitations_here(
-    mail_server, admin_a, vendor_a, vendor_b
+    smtp_server, admin_a, vendor_a, vendor_b
 ):
     admin_b = make_administrator("admin-b", vendor_b)
     invite(logged_in(admin_a), vendor_a, "ny@alfa.example")
@@ -523,7 +516,7 @@ def looked_at(page, name: str) -> None:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_in_the_browser_a_colleague_is_invited_joins_is_promoted_and_removed(
-    settings, live_server, mail_server, vendor_a
+    settings, live_server, smtp_server, vendor_a
 ):
     settings.PORTAL_BASE_URL = live_server.url
     make_administrator("admin-a", vendor_a, first_name="Alma", last_name="Admin")
@@ -540,7 +533,7 @@ def test_in_the_browser_a_colleague_is_invited_joins_is_promoted_and_removed(
         assert admin.locator("#invitations-heading + div").get_by_text("nina@alfa.example").count()
         looked_at(admin, "invitation-sent")
 
-        path, _message = received_link(mail_server, "nina@alfa.example")
+        path, _message = received_link(smtp_server, "nina@alfa.example")
         colleague = browser.new_page(viewport={"width": 1280, "height": 900})
         colleague.goto(f"{live_server.url}{path}")
         assert "Alfa Software A/S" in colleague.locator("h1").inner_text()

@@ -4,47 +4,20 @@ keeps an active administrator; no one else has any say over its people."""
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 
 from portal.accounts import access
 from portal.accounts.models import Invitation, Membership
 from portal.audit.models import AuditEvent
-from tests.conftest import make_user
+from tests.conftest import make_administrator, make_user
+from tests.support.clients import logged_in, said
 
 Action = AuditEvent.Action
 User = get_user_model()
 
 
-def make_administrator(username: str, organisation, **extra):
-    user = make_user(username, organisation, **extra)
-    Membership.objects.filter(user=user, organisation=organisation).update(is_administrator=True)
-    return user
-
-
 def membership(user, organisation) -> Membership:
     return Membership.objects.get(user=user, organisation=organisation)
-
-
-def english(client: Client) -> Client:
-    client.cookies["django_language"] = "en"
-    return client
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return english(client)
-
-
-def said(response) -> list[str]:
-    """The messages the answer leaves for the next page (and takes them, so none is read twice
-    by a later answer of the same client)."""
-    storage = get_messages(response.wsgi_request)
-    shown = [str(message) for message in storage]
-    response.client.get(reverse("dashboard"))  # the next page shows them, and they are gone
-    return shown
 
 
 PEOPLE = [

@@ -26,8 +26,7 @@ from django_q.models import Task
 from tests.support import private_portal
 from tests.support.fault_proxy import Fate, FaultProxy, RandomFaults
 from tests.support.simulator_fixtures import make_user, running_simulator, wait_for, write_registry
-from tests.support.system import child_environment
-from tests.test_settings import run_manage
+from tests.support.system import child_environment, run_manage
 from transfers.models import ReceivedFile, SftpAccount, Transfer
 from transfers.queueing import queue_send
 from transfers.sftp import SftpError, SftpSession

@@ -4,8 +4,6 @@ import ast
 import hashlib
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -23,64 +21,13 @@ from django_q.models import OrmQ, Schedule, Task
 from portal.outbox.mail import SEND_TASK, enqueue, queue_mail
 from portal.outbox.models import MailAttachment, OutgoingMail
 from portal.outbox.tasks import resend, retry_delay, send_outgoing_mail
+from tests.support.smtp import Recorder, free_port
 from tests.support.workers import worker_cluster
 
 # Mixed line endings and a byte that is not UTF-8: sent as text these would not survive intact.
 CSV = b"InfRef;System\r\n1001;Alfa Omsorg\n1002;\xe6\xf8\xe5\r\n"
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
 ATTACHMENTS = [("dataflows.csv", CSV, "text/csv"), ("Erklæring.pdf", PDF, "application/pdf")]
-
-
-class Recorder:
-    """An aiosmtpd handler that keeps every envelope it is given."""
-
-    def __init__(self) -> None:
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def messages(self):
-        return [message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def local_smtp_server(settings) -> Iterator[Recorder]:
-    """A real SMTP server on a loopback port, and Django's mail settings pointed at it."""
-    recorder = Recorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = controller.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_TIMEOUT = 10
-    try:
-        yield recorder
-    finally:
-        controller.stop()
-
-
-def send_queued_mail() -> None:
-    """What the outbox's worker does: send each queued mail once, oldest first."""
-    for mail in OutgoingMail.objects.filter(state=OutgoingMail.State.QUEUED).order_by("pk"):
-        assert send_outgoing_mail(mail.pk) == "sent"
-
-
-@pytest.fixture
-def smtp_server(settings):
-    with local_smtp_server(settings) as recorder:
-        yield recorder
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -20,30 +19,16 @@ from portal.accounts.self_service import RESET_MAILS_PER_HOUR
 from portal.audit.models import AuditEvent
 from portal.outbox.models import OutgoingMail
 from tests.conftest import PASSWORD, make_user
-from tests.test_outbox import Recorder, local_smtp_server, send_queued_mail
+from tests.support.clients import english
+from tests.support.passwords import NEW_PASSWORD, link_in, received_text, smtp_mailbox
+from tests.support.smtp import Recorder, send_queued_mail
+from tests.support.system import run_manage
 
 Action = AuditEvent.Action
-NEW_PASSWORD = "Fjordens blå hejrer 2026"
-LINK = re.compile(r"https?://[^\s/]+(/account/password-reset/[^/\s]+/[^/\s]+/)")
-
-
-def english(client):
-    client.cookies["django_language"] = "en"
-    return client
 
 
 def log_in(client, username: str, password: str):
     return client.post(reverse("login"), {"username": username, "password": password})
-
-
-def received_text(message) -> str:
-    return message.get_body(("plain",)).get_content().replace("\r\n", "\n")
-
-
-def link_in(message) -> str:
-    """The path of the one reset link in a received mail."""
-    [path] = LINK.findall(received_text(message))
-    return path
 
 
 def ask_for_link(client, email: str):
@@ -62,14 +47,6 @@ def set_new_password(client, path: str, password: str = NEW_PASSWORD):
 
 def without_csrf_tokens(text: str) -> str:
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", text)
-
-
-@contextmanager
-def smtp_mailbox(settings, portal_url: str) -> Iterator[Recorder]:
-    """A local SMTP server the outbox sends to, and the portal's links pointing at `portal_url`."""
-    settings.PORTAL_BASE_URL = portal_url
-    with local_smtp_server(settings) as recorder:
-        yield recorder
 
 
 @pytest.fixture
@@ -395,8 +372,6 @@ def test_the_reset_pages_answer_anyone(client, client_for, staff_a):
 
 @pytest.mark.system
 def test_the_timeout_comes_from_the_environment():
-    from tests.test_settings import run_manage
-
     probe = "from django.conf import settings as s; print(s.PASSWORD_RESET_TIMEOUT)"
     result = run_manage("shell", "-v0", "-c", probe, DEBUG="true")
     assert result.returncode == 0, result.stderr

@@ -5,8 +5,8 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.support.browser import chromium, screenshot
-from tests.test_outbox import send_queued_mail
-from tests.test_passwords import NEW_PASSWORD, link_in, smtp_mailbox
+from tests.support.passwords import NEW_PASSWORD, link_in, smtp_mailbox
+from tests.support.smtp import send_queued_mail
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -1,11 +1,9 @@
 """Settings come from the environment through strict helpers."""
 
-import os
 import secrets
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -14,31 +12,7 @@ from django.db import connection
 from psycopg import OperationalError
 
 from portal import env
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-_SET_BY_TESTS = {
-    "DEBUG",
-    "SECRET_KEY",
-    "SFTP_KEY_ENCRYPTION_KEY",
-    "DATABASE_URL",
-    "PORTAL_DATA_DIR",
-    "DJANGO_ALLOW_ASYNC_UNSAFE",
-}
-
-
-def run_manage(*args: str, **environment: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in _SET_BY_TESTS}
-    clean.update(DJANGO_SETTINGS_MODULE="portal.settings", **environment)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.support.system import run_manage
 
 
 @pytest.mark.parametrize(

@@ -24,9 +24,9 @@ from django.views.debug import ExceptionReporter
 from portal.accounts.lockout import client_ip
 from tests.conftest import PASSWORD
 from tests.support.engine import account as sftp_account
+from tests.support.system import run_manage
 from tests.support.totp import secret_of, totp_code, verified_client
 from tests.support.urlwalk import all_patterns
-from tests.test_settings import run_manage
 from transfers import keys
 
 ROOT = Path(__file__).resolve().parent.parent
