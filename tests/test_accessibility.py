@@ -5,7 +5,6 @@ belongs to another part of the portal and is not fixed yet is listed by rule id 
 `allowed`, with a comment saying where it is and what would fix it; nothing is skipped silently.
 """
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -13,18 +12,16 @@ from urllib.parse import urlencode
 import pytest
 from django.urls import reverse
 
-import gdpr.mail
 from gdpr.models import GdprDeclaration, InfRefRequest
-from portal.accounts.demo import DEMO_PASSWORD, seed_demo
+from portal.accounts.demo import DEMO_PASSWORD
 from portal.onboarding.models import Integration
 from portal.specs.models import SpecificationVersion
 from tests.support.accessibility import axe_violations, format_violations, serious
-from tests.support.browser import chromium, screenshot
-from transfers.models import Route, SftpAccount, Transfer
+from tests.support.browser import screenshot
+from tests.support.demo import LIVE, seed_with_transfers
+from transfers.models import Transfer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-LIVE = "Omsorgsdata til Fjordsoft Journal"
 
 
 @dataclass(frozen=True)
@@ -123,76 +120,11 @@ PAGES = [
 ]
 
 
-def _seed() -> None:
-    """The demo data (its data specification included), plus what it lacks for these pages:
-    transfers."""
-    seed_demo()
-    live = _live()
-    nordlys = live.created_by
-    route = Route.objects.get(integration=live, municipality__municipality_code="751")
-    account = SftpAccount.objects.get(it_system=live.sender, environment="simulator")
-    for number, (state, extra) in enumerate(
-        [
-            ("delivered", {"bytes_done": 5120, "attempts": 1}),
-            (
-                "failed",
-                {
-                    "attempts": 3,
-                    "error_code": 3,
-                    "error_text": "Modtageren findes ikke på ruten.",
-                    "last_error": "Serviceplatformen afviste filen.",
-                },
-            ),
-            ("queued", {}),
-        ],
-        1,
-    ):
-        name = f"omsorg-{number}.csv"
-        Transfer.objects.create(
-            route=route,
-            account=account,
-            state=state,
-            original_name=name,
-            payload=f"/nonexistent/{name}",
-            size=5120,
-            sha256=hashlib.sha256(name.encode()).hexdigest(),
-            remote_name=f"{account.username}_{name}",
-            created_by=nordlys,
-            **extra,
-        )
-
-
-_PDF: list[bytes] = []
-
-
-@pytest.fixture
-def one_declaration_pdf(monkeypatch):
-    """The demo data mails three declaration PDFs per test; one real rendering serves them all.
-
-    The pages under test are HTML; WeasyPrint's seconds per test are better spent elsewhere.
-    """
-    render = gdpr.mail.render_declaration_pdf
-
-    def render_once(declaration):
-        if not _PDF:
-            _PDF.append(render(declaration))
-        return _PDF[0]
-
-    monkeypatch.setattr(gdpr.mail, "render_declaration_pdf", render_once)
-
-
-@pytest.fixture(scope="module")
-def chromium_browser():
-    """One Chromium for the whole module; each test opens its own context (its own cookies)."""
-    with chromium() as browser:
-        yield browser
-
-
 @pytest.mark.parametrize("page_under_test", PAGES, ids=[page.name for page in PAGES])
 def test_no_serious_accessibility_violations(
     live_server, chromium_browser, one_declaration_pdf, page_under_test: Page
 ):
-    _seed()
+    seed_with_transfers()
     path = page_under_test.path()
     url = live_server.url + path
     context = chromium_browser.new_context(viewport={"width": page_under_test.width, "height": 900})

@@ -48,8 +48,7 @@ from portal.itsystems.models import ItSystem
 from portal.onboarding.models import Integration, IntegrationTest, ProcessingAgreement
 from portal.specs.models import SpecificationDocument, SpecificationVersion
 from tests.support.browser import screenshot
-from tests.test_accessibility import LIVE, _seed, chromium_browser  # noqa: F401
-from tests.test_csp_browser import Visit
+from tests.support.demo import LIVE, Visit, seed_with_transfers
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -178,7 +177,7 @@ def _name_users(texts: Texts) -> None:
 def build_world() -> World:
     """The demo world, then a payload in every field; records made after the renaming (the
     declaration, the mail, the audit events) take the hostile names as the portal would."""
-    _seed()
+    seed_with_transfers()
     texts = Texts()
     live = Integration.objects.get(name=LIVE)
     nordlys, fjordsoft = live.sender.vendor, live.receiver.vendor
@@ -742,7 +741,7 @@ def test_every_seeded_field_is_expected_on_some_page():
 @pytest.mark.parametrize("role", list(PAGES))
 def test_stored_payloads_are_text_for_every_role(
     live_server,
-    chromium_browser,  # noqa: F811 - the fixture, imported from test_accessibility
+    chromium_browser,
     no_pdf,
     role,
 ):
