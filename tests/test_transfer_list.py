@@ -2,7 +2,6 @@
 
 import base64
 import csv
-import hashlib
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,43 +16,14 @@ from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
 from tests.conftest import make_user
 from tests.support import engine
+from tests.support.clients import HTMX
+from tests.support.records import established_route, make_transfer
 from transfers import list_export, list_options, listing
-from transfers.models import Environment, Route, Transfer
+from transfers.models import Transfer
 from transfers.split import split_csv
 from transfers.widgets import ManyOptionsSelect
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
 BASE = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
-
-
-def make_transfer(route, account, name="borgere.csv", queued_at=None, **fields) -> Transfer:
-    """A row as the queue would leave it; only the page reads it, so no file is needed."""
-    data = name.encode()
-    transfer = Transfer.objects.create(
-        route=route,
-        account=account,
-        original_name=name,
-        payload=f"/nonexistent/{uuid.uuid4()}",
-        size=fields.pop("size", len(data)),
-        sha256=hashlib.sha256(data).hexdigest(),
-        remote_name=f"{account.username}_FDD_{uuid.uuid4()}.csv",
-        **fields,
-    )
-    if queued_at is not None:
-        Transfer.objects.filter(pk=transfer.pk).update(queued_at=queued_at)
-        transfer.queued_at = queued_at
-    return transfer
-
-
-def make_route(infref, sender, receiver, municipality) -> Route:
-    return Route.objects.create(
-        environment=Environment.SIMULATOR,
-        infref=infref,
-        sender=sender,
-        receiver=receiver,
-        municipality=municipality,
-        state=Route.State.ESTABLISHED,
-    )
 
 
 @pytest.fixture
@@ -73,9 +43,9 @@ def world(operator, vendor_a, vendor_b, system_a, system_b, aarhus, odense):
     )
     account = engine.account(system_a, "alfa_omsorg", None)
     account2 = engine.account(system_a2, "alfa_skole", None)
-    r1 = make_route(infref1, system_a, system_b, aarhus)
-    r2 = make_route(infref1, system_a, system_b, odense)
-    r3 = make_route(infref2, system_a2, system_b2, aarhus)
+    r1 = established_route(infref1, system_a, system_b, aarhus)
+    r2 = established_route(infref1, system_a, system_b, odense)
+    r3 = established_route(infref2, system_a2, system_b2, aarhus)
     t1 = make_transfer(
         r1, account, "Borgere Marts.csv", BASE, state="delivered", file_transfer_uuid=uuid.uuid4()
     )

@@ -14,7 +14,8 @@ from lxml import etree
 
 from tests.conftest import make_user
 from tests.support import engine
-from tests.test_transfer_list import HTMX, make_route, make_transfer
+from tests.support.clients import HTMX
+from tests.support.records import established_route, make_transfer
 from transfers import tasks, views
 from transfers.models import Transfer
 from transfers.queueing import queue_send
@@ -53,7 +54,7 @@ def sending(staff_a, operator, system_a, system_b, aarhus):
     infref = InfRef.objects.create(
         name="FagsystemdefineredeDataRefGDPR11_1", it_system=system_a, assigned_by=operator
     )
-    route = make_route(infref, system_a, system_b, aarhus)
+    route = established_route(infref, system_a, system_b, aarhus)
     started = timezone.now() - timedelta(seconds=30)
     return make_transfer(
         route,
