@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.disks import small_disk
 from tests.support.system import ROOT
-from tests.test_server_faults import small_disk
 
 pytestmark = pytest.mark.system
 

@@ -23,7 +23,8 @@ from handoff.cli import FAILED, wait_for
 from portal.alerts.models import Alert
 from portal.outbox.models import OutgoingMail
 from tests.support.browser import chromium, log_in, screenshot
-from tests.test_server_faults import SENDER, page, queue
+from tests.support.engine import SENDER
+from tests.support.sending import page, queue
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import Transfer

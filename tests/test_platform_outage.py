@@ -30,10 +30,11 @@ from django_q.models import Schedule, Task
 from portal.alerts.models import Alert
 from tests.support import engine, private_portal
 from tests.support.browser import chromium, log_in, screenshot
+from tests.support.engine import RECEIVER, SENDER
+from tests.support.sending import DATA, files, page, queue
 from tests.support.simulator_fixtures import wait_for
 from tests.support.system import child_environment
 from tests.support.workers import worker_cluster
-from tests.test_server_faults import DATA, RECEIVER, SENDER, files, page, queue
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer

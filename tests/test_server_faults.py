@@ -17,8 +17,6 @@
 
 import contextlib
 import hashlib
-import html
-import io
 import os
 import shutil
 import subprocess
@@ -28,25 +26,25 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
 
 from portal.alerts.models import Alert
 from tests.support import engine, private_portal
+from tests.support.disks import grow, small_disk
 from tests.support.engine import RECEIVER, SENDER
 from tests.support.private_postgres import private_postgres
+from tests.support.sending import DATA, files, page, queue
 from tests.support.simulator_fixtures import running_simulator, wait_for, write_registry
 from tests.support.system import ROOT, child_environment
 from transfers import keys, tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Transfer
-from transfers.queueing import SEND_TASK, queue_send
+from transfers.queueing import SEND_TASK
 from transfers.sftp import SftpError, SftpSession
 from transfers.simulator.registry import SftpUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DATA = "kommunekode;cpr;navn\r\n751;0101011234;Åse Ørsted\r\n".encode() * 800
 State = Transfer.State
 
 
@@ -72,25 +70,11 @@ def setup(settings, ready_route):
     return ready.sim, ready.route, ready.sender, ready.receiver
 
 
-def queue(route, user, data: bytes = DATA) -> Transfer:
-    return queue_send(route, io.BytesIO(data), original_name="borgere.csv", user=user)
-
-
-def page(client, transfer: Transfer) -> str:
-    response = client.get(reverse("transfers:detail", args=[transfer.pk]))
-    assert response.status_code == 200
-    return html.unescape(response.content.decode())
-
-
 def retries(transfer: Transfer):
     """The send's next attempt: counted (a retry) or not (a wait for the platform)."""
     return Schedule.objects.filter(
         func=SEND_TASK, name__regex=rf"^transfer-(retry|wait)-{transfer.pk}-"
     )
-
-
-def files(folder: Path) -> list[str]:
-    return sorted(os.listdir(folder)) if folder.exists() else []
 
 
 def _sender_session(sim, account) -> SftpSession:
@@ -258,33 +242,6 @@ def check_receipt_outcome(code, sim, receiver, transfer, client) -> None:
 
 
 # -- a full disk ----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def small_disk(path: Path, size: str):
-    """A tmpfs of `size` mounted at `path` for the test (the suite runs as root in CI); skipped
-    where mounting is not allowed. tmpfs rather than RLIMIT_FSIZE: the limit is on the file
-    system, so every writer sees ENOSPC as on a real full disk, not EFBIG per file and process."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        if subprocess.run(["umount", str(path)], timeout=30, check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], timeout=30, check=False)
-
-
-def grow(path: Path, size: str) -> None:
-    """An operator makes room: the file system grows, nothing on it is touched."""
-    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True, timeout=30)
 
 
 @pytest.mark.system
