@@ -16,8 +16,10 @@ from portal.alerts.models import Alert
 from portal.alerts.tasks import check_expected_deliveries
 from portal.outbox.models import OutgoingMail
 from tests.conftest import make_user
-from tests.test_dashboard import english, make_route, make_transfers
-from tests.test_transfer_engine import inbox, queue, setup  # noqa: F401
+from tests.support import engine
+from tests.support.clients import english
+from tests.support.records import make_integration, make_route, make_transfers
+from tests.support.sending import inbox, queue
 from transfers import tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import Route, Transfer
@@ -44,8 +46,6 @@ def daily_route(integration, aarhus, operator):
 
 @pytest.fixture
 def integration(system_a, system_b, staff_a, aarhus):
-    from tests.test_dashboard import make_integration
-
     return make_integration(system_a, system_b, staff_a, [aarhus])
 
 
@@ -120,11 +120,15 @@ def test_contacts_must_be_addresses(daily_route):
         daily_route.full_clean()
 
 
-def test_a_failed_transfer_raises_an_alert(setup, vendor_a, vendor_b, aarhus):  # noqa: F811
-    from tests.support import engine
+@pytest.fixture
+def setup(ready_route) -> engine.ReadyRoute:
+    """Routes to Aarhus and Odense on a running simulator."""
+    return ready_route(municipalities=2)
 
+
+def test_a_failed_transfer_raises_an_alert(setup, vendor_a, vendor_b, aarhus):
     engine.load_registry(setup.sim, routes=())  # the platform knows no route
-    transfer = queue(setup)
+    transfer = queue(setup.route, setup.staff)
     tasks.send_transfer(transfer.pk)
     transfer.refresh_from_db()
     assert transfer.state == Transfer.State.FAILED
@@ -142,7 +146,7 @@ def test_a_failed_transfer_raises_an_alert(setup, vendor_a, vendor_b, aarhus):  
     assert OutgoingMail.objects.get(body__contains=said).to == [setup.staff.email]
 
 
-def test_a_quarantined_file_raises_one_alert(setup, monkeypatch, vendor_b):  # noqa: F811
+def test_a_quarantined_file_raises_one_alert(setup, monkeypatch, vendor_b):
     monkeypatch.setattr("transfers.fetch.METADATA_GRACE_SECONDS", 0)
     folder = setup.sim.data_dir / "beta_journal" / "IN"
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,8 @@ from paramiko.sftp import SFTPError
 
 from tests.support import engine
 from tests.support.fault_proxy import Fate, FaultProxy
+from tests.support.sending import metadata_for
 from tests.support.sshd import sshd_fixture
-from tests.test_hostile_names import metadata_for
 from transfers import sessions, sftp
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile

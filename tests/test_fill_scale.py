@@ -13,8 +13,7 @@ from bench.scale.fill import fill as fill_portal
 from portal.accounts.models import Organisation
 from portal.alerts.models import Alert
 from portal.audit.models import AuditEvent
-from tests import test_route_tallies as tallies
-from tests.test_transfer_hours import counted, kept
+from tests.support.counts import hours_counted, hours_kept, tallies_counted, tallies_kept
 from transfers.models import ReceivedFile, Route, Transfer
 
 SMALL = {"transfers": 2000, "vendors": 3, "routes": 40, "days": 365}
@@ -52,8 +51,8 @@ def test_the_fill_makes_what_was_asked(db):
     assert Alert.objects.count() == Transfer.objects.filter(state=Transfer.State.FAILED).count()
     assert AuditEvent.objects.exists()
     # The hourly and per-route counts were made after the load, and their triggers are back.
-    assert kept() == counted()
-    assert tallies.kept() == tallies.counted()
+    assert hours_kept() == hours_counted()
+    assert tallies_kept() == tallies_counted()
     # Ids written by the fill leave room for the portal's own: the next row gets a new one.
     assert Transfer.objects.create(
         route=delivered.route,
@@ -64,8 +63,8 @@ def test_the_fill_makes_what_was_asked(db):
         sha256="0" * 64,
         remote_name="ny_FDD_unused.csv",
     ).pk > max(Transfer.objects.exclude(original_name="ny.csv").values_list("pk", flat=True))
-    assert kept() == counted()
-    assert tallies.kept() == tallies.counted()
+    assert hours_kept() == hours_counted()
+    assert tallies_kept() == tallies_counted()
 
 
 def test_a_filled_database_is_refused_unless_cleared(db, capsys):
@@ -76,8 +75,8 @@ def test_a_filled_database_is_refused_unless_cleared(db, capsys):
     assert "--clear" in capsys.readouterr().err
     fill(clear=True, **{**SMALL, "transfers": 300})
     assert Transfer.objects.count() == 300
-    assert kept() == counted()
-    assert tallies.kept() == tallies.counted()
+    assert hours_kept() == hours_counted()
+    assert tallies_kept() == tallies_counted()
     assert Organisation.objects.filter(kind=Organisation.Kind.VENDOR).count() == 3
     assert Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY).count() == 98
 
@@ -121,5 +120,5 @@ def test_rows_made_by_a_second_process_are_the_rows_made_here(db, monkeypatch):
     assert Transfer.objects.count() == SMALL["transfers"]
     assert oldest() == here
     assert Alert.objects.count() == Transfer.objects.filter(state=Transfer.State.FAILED).count()
-    assert kept() == counted()
-    assert tallies.kept() == tallies.counted()
+    assert hours_kept() == hours_counted()
+    assert tallies_kept() == tallies_counted()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from portal.core.paging import Cursor, Key, KeysetPage, Source, keyset_page, with_rows
-from tests.test_dashboard import account_for, make_integration, make_route, make_transfers
+from tests.support.records import account_for, make_integration, make_route, make_transfers
 from transfers.models import ReceivedFile, Transfer
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

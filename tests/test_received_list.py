@@ -12,8 +12,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.test_dashboard import english, make_integration, make_route, make_transfers
-from tests.test_review import at, fetched_copy, receive
+from tests.support.clients import english
+from tests.support.records import (
+    at,
+    fetched_copy,
+    make_integration,
+    make_route,
+    make_transfers,
+    receive,
+)
 from transfers.models import ReceivedFile
 
 URL = reverse("transfers:received")

@@ -4,8 +4,6 @@ Assertions read English text: each test client chooses English.
 """
 
 import re
-import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -16,76 +14,21 @@ from django.urls import reverse
 from gdpr.models import GdprDeclaration
 from portal.core.paging import Cursor
 from portal.review.views import PAGE_SIZE
-from portal.specs.models import DataSpecification, SpecificationVersion
 from tests.conftest import make_user
-from tests.test_dashboard import english, make_integration, make_route, make_transfers
+from tests.support.clients import english
+from tests.support.declarations import declare
+from tests.support.records import (
+    at,
+    fetched_copy,
+    make_integration,
+    make_route,
+    make_transfers,
+    receive,
+)
+from tests.support.specs import make_version
 from transfers.models import ReceivedFile, Transfer
 
 URL = reverse("review:overview")
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-def at(hours: int) -> datetime:
-    return T0 + timedelta(hours=hours)
-
-
-def make_version(integration, major, minor, created_at, user):
-    specification, _created = DataSpecification.objects.get_or_create(integration=integration)
-    version = SpecificationVersion.objects.create(
-        specification=specification,
-        major=major,
-        minor=minor,
-        format="csv",
-        delimiter=";",
-        frequency="Dagligt",
-        created_by=user,
-    )
-    SpecificationVersion.objects.filter(pk=version.pk).update(created_at=created_at)
-    return version
-
-
-def declare(infref, version, submitted_at, user, controllers, spec_version="1.0"):
-    """A submitted declaration; the one before it, if any, superseded."""
-    draft = GdprDeclaration.objects.create(
-        infref=infref, version=version, created_by=user, data_specification_version=spec_version
-    )
-    draft.controllers.set(controllers)
-    infref.declarations.filter(status="submitted").update(status="superseded")
-    GdprDeclaration.objects.filter(pk=draft.pk).update(
-        status="submitted",
-        submitted_by=user,
-        submitted_at=submitted_at,
-        submitted_content={"version": version},
-        content_sha256="a" * 64,
-    )
-    return GdprDeclaration.objects.get(pk=draft.pk)
-
-
-def receive(route, name, at=None, **fields):
-    """A file fetched on `route` from the SFTP user alfa_omsorg, at `at` (default: now)."""
-    from tests.test_dashboard import account_for
-
-    file = ReceivedFile.objects.create(
-        account=account_for(route.receiver, route.environment),
-        remote_name=name,
-        state=fields.pop("state", "received"),
-        infref_name=route.infref.name,
-        sender_username="alfa_omsorg",
-        route=route,
-        **fields,
-    )
-    if at is not None:
-        ReceivedFile.objects.filter(pk=file.pk).update(received_at=at)
-    return file
-
-
-def fetched_copy(transfer_id: int, name: str, at=None, **fields) -> ReceivedFile:
-    """The file a transfer became at the receiver: the platform gave both its FileTransferUUID."""
-    transfer = Transfer.objects.select_related("route").get(pk=transfer_id)
-    platform_id = uuid.uuid4()
-    Transfer.objects.filter(pk=transfer_id).update(file_transfer_uuid=platform_id)
-    fields = {"size": transfer.size, "sha256": transfer.sha256} | fields
-    return receive(transfer.route, name, at=at, file_transfer_uuid=platform_id, **fields)
 
 
 @pytest.fixture

@@ -6,8 +6,16 @@ import pytest
 from tests.conftest import PASSWORD
 from tests.support.accessibility import axe_violations, format_violations, serious
 from tests.support.browser import SCREENSHOTS, chromium, screenshot
-from tests.test_dashboard import make_integration, make_route, make_transfers
-from tests.test_review import at, declare, fetched_copy, make_version, receive
+from tests.support.declarations import declare
+from tests.support.records import (
+    at,
+    fetched_copy,
+    make_integration,
+    make_route,
+    make_transfers,
+    receive,
+)
+from tests.support.specs import make_version
 from transfers.models import Transfer
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -4,14 +4,13 @@ transfers are written."""
 
 import threading
 import time
-from collections import Counter
 
 import pytest
 from django.db import DatabaseError, connection, connections
-from django.db.models import Count
 
-from tests import test_transfer_hours as hours
-from tests.test_dashboard import english, make_integration, make_route, make_transfers
+from tests.support.clients import english
+from tests.support.counts import hours_counted, hours_kept, tallies_counted, tallies_kept
+from tests.support.records import make_integration, make_route, make_transfers
 from transfers.models import RouteTally, Transfer
 
 pytestmark = pytest.mark.django_db
@@ -27,23 +26,10 @@ def route(integration, aarhus, operator):
     return make_route(integration, aarhus, operator)
 
 
-def kept() -> Counter:
-    """What the database keeps: (route, state) -> count, empty tallies left out."""
-    return Counter(
-        {(row.route_id, row.state): row.count for row in RouteTally.objects.filter(count__gt=0)}
-    )
-
-
-def counted() -> Counter:
-    """The same, counted from the transfers themselves."""
-    rows = Transfer.objects.order_by().values_list("route_id", "state").annotate(n=Count("id"))
-    return Counter({(route_id, state): n for route_id, state, n in rows})
-
-
 def test_every_way_of_writing_a_transfer_is_counted(route, integration, aarhus, operator):
     other = make_route(integration, aarhus, operator)
     ids = make_transfers(route, 5, state="queued")
-    assert kept() == counted() == {(route.pk, "queued"): 5}
+    assert tallies_kept() == tallies_counted() == {(route.pk, "queued"): 5}
 
     # A conditional update, as the workers claim a send, and a save of the whole row.
     Transfer.objects.filter(pk=ids[0], state="queued").update(state="sending")
@@ -56,8 +42,8 @@ def test_every_way_of_writing_a_transfer_is_counted(route, integration, aarhus, 
     Transfer.objects.filter(pk=ids[2]).update(route=other)
     Transfer.objects.filter(pk__in=ids[3:]).update(state="failed", route=other)
     assert (
-        kept()
-        == counted()
+        tallies_kept()
+        == tallies_counted()
         == {
             (route.pk, "sending"): 1,
             (route.pk, "delivered"): 1,
@@ -70,9 +56,9 @@ def test_every_way_of_writing_a_transfer_is_counted(route, integration, aarhus, 
     # left may go, and its tallies with it.
     Transfer.objects.get(pk=ids[0]).delete()
     Transfer.objects.filter(route=other).delete()
-    assert kept() == counted()
+    assert tallies_kept() == tallies_counted()
     other.delete()
-    assert kept() == counted() == {(route.pk, "delivered"): 1}
+    assert tallies_kept() == tallies_counted() == {(route.pk, "delivered"): 1}
     assert not RouteTally.objects.filter(route_id=other.pk).exists()
 
 
@@ -122,5 +108,5 @@ def test_transfers_crossing_between_states_at_once_do_not_deadlock(route):
     for thread in crossing:
         thread.join()
     assert failures == []
-    assert kept() == counted()
-    assert hours.kept() == hours.counted()
+    assert tallies_kept() == tallies_counted()
+    assert hours_kept() == hours_counted()

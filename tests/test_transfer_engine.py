@@ -2,7 +2,6 @@
 
 import hashlib
 import io
-import os
 from datetime import UTC
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from tests.support import engine
+from tests.support.sending import inbox
 from transfers import protocol, sessions, tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, SftpAccount, Transfer
@@ -28,11 +28,6 @@ def queue(setup, data: bytes = DATA, code: str = "751") -> Transfer:
     return queue_send(
         setup.routes[code], io.BytesIO(data), original_name="borgere.csv", user=setup.staff
     )
-
-
-def inbox(setup) -> list[str]:
-    folder = setup.sim.data_dir / "beta_journal" / "IN"
-    return sorted(os.listdir(folder)) if folder.exists() else []
 
 
 def test_a_send_is_delivered_and_fetched_with_the_same_bytes(setup):

@@ -10,8 +10,9 @@ import pytest
 from django.db import connection
 
 from portal.core import charts
-from tests.test_dashboard import make_integration, make_route, make_transfers
-from transfers.models import Transfer, TransferHour
+from tests.support.counts import hours_counted, hours_kept
+from tests.support.records import make_integration, make_route, make_transfers
+from transfers.models import Transfer
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 3, 30, 9, 0, tzinfo=UTC)  # the day after the change to summer time
@@ -22,30 +23,9 @@ def route(system_a, system_b, staff_a, aarhus, operator):
     return make_route(make_integration(system_a, system_b, staff_a, [aarhus]), aarhus, operator)
 
 
-def kept() -> Counter:
-    """What the database keeps: (hour, state) -> (count, bytes), empty hours left out."""
-    return Counter(
-        {
-            (row.hour, row.state): (row.count, row.bytes)
-            for row in TransferHour.objects.all()
-            if row.count or row.bytes
-        }
-    )
-
-
-def counted() -> Counter:
-    """The same, counted from the transfers themselves."""
-    totals: dict = {}
-    for queued_at, state, size in Transfer.objects.values_list("queued_at", "state", "size"):
-        key = (queued_at.replace(minute=0, second=0, microsecond=0), state)
-        count, total = totals.get(key, (0, 0))
-        totals[key] = (count + 1, total + size)
-    return Counter(totals)
-
-
 def test_every_way_of_writing_a_transfer_is_counted(route, staff_a):
     ids = make_transfers(route, 5, state="queued", size=700, at=NOW - timedelta(hours=3))
-    assert kept() == counted() == {(NOW - timedelta(hours=3), "queued"): (5, 3500)}
+    assert hours_kept() == hours_counted() == {(NOW - timedelta(hours=3), "queued"): (5, 3500)}
 
     # A conditional update, as the workers claim a send, and a save of the whole row.
     Transfer.objects.filter(pk=ids[0], state="queued").update(state="sending")
@@ -57,15 +37,15 @@ def test_every_way_of_writing_a_transfer_is_counted(route, staff_a):
     # Moved in time and resized, one row and many at once.
     Transfer.objects.filter(pk=ids[2]).update(queued_at=NOW - timedelta(days=40), size=1)
     Transfer.objects.filter(pk__in=ids[3:]).update(state="failed", queued_at=NOW)
-    assert kept() == counted()
-    assert kept()[(NOW, "failed")] == (2, 1400)
+    assert hours_kept() == hours_counted()
+    assert hours_kept()[(NOW, "failed")] == (2, 1400)
 
     # Deleted one by one and in bulk (retention deletes in bulk).
     Transfer.objects.get(pk=ids[0]).delete()
     Transfer.objects.filter(pk__in=ids[3:]).delete()
-    assert kept() == counted()
+    assert hours_kept() == hours_counted()
     Transfer.objects.all().delete()
-    assert kept() == Counter()
+    assert hours_kept() == Counter()
 
 
 def test_the_hour_is_the_utc_hour_on_any_connection_time_zone(route):
@@ -77,7 +57,7 @@ def test_the_hour_is_the_utc_hour_on_any_connection_time_zone(route):
             make_transfers(route, 1, at=datetime(2026, 3, 1, 10, 45, tzinfo=UTC))
         finally:
             cursor.execute("SET TIME ZONE 'UTC'")
-    assert kept() == {(datetime(2026, 3, 1, 10, tzinfo=UTC), "delivered"): (1, 1000)}
+    assert hours_kept() == {(datetime(2026, 3, 1, 10, tzinfo=UTC), "delivered"): (1, 1000)}
 
 
 def test_the_superusers_days_agree_with_counting_the_transfers(route, superuser):

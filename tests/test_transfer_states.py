@@ -27,7 +27,7 @@ from django_q.models import Schedule
 
 from portal.alerts import service as alerts
 from portal.audit.models import AuditEvent
-from tests.test_dashboard import make_integration, make_route, make_transfers
+from tests.support.records import make_integration, make_route, make_transfers
 from transfers import protocol, states, tasks
 from transfers.models import Transfer
 from transfers.sftp import SftpError
