@@ -4,7 +4,6 @@ Assertions read English text: each test client chooses English.
 """
 
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,85 +12,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from gdpr.models import InfRef
 from portal.accounts.access import scope_of
 from portal.core import charts
 from portal.core.navigation import menu_for
 from portal.onboarding import rules
 from portal.onboarding.models import OnboardingTask
 from tests.conftest import make_user
-from transfers.models import Route, SftpAccount, Transfer
-
-_infref_numbers = iter(range(900, 10_000))
-
-
-def make_integration(sender, receiver, user, municipalities, name="Alfa til Beta"):
-    return rules.create_integration(
-        name=name,
-        sender=sender,
-        receiver=receiver,
-        created_by=user,
-        municipalities=municipalities,
-    )
-
-
-def make_route(integration, municipality, assigned_by, infref=None, environment="simulator"):
-    if infref is None:
-        infref = InfRef.objects.create(
-            name=f"FagsystemdefineredeDataRefGDPR{next(_infref_numbers)}_1",
-            it_system=integration.sender,
-            assigned_by=assigned_by,
-        )
-    return Route.objects.create(
-        environment=environment,
-        infref=infref,
-        sender=integration.sender,
-        receiver=integration.receiver,
-        municipality=municipality,
-        integration=integration,
-    )
-
-
-def account_for(it_system, environment="simulator") -> SftpAccount:
-    account, _created = SftpAccount.objects.get_or_create(
-        it_system=it_system,
-        environment=environment,
-        defaults={"username": f"u{uuid.uuid4().hex[:12]}", "host": "127.0.0.1", "port": 2222},
-    )
-    return account
-
-
-def make_transfers(route, count, *, state="delivered", size=1000, at=None, name="data"):
-    """`count` transfers on `route`, queued at `at` (default: now), the ids in order."""
-    account = account_for(route.sender, route.environment)
-    made = Transfer.objects.bulk_create(
-        Transfer(
-            route=route,
-            account=account,
-            state=state,
-            original_name=f"{name}-{i}.csv",
-            payload="unused",
-            size=size,
-            sha256="0" * 64,
-            remote_name=f"{uuid.uuid4().hex}.csv",
-        )
-        for i in range(count)
-    )
-    ids = [t.pk for t in made] if made and made[0].pk else None
-    if ids is None:  # a database that does not return ids from bulk inserts
-        ids = list(
-            Transfer.objects.filter(route=route)
-            .order_by("-pk")
-            .values_list("pk", flat=True)[:count]
-        )[::-1]
-    if at is not None:
-        Transfer.objects.filter(pk__in=ids).update(queued_at=at)
-    return ids
-
-
-def english(client):
-    client.cookies["django_language"] = "en"
-    return client
+from tests.support.clients import english
+from tests.support.records import make_integration, make_route, make_transfers
+from transfers.models import Transfer
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ holds; the simulator refuses such names itself (tests/test_simulator.py).
 """
 
 import io
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from tests.support import engine
+from tests.support.sending import metadata_for
 from tests.support.sshd import running_sshd
 from transfers import protocol, sessions
 from transfers.fetch import fetch_inbox
@@ -53,29 +52,6 @@ def inbox(staff_a, operator, system_a, system_b, aarhus):
             yield folder, receiver, route
         finally:
             sessions.drop_all_sessions()
-
-
-def metadata_for(route, name: str, size: int) -> bytes:
-    return protocol.build_metadata(
-        protocol.Metadata(
-            file_transfer_uuid=uuid.uuid4(),
-            descriptor=protocol.FileDescriptor(
-                file_name=name,
-                size=size,
-                sender="alfa_omsorg",
-                recipients=(protocol.ROUTING_RECIPIENT,),
-            ),
-            routing=protocol.RoutingInfo(
-                infref=route.infref.name,
-                sender_it_system=route.sender.uuid,
-                sender_authority_cvr=route.municipality.cvr,
-                transaction_id=uuid.uuid4(),
-                sender_timestamp=datetime.now(UTC),
-                recipient_authority_cvr=route.municipality.cvr,
-                recipient_it_system=route.receiver.uuid,
-            ),
-        )
-    )
 
 
 def files_under(directory: Path) -> set[Path]:

@@ -30,8 +30,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.support import engine
+from tests.support.clients import english
 from tests.support.sshd import running_sshd
-from tests.test_dashboard import english
 from transfers import protocol, sessions, tasks
 from transfers.downloads import content_disposition
 from transfers.fetch import _fetch_one, fetch_inbox
