@@ -5,6 +5,7 @@ holds; the simulator refuses such names itself (tests/test_simulator.py).
 """
 
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -86,16 +87,19 @@ def test_names_the_protocol_does_not_allow_are_quarantined_and_left_on_the_serve
 @pytest.mark.system
 @pytest.mark.parametrize(
     "name",
-    ["../../../escape.csv", "/etc/passwd", "IN/../x.csv", "nul\x00byte.csv", "x" * 256, ".."],
+    [
+        *("../../../escape.csv", "/etc/passwd", "IN/../x.csv", "nul\x00byte.csv", "x" * 256),
+        *("", ".", "..", "æ" * 128, "a/b.csv"),
+    ],
 )
 def test_names_no_file_system_holds_are_refused_before_any_path_is_made(inbox, name):
     """A server may list any string; the fetch refuses it before it builds a local path."""
     _folder, receiver, _route = inbox
-    from transfers.fetch import _fetch_one
+    from transfers.fetch import _screen
 
-    session = sessions.session_for(receiver)
     stored_before = files_under(Path(settings.TRANSFER_DATA_DIR))
-    assert _fetch_one(session, receiver, name, {name, f"{name}.metadata"}) == "quarantined"
+    listed = {name: (10, time.time()), f"{name}.metadata": (300, time.time())}
+    assert _screen(receiver, name, listed) == "quarantined"
     assert files_under(Path(settings.TRANSFER_DATA_DIR)) == stored_before
     assert ReceivedFile.objects.get().remote_name == protocol.printable(name)
 

@@ -1,0 +1,120 @@
+"""A full inbox fetched in batches (transfers.fetch with transfers.sftp_batch) from a real
+OpenSSH sshd: more pairs than one batch holds, among them what must not be received, each
+outcome as when the files were fetched one by one; a full disk stores what fits.
+"""
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.support import engine
+from tests.support.sending import metadata_for
+from tests.support.sshd import running_sshd
+from transfers import fetch, sessions
+from transfers.fetch import fetch_inbox
+from transfers.models import ReceivedFile
+
+pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def inbox(staff_a, operator, system_a, system_b, aarhus):
+    """A receiving account on a real sshd, with a route it may receive on."""
+    with running_sshd() as sshd:
+        folder = sshd.root / "IN"
+        folder.mkdir()
+        integration = engine.ready_integration(
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+        )
+        engine.account(system_a, "alfa_omsorg", None)
+        receiver = engine.account(
+            system_b, sshd.username, None, port=sshd.port, host_key=sshd.host_key
+        )
+        sshd.authorize(receiver.public_key)
+        route = engine.routes_for(integration, [aarhus])["751"]
+        try:
+            yield folder, receiver, route
+        finally:
+            sessions.drop_all_sessions()
+
+
+def deliver(folder: Path, route, name: str, data: bytes) -> None:
+    """What the platform puts in IN/: the data file, then its metadata."""
+    (folder / name).write_bytes(data)
+    (folder / f"{name}.metadata").write_bytes(metadata_for(route, name, len(data)))
+
+
+def test_more_pairs_than_a_batch_each_with_its_own_outcome(inbox, monkeypatch):
+    folder, receiver, route = inbox
+    monkeypatch.setattr(fetch, "PAIRS_AT_ONCE", 16)
+    sent = {f"alfa_omsorg_FDD_{i:03}.csv": os.urandom(i * 997) for i in range(50)}
+    for name, data in sent.items():
+        deliver(folder, route, name, data)
+    # Not to be received: metadata that does not parse, a size the metadata contradicts, a
+    # data file whose metadata may still be coming.
+    (folder / "broken.csv").write_bytes(b"x")
+    (folder / "broken.csv.metadata").write_bytes(b"<FileMetadata>")
+    deliver(folder, route, "liar.csv", b"1234")
+    (folder / "liar.csv").write_bytes(b"123")
+    (folder / "early.csv").write_bytes(b"soon")
+
+    result = fetch_inbox(receiver.pk)
+
+    assert (result.received, result.quarantined, result.waiting, result.gone) == (50, 2, 1, 0)
+    for name, data in sent.items():
+        record = ReceivedFile.objects.get(remote_name=name, state=ReceivedFile.State.RECEIVED)
+        assert Path(record.stored_path).read_bytes() == data
+        assert (record.size, record.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    reasons = dict(
+        ReceivedFile.objects.filter(state="quarantined").values_list("remote_name", "reason")
+    )
+    assert reasons["broken.csv"].startswith("the metadata is not valid")
+    assert reasons["liar.csv"] == "the file is 3 bytes but the metadata says 4"
+    # Only the received pairs left the server; nothing half-stored is left here.
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "broken.csv",
+        "broken.csv.metadata",
+        "early.csv",
+        "liar.csv",
+        "liar.csv.metadata",
+    ]
+    staging = Path(settings.TRANSFER_DATA_DIR) / "received" / receiver.username / ".incoming"
+    assert list(staging.iterdir()) == []
+
+    # Again: nothing is received twice, and what waits still waits.
+    again = fetch_inbox(receiver.pk)
+    assert (again.received, again.waiting) == (0, 1)
+    assert ReceivedFile.objects.filter(state="received").count() == 50
+
+
+def test_a_pair_recorded_by_an_earlier_fetch_is_only_removed(inbox):
+    """A fetch that stopped after recording, before removing: the next one finds the record by
+    the platform's id and removes the pair without storing the file again."""
+    folder, receiver, route = inbox
+    deliver(folder, route, "once.csv", b"kommunekode;navn\r\n751;A\r\n")
+    metadata = (folder / "once.csv.metadata").read_bytes()
+    assert fetch_inbox(receiver.pk).received == 1
+    deliver(folder, route, "once.csv", b"kommunekode;navn\r\n751;A\r\n")
+    (folder / "once.csv.metadata").write_bytes(metadata)  # the same platform id
+    assert fetch_inbox(receiver.pk).received == 1
+    assert ReceivedFile.objects.count() == 1
+    assert list(folder.iterdir()) == []
+
+
+def test_a_data_file_whose_metadata_never_came_is_quarantined_after_the_grace(inbox, monkeypatch):
+    folder, receiver, _route = inbox
+    (folder / "alone.csv").write_bytes(b"data")
+    assert fetch_inbox(receiver.pk).waiting == 1
+    old = time.time() - fetch.METADATA_GRACE_SECONDS - 5
+    os.utime(folder / "alone.csv", (old, old))
+    assert fetch_inbox(receiver.pk).quarantined == 1
+    assert ReceivedFile.objects.get().reason == "the data file arrived without its metadata file"
+    assert (folder / "alone.csv").exists()  # for a person to look at
