@@ -181,19 +181,19 @@ def point_accounts_at(integration: Integration, port: int) -> None:
 
 
 @contextlib.contextmanager
-def simulator(data_dir: Path) -> Iterator:
-    """`manage.py serviceplatform` on a free port, the portal's database as registry."""
+def simulator(data_dir: Path, delay: float | None = None) -> Iterator:
+    """`manage.py serviceplatform` on a free port, the portal's database as registry; `delay`:
+    the seconds it waits before routing a trigger (None: the simulator's default)."""
     from tests.support.simulator_fixtures import simulator_process
     from transfers.simulator.server import load_or_create_host_key
 
     key_path = data_dir.parent / "simulator_host_key"
     key = load_or_create_host_key(key_path)
+    options = ["--host-key", str(key_path)]
+    if delay is not None:
+        options += ["--delay", str(delay)]
     with simulator_process(
-        data_dir,
-        None,
-        "--host-key",
-        str(key_path),
-        env={"DJANGO_SETTINGS_MODULE": "portal.settings"},
+        data_dir, None, *options, env={"DJANGO_SETTINGS_MODULE": "portal.settings"}
     ) as process:
         process.host_key = f"{key.get_name()} {key.get_base64()}"
         process.data_dir = data_dir

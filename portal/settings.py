@@ -142,6 +142,8 @@ Q_CLUSTER = {
     "ack_failures": False,
     "catch_up": False,
     "poll": 0.5,
+    # The ORM queue, rung when a task is queued on this host instead of waiting out the poll.
+    "broker_class": "portal.core.queue_broker.WakingORM",
     # Every successful task is kept (0), and transfers.task_history prunes them by age: with a
     # limit, django-q2 reads every kept success on each task that ends, so a worker slowed as
     # the history filled (a thousand rows read per task).
