@@ -363,14 +363,27 @@ def collect_account_receipts(account_id: int) -> int:
             names = dict(waiting.values_list("remote_name", "pk"))
             if not names:
                 break
-            arrived = [
-                names[name.removesuffix(".sftpreceipt")]
-                for name in session.listdir(IN)
-                if name.removesuffix(".sftpreceipt") in names
-            ]
-            for transfer_id in arrived:
-                if _collect_receipt(session, transfer_id):
-                    settled, progress_at = settled + 1, time.monotonic()
+            listed = session.list_entries(IN)
+            arrived = {
+                f"{IN}/{name}": size
+                for name, (size, _modified) in listed.items()
+                if name.removesuffix(".sftpreceipt") in names and name.endswith(".sftpreceipt")
+            }
+            # Every receipt that has arrived read at once, and the recorded ones removed at
+            # once after: a round trip or two for the lot instead of a few for each.
+            receipts = session.read_small_files(
+                {path: size or 0 for path, size in arrived.items()}, protocol.MAX_XML_BYTES
+            )
+            removals: list[str] = []
+            try:
+                for path, raw in receipts.items():
+                    if raw is None:
+                        continue  # taken by another collector meanwhile
+                    remote_name = path.removeprefix(f"{IN}/").removesuffix(".sftpreceipt")
+                    if _collect_receipt(session, names[remote_name], raw, removals):
+                        settled, progress_at = settled + 1, time.monotonic()
+            finally:
+                _remove_receipts(session, removals)
             if not arrived:
                 time.sleep(0.1)
     except (SftpError, OSError, HostKeyChanged, HostKeyUnknown, KeyUnavailable) as error:
@@ -401,9 +414,16 @@ def _this_receipt(transfer: Transfer) -> Q:
     return Q(transaction_id=transfer.transaction_id)
 
 
-def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
+def _collect_receipt(
+    session: SftpSession,
+    transfer_id: int,
+    read: bytes | None = None,
+    removals: list[str] | None = None,
+) -> bool:
     """Record the receipt if it has arrived; True when the transfer is settled (or its receipt
-    proved unreadable: it is not read again).
+    proved unreadable: it is not read again). `read`: the receipt's bytes, read already (with
+    others at once); `removals`: where to leave the names of receipts to remove from the server
+    (with others at once, by the caller), instead of removing each here.
 
     Several collectors may read one receipt, and the timeout or the owner may move the transfer
     meanwhile: each outcome is a move from the state read, and a collector whose move loses
@@ -413,20 +433,27 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
     if transfer.state not in State.AWAITING_RECEIPT:
         return transfer.state in State.FINAL
     path = f"{IN}/{transfer.remote_name}.sftpreceipt"
-    size = session.size(path)
+    size = session.size(path) if read is None else len(read)
     if size is None:
         return False
     if size > protocol.MAX_XML_BYTES:
         # Not fetched: its size alone says it is no receipt, and the disk is not the platform's.
         return _quarantine_receipt(
-            session, transfer, None, f"The receipt is {size} bytes, over 1 MiB; not fetched."
+            session,
+            transfer,
+            None,
+            f"The receipt is {size} bytes, over 1 MiB; not fetched.",
+            removals,
         )
     # Each read to a name of its own: two workers may read the same receipt at once.
     local = _receipt_copy(transfer.remote_name)
     local.parent.mkdir(parents=True, exist_ok=True)
     incoming = local.parent / f".{uuid.uuid4()}.part"
     try:
-        session.get_file(path, incoming)
+        if read is None:
+            session.get_file(path, incoming)
+        else:
+            incoming.write_bytes(read)
         raw = incoming.read_bytes()
     except BaseException:
         incoming.unlink(missing_ok=True)
@@ -444,7 +471,7 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
                 _this_receipt(transfer), pk=transfer.pk, state=transfer.state
             ).update(last_error=unreadable, receipt_xml=text)
             return False
-        return _quarantine_receipt(session, transfer, incoming, unreadable)
+        return _quarantine_receipt(session, transfer, incoming, unreadable, removals)
     # The local copy marks a receipt recorded but perhaps not yet removed (_receipts_left).
     os.replace(incoming, local)
     first = receipt.errors[0] if receipt.errors else None
@@ -454,7 +481,7 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
         and first.code in TRANSIENT_ERROR_CODES
         and (waiting := _waiting(transfer, timezone.now())) is not None
     ):
-        return _send_again_later(session, transfer, raw, first, waiting)
+        return _send_again_later(session, transfer, raw, first, waiting, removals)
     fields = {
         "receipt_xml": raw.decode(),
         "file_transfer_uuid": receipt.file_transfer_uuid,
@@ -482,7 +509,7 @@ def _collect_receipt(session: SftpSession, transfer_id: int) -> bool:
         alerts.transfer_failed(transfer.pk)
     # Removed only once recorded: a crash in between reads the same receipt again, or (once
     # settled) leaves the local copy by which collect_receipts removes it.
-    _remove_receipt(session, transfer.remote_name)
+    _remove_receipt(session, transfer.remote_name, removals)
     return True
 
 
@@ -492,6 +519,7 @@ def _send_again_later(
     raw: bytes,
     first: protocol.ReceiptError,
     waiting: tuple[datetime, timedelta],
+    removals: list[str] | None = None,
 ) -> bool:
     """A "not now" error receipt: the platform removed the data file and the trigger, and the
     next attempt sends both anew, as a new trigger with a new TransactionId, uncounted like a
@@ -516,14 +544,18 @@ def _send_again_later(
             _schedule_send(transfer, "transfer-wait", timezone.now() + delay)
     if not requeued:
         return False
-    _remove_receipt(session, transfer.remote_name)
+    _remove_receipt(session, transfer.remote_name, removals)
     if transfer.state == State.NO_RECEIPT:
         alerts.clear_no_receipt(transfer.pk)
     return True
 
 
 def _quarantine_receipt(
-    session: SftpSession, transfer: Transfer, local: Path | None, reason: str
+    session: SftpSession,
+    transfer: Transfer,
+    local: Path | None,
+    reason: str,
+    removals: list[str] | None = None,
 ) -> bool:
     """Keep an unreadable receipt's bytes (fetched to `local`), show the transfer as having no
     receipt, alert once, and take the receipt off the server so that it is not read again.
@@ -545,7 +577,7 @@ def _quarantine_receipt(
         return False
     log.warning("unreadable receipt for %s: %s", transfer.remote_name, reason)
     alerts.no_receipt(transfer.pk, unreadable=True)
-    _remove_receipt(session, transfer.remote_name)
+    _remove_receipt(session, transfer.remote_name, removals)
     return True
 
 
@@ -558,10 +590,24 @@ def _receipt_copy(remote_name: str) -> Path:
     return Path(settings.TRANSFER_DATA_DIR) / "receipts" / f"{remote_name}.sftpreceipt"
 
 
-def _remove_receipt(session: SftpSession, remote_name: str) -> None:
-    """Remove a recorded receipt from the server, then its local copy."""
+def _remove_receipt(
+    session: SftpSession, remote_name: str, removals: list[str] | None = None
+) -> None:
+    """Remove a recorded receipt from the server, then its local copy; or, given `removals`,
+    leave its name there for the caller to remove with others."""
+    if removals is not None:
+        removals.append(remote_name)
+        return
     session.remove(f"{IN}/{remote_name}.sftpreceipt", missing_ok=True)
     _receipt_copy(remote_name).unlink(missing_ok=True)
+
+
+def _remove_receipts(session: SftpSession, remote_names: list[str]) -> None:
+    """Remove recorded receipts from the server, all at once, then their local copies."""
+    if remote_names:
+        session.remove_many([f"{IN}/{name}.sftpreceipt" for name in remote_names])
+        for name in remote_names:
+            _receipt_copy(name).unlink(missing_ok=True)
 
 
 def _receipts_left() -> dict[int, list[str]]:
