@@ -30,10 +30,10 @@ from tests.support.simulator_fixtures import (
     wait_for,
     write_registry,
 )
-from transfers import protocol, sessions
+from transfers import protocol
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile
-from transfers.simulator import ErrorCode, Registry, Simulator, StaticRegistry
+from transfers.simulator import ErrorCode, Simulator
 from transfers.simulator.router import PLATFORM_DELAY
 
 pytestmark = pytest.mark.system
@@ -402,27 +402,21 @@ def test_the_portals_fetch_stores_such_names_from_the_simulator(
 ):
     """Sent by a stock client, routed by the simulator, fetched by `fetch_inbox`: received under
     their own names (stored here under names of the portal's), nothing quarantined."""
-    integration = engine.ready_integration(
-        staff=staff_a,
-        operator=operator,
-        sender=system_a,
-        receiver=system_b,
-        municipalities=[aarhus],
-    )
-    the_route = engine.routes_for(integration, [aarhus])["751"]
     sender = make_user("alfa_omsorg", tmp_path / "keys", it_system=system_a.uuid)
-    sim = Simulator(
-        tmp_path / "serviceplatform",
-        registry=StaticRegistry(Registry()),
-        host_key=tmp_path / "host_key",
-        delay=PLATFORM_DELAY,
-    ).start()
-    try:
+    with engine.simulator(tmp_path, delay=PLATFORM_DELAY) as sim:
         # The sender's account in the portal holds the stock client's key, so the fetch holds
         # the metadata's Sender to it.
-        engine.account(system_a, sender.username, sim, public_key=sender.public_line)
-        receiver = engine.account(system_b, "beta_journal", sim)
-        engine.load_registry(sim)
+        ready = engine.ready_route(
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+            sim=sim,
+            usernames=(sender.username, engine.RECEIVER),
+            sender_public_key=sender.public_line,
+        )
+        the_route, receiver = ready.route, ready.receiver
         sent = {}
         with sftp_client(sim.port, sender, host_key=sim.host_key) as client:
             for name in NAMES:
@@ -452,6 +446,3 @@ def test_the_portals_fetch_stores_such_names_from_the_simulator(
             assert Path(received.stored_path).read_bytes() == data
             assert protocol.is_file_name(Path(received.stored_path).name)
         assert listing(sim.data_dir / "beta_journal" / "IN") == []  # fetched, then removed
-    finally:
-        sim.stop()
-        sessions.drop_all_sessions()

@@ -133,12 +133,14 @@ def ready_route(
     environment: str = Environment.SIMULATOR,
     receiver_account: bool = True,
     usernames: tuple[str, str] = (SENDER, RECEIVER),
+    sender_public_key: str | None = None,
     **endpoint,
 ) -> ReadyRoute:
     """A ready integration from `sender` to `receiver`, a route for each municipality and an
     SFTP account for each IT system, named `usernames` (none for the receiver when
     `receiver_account` is false): on `sim`, whose registry then holds them, or else at
-    `endpoint` (port, host_key, ...)."""
+    `endpoint` (port, host_key, ...). `sender_public_key` is the sending account's key where a
+    client outside the portal (a stock SFTP client) holds the private one."""
     integration = ready_integration(
         staff=staff,
         operator=operator,
@@ -147,10 +149,13 @@ def ready_route(
         municipalities=list(municipalities),
     )
     fields = {"environment": environment, **endpoint}
+    sender_fields = (
+        fields if sender_public_key is None else {**fields, "public_key": sender_public_key}
+    )
     ready = ReadyRoute(
         integration=integration,
         routes=routes_for(integration, municipalities, environment),
-        sender=account(sender, usernames[0], sim, **fields),
+        sender=account(sender, usernames[0], sim, **sender_fields),
         receiver=account(receiver, usernames[1], sim, **fields) if receiver_account else None,
         staff=staff,
         sim=sim,
@@ -161,12 +166,15 @@ def ready_route(
 
 
 @contextmanager
-def simulator(tmp_path, host_key_file: str = "host_key") -> Iterator[Simulator]:
-    """A simulator whose registry the test loads (`load_registry`) once the rows exist."""
+def simulator(tmp_path, host_key_file: str = "host_key", delay: float = 0.0) -> Iterator[Simulator]:
+    """A simulator whose registry the test loads (`load_registry`) once the rows exist. It routes
+    a trigger at once, or `delay` seconds after it came (PLATFORM_DELAY: as the platform does, for
+    a stock client that stats what it has just closed)."""
     sim = Simulator(
         tmp_path / "serviceplatform",
         registry=StaticRegistry(Registry()),
         host_key=tmp_path / host_key_file,
+        delay=delay,
     ).start()
     try:
         yield sim
