@@ -87,18 +87,15 @@ def test_the_commands_in_their_own_process(
     tmp_path, data_file, staff_a, operator, system_a, system_b, aarhus
 ):
     """Real exit codes: delivered 0, failed 1, usage 2; and a fetch of what arrived."""
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        engine.account(system_a, "alfa_omsorg", sim)
-        receiver = engine.account(system_b, "beta_journal", sim)
-        route = engine.routes_for(integration, [aarhus])["751"]
-        engine.load_registry(sim)
+    with engine.on_simulator(
+        tmp_path,
+        staff=staff_a,
+        operator=operator,
+        sender=system_a,
+        receiver=system_b,
+        municipalities=[aarhus],
+    ) as ready:
+        sim, route, receiver = ready.sim, ready.route, ready.receiver
 
         usage = manage("send_file", str(data_file))
         assert usage.returncode == cli.REFUSED and "--route" in usage.stderr
@@ -130,18 +127,15 @@ def test_the_commands_in_their_own_process(
 def test_fetch_now_prints_what_it_received(
     tmp_path, staff_a, operator, system_a, system_b, aarhus, capsys
 ):
-    with engine.simulator(tmp_path) as sim:
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        engine.account(system_a, "alfa_omsorg", sim)
-        receiver = engine.account(system_b, "beta_journal", sim)
-        route = engine.routes_for(integration, [aarhus])["751"]
-        engine.load_registry(sim)
+    with engine.on_simulator(
+        tmp_path,
+        staff=staff_a,
+        operator=operator,
+        sender=system_a,
+        receiver=system_b,
+        municipalities=[aarhus],
+    ) as ready:
+        route, receiver = ready.route, ready.receiver
         path = tmp_path / "borgere.csv"
         path.write_bytes(DATA)
         call_command("send_file", "--route", str(route.pk), str(path))
