@@ -36,21 +36,19 @@ def inbox(staff_a, operator, system_a, system_b, aarhus):
     with running_sshd() as sshd:
         folder = sshd.root / "IN"
         folder.mkdir()
-        integration = engine.ready_integration(
+        ready = engine.ready_route(
             staff=staff_a,
             operator=operator,
             sender=system_a,
             receiver=system_b,
             municipalities=[aarhus],
+            usernames=(engine.SENDER, sshd.username),
+            port=sshd.port,
+            host_key=sshd.host_key,
         )
-        engine.account(system_a, "alfa_omsorg", None)
-        receiver = engine.account(
-            system_b, sshd.username, None, port=sshd.port, host_key=sshd.host_key
-        )
-        sshd.authorize(receiver.public_key)
-        route = engine.routes_for(integration, [aarhus])["751"]
+        sshd.authorize(ready.receiver.public_key)
         try:
-            yield folder, receiver, route
+            yield folder, ready.receiver, ready.route
         finally:
             sessions.drop_all_sessions()
 
@@ -121,15 +119,15 @@ def test_the_longest_allowed_name_is_stored_within_the_local_name_limit(inbox):
 
 def test_an_uploaded_file_name_is_only_a_label(staff_a, operator, system_a, system_b, aarhus):
     """The name a user's browser sends is kept for display; the remote name is the portal's."""
-    integration = engine.ready_integration(
+    route = engine.ready_route(
         staff=staff_a,
         operator=operator,
         sender=system_a,
         receiver=system_b,
         municipalities=[aarhus],
-    )
-    engine.account(system_a, "alfa_omsorg", None, host_key="ssh-ed25519 AAAA")
-    route = engine.routes_for(integration, [aarhus])["751"]
+        receiver_account=False,
+        host_key="ssh-ed25519 AAAA",
+    ).route
     transfer = queue_send(
         route, io.BytesIO(b"a;b\r\n"), original_name="../../etc/ﬁle\x00.csv", user=staff_a
     )

@@ -200,18 +200,20 @@ def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(
     with running_sshd() as sshd:
         (sshd.root / "OUT").mkdir()
         (sshd.root / "IN").mkdir()
-        integration = engine.ready_integration(
+        # The sending account on sshd; no receiver: OpenSSH delivers nothing to fetch.
+        ready = engine.ready_route(
             staff=staff_a,
             operator=operator,
             sender=system_a,
             receiver=system_b,
             municipalities=[aarhus],
+            receiver_account=False,
+            usernames=(sshd.username, engine.RECEIVER),
+            port=sshd.port,
+            host_key=sshd.host_key,
         )
-        sender = engine.account(
-            system_a, sshd.username, None, port=sshd.port, host_key=sshd.host_key
-        )
+        sender, route = ready.sender, ready.route
         sshd.authorize(sender.public_key)
-        route = engine.routes_for(integration, [aarhus])["751"]
         transfer = queue_send(route, io.BytesIO(DATA), original_name="borgere.csv")
         try:
             outcome = tasks.send_transfer(transfer.pk)
