@@ -14,6 +14,8 @@ from portal.accounts.municipalities import load_reference_organisations
 from portal.itsystems.models import ItSystem
 from tests.support import engine, system
 from tests.support.smtp import Recorder, local_smtp_server
+from tests.support.sshd import running_sshd
+from transfers import sessions
 
 PASSWORD = "correct horse battery staple"
 
@@ -235,3 +237,27 @@ def ready_route(
             return made[0]
 
         yield make
+
+
+@pytest.fixture
+def receiving_on_sshd(staff_a, operator, system_a, system_b, aarhus):
+    """A receiving account on a real OpenSSH sshd (folder, account, route): its IN/ folder on
+    this disk, for a test to put in what the platform would deliver."""
+    with running_sshd() as sshd:
+        folder = sshd.root / "IN"
+        folder.mkdir()
+        ready = engine.ready_route(
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+            usernames=(engine.SENDER, sshd.username),
+            port=sshd.port,
+            host_key=sshd.host_key,
+        )
+        sshd.authorize(ready.receiver.public_key)
+        try:
+            yield folder, ready.receiver, ready.route
+        finally:
+            sessions.drop_all_sessions()

@@ -24,7 +24,7 @@ from tests.support.sshd import sshd_fixture
 from transfers import sessions, sftp
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile
-from transfers.sftp import SftpError, SftpSession, SftpUnreachable
+from transfers.sftp import SftpError, SftpUnreachable
 
 MIB = 1 << 20
 SIZE = 24 * MIB + 12_345  # not a multiple of the read size: the last read comes short
@@ -35,17 +35,6 @@ sshd = sshd_fixture()
 @pytest.fixture(autouse=True)
 def large_from_4_mib(monkeypatch):
     monkeypatch.setattr(sftp, "STREAMS_FROM", 4 * MIB)
-
-
-def session_for(server, port: int | None = None, timeout: float = 10.0) -> SftpSession:
-    return SftpSession(
-        host=server.host,
-        port=port or server.port,
-        username=server.username,
-        private_key=server.private_key,
-        host_key=server.host_key,
-        timeout=timeout,
-    )
 
 
 def write_file(path: Path, size: int) -> str:
@@ -108,7 +97,7 @@ def second_stream_joins(condition, calls: list | None = None):
 def test_a_large_file_comes_over_two_connections_whole_and_in_order(sshd, tmp_path):
     expected = write_file(sshd.root / "large.bin", SIZE)
     calls = []
-    with FaultProxy(sshd.port) as proxy, session_for(sshd, proxy.port) as session:
+    with FaultProxy(sshd.port) as proxy, sshd.session(proxy.port) as session:
         progress = second_stream_joins(lambda: carried(proxy, 2) > 4 * MIB, calls)
         result = session.get_file("large.bin", tmp_path / "large.bin", progress=progress)
         assert proxy.connections == 2
@@ -123,7 +112,7 @@ def test_a_large_file_comes_over_two_connections_whole_and_in_order(sshd, tmp_pa
 
 def test_a_file_below_the_threshold_uses_the_session_connection_alone(sshd, tmp_path):
     expected = write_file(sshd.root / "small.bin", 4 * MIB - 1)
-    with FaultProxy(sshd.port) as proxy, session_for(sshd, proxy.port) as session:
+    with FaultProxy(sshd.port) as proxy, sshd.session(proxy.port) as session:
         assert session.get_file("small.bin", tmp_path / "small.bin") == (4 * MIB - 1, expected)
         assert proxy.connections == 1
 
@@ -131,7 +120,7 @@ def test_a_file_below_the_threshold_uses_the_session_connection_alone(sshd, tmp_
 @pytest.mark.parametrize("size", [4 * MIB, 4 * MIB + 1, 16 * 261_120])
 def test_sizes_at_the_threshold_and_at_read_boundaries(sshd, tmp_path, size):
     expected = write_file(sshd.root / "edge.bin", size)
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         assert session.get_file("edge.bin", tmp_path / "edge.bin") == (size, expected)
     assert sha256_of(tmp_path / "edge.bin") == expected
 
@@ -143,7 +132,7 @@ def test_the_second_connection_broken_mid_file_leaves_its_reads_to_the_first(ssh
     expected = write_file(sshd.root / "large.bin", SIZE)
     plan = fail_connection(2, kind, after=4 * MIB)
     with FaultProxy(sshd.port, plan=plan, linger=0.2) as proxy:
-        with session_for(sshd, proxy.port, timeout=2.0) as session:
+        with sshd.session(proxy.port, timeout=2.0) as session:
             progress = second_stream_joins(lambda: proxy.faults)
             started = time.monotonic()
             result = session.get_file("large.bin", tmp_path / "large.bin", progress=progress)
@@ -159,7 +148,7 @@ def test_the_second_connection_broken_mid_file_leaves_its_reads_to_the_first(ssh
 def test_a_second_connection_that_cannot_log_in_leaves_the_file_to_the_first(sshd, tmp_path):
     expected = write_file(sshd.root / "large.bin", SIZE)
     with FaultProxy(sshd.port, plan=fail_connection(2, "cut", after=0)) as proxy:
-        with session_for(sshd, proxy.port) as session:
+        with sshd.session(proxy.port) as session:
             assert session.get_file("large.bin", tmp_path / "large.bin") == (SIZE, expected)
         assert proxy.connections == 2 and carried(proxy, 2) < 64 * 1024
 
@@ -173,7 +162,7 @@ def test_the_session_connection_cut_mid_file_fails_it_and_a_new_session_reads_it
     expected = write_file(sshd.root / "large.bin", SIZE)
     local = tmp_path / "large.bin"
     with FaultProxy(sshd.port, plan=fail_connection(1, "cut", after=6 * MIB)) as proxy:
-        session = session_for(sshd, proxy.port, timeout=5.0)
+        session = sshd.session(proxy.port, timeout=5.0)
         session.connect()
         progress = second_stream_joins(lambda: carried(proxy, 2) > MIB)
         with pytest.raises(SftpUnreachable):
@@ -189,7 +178,7 @@ def test_the_session_connection_cut_mid_file_fails_it_and_a_new_session_reads_it
 
 def test_every_connection_killed_mid_file_fails_the_download_instead_of_hanging(sshd, tmp_path):
     write_file(sshd.root / "large.bin", SIZE)
-    session = session_for(sshd, timeout=5.0)
+    session = sshd.session(timeout=5.0)
     session.connect()
     logins = sshd.log().count("Accepted publickey")
     killed = []
@@ -217,7 +206,7 @@ def test_a_file_that_shrinks_while_it_is_read_is_refused(sshd, tmp_path):
         if done > 2 * MIB and remote.stat().st_size == SIZE:
             os.truncate(remote, 10 * MIB)
 
-    with session_for(sshd) as session, pytest.raises(SftpError, match=r"shrank|changed"):
+    with sshd.session() as session, pytest.raises(SftpError, match=r"shrank|changed"):
         session.get_file("large.bin", tmp_path / "large.bin", progress=progress)
     until(lambda: not stream_threads())
 

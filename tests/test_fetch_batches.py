@@ -11,39 +11,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.support import engine
 from tests.support.sending import metadata_for
-from tests.support.sshd import running_sshd
-from transfers import fetch, sessions
+from transfers import fetch
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def inbox(staff_a, operator, system_a, system_b, aarhus):
-    """A receiving account on a real sshd, with a route it may receive on."""
-    with running_sshd() as sshd:
-        folder = sshd.root / "IN"
-        folder.mkdir()
-        integration = engine.ready_integration(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
-        engine.account(system_a, "alfa_omsorg", None)
-        receiver = engine.account(
-            system_b, sshd.username, None, port=sshd.port, host_key=sshd.host_key
-        )
-        sshd.authorize(receiver.public_key)
-        route = engine.routes_for(integration, [aarhus])["751"]
-        try:
-            yield folder, receiver, route
-        finally:
-            sessions.drop_all_sessions()
 
 
 def deliver(folder: Path, route, name: str, data: bytes) -> None:
@@ -52,8 +25,8 @@ def deliver(folder: Path, route, name: str, data: bytes) -> None:
     (folder / f"{name}.metadata").write_bytes(metadata_for(route, name, len(data)))
 
 
-def test_more_pairs_than_a_batch_each_with_its_own_outcome(inbox, monkeypatch):
-    folder, receiver, route = inbox
+def test_more_pairs_than_a_batch_each_with_its_own_outcome(receiving_on_sshd, monkeypatch):
+    folder, receiver, route = receiving_on_sshd
     monkeypatch.setattr(fetch, "PAIRS_AT_ONCE", 16)
     sent = {f"alfa_omsorg_FDD_{i:03}.csv": os.urandom(i * 997) for i in range(50)}
     for name, data in sent.items():
@@ -95,10 +68,10 @@ def test_more_pairs_than_a_batch_each_with_its_own_outcome(inbox, monkeypatch):
     assert ReceivedFile.objects.filter(state="received").count() == 50
 
 
-def test_a_pair_recorded_by_an_earlier_fetch_is_only_removed(inbox):
+def test_a_pair_recorded_by_an_earlier_fetch_is_only_removed(receiving_on_sshd):
     """A fetch that stopped after recording, before removing: the next one finds the record by
     the platform's id and removes the pair without storing the file again."""
-    folder, receiver, route = inbox
+    folder, receiver, route = receiving_on_sshd
     deliver(folder, route, "once.csv", b"kommunekode;navn\r\n751;A\r\n")
     metadata = (folder / "once.csv.metadata").read_bytes()
     assert fetch_inbox(receiver.pk).received == 1
@@ -109,8 +82,8 @@ def test_a_pair_recorded_by_an_earlier_fetch_is_only_removed(inbox):
     assert list(folder.iterdir()) == []
 
 
-def test_a_data_file_whose_metadata_never_came_is_quarantined_after_the_grace(inbox, monkeypatch):
-    folder, receiver, _route = inbox
+def test_a_data_file_whose_metadata_never_came_is_quarantined_after_the_grace(receiving_on_sshd):
+    folder, receiver, _route = receiving_on_sshd
     (folder / "alone.csv").write_bytes(b"data")
     assert fetch_inbox(receiver.pk).waiting == 1
     old = time.time() - fetch.METADATA_GRACE_SECONDS - 5

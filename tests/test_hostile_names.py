@@ -13,8 +13,7 @@ from django.conf import settings
 
 from tests.support import engine
 from tests.support.sending import metadata_for
-from tests.support.sshd import running_sshd
-from transfers import protocol, sessions
+from transfers import protocol
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile
 from transfers.queueing import queue_send
@@ -30,29 +29,6 @@ HOSTILE_ON_DISK = [
 ]
 
 
-@pytest.fixture
-def inbox(staff_a, operator, system_a, system_b, aarhus):
-    """A receiving account on a real sshd, with a route it may receive on."""
-    with running_sshd() as sshd:
-        folder = sshd.root / "IN"
-        folder.mkdir()
-        ready = engine.ready_route(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-            usernames=(engine.SENDER, sshd.username),
-            port=sshd.port,
-            host_key=sshd.host_key,
-        )
-        sshd.authorize(ready.receiver.public_key)
-        try:
-            yield folder, ready.receiver, ready.route
-        finally:
-            sessions.drop_all_sessions()
-
-
 def files_under(directory: Path) -> set[Path]:
     return (
         {path for path in directory.rglob("*") if path.is_file()} if directory.exists() else set()
@@ -60,8 +36,10 @@ def files_under(directory: Path) -> set[Path]:
 
 
 @pytest.mark.system
-def test_names_the_protocol_does_not_allow_are_quarantined_and_left_on_the_server(inbox):
-    folder, receiver, _route = inbox
+def test_names_the_protocol_does_not_allow_are_quarantined_and_left_on_the_server(
+    receiving_on_sshd,
+):
+    folder, receiver, _route = receiving_on_sshd
     for name in HOSTILE_ON_DISK:
         (folder / name).write_bytes(b"data")
         (folder / f"{name}.metadata").write_bytes(b"<x/>")
@@ -90,9 +68,9 @@ def test_names_the_protocol_does_not_allow_are_quarantined_and_left_on_the_serve
         *("", ".", "..", "æ" * 128, "a/b.csv"),
     ],
 )
-def test_names_no_file_system_holds_are_refused_before_any_path_is_made(inbox, name):
+def test_names_no_file_system_holds_are_refused_before_any_path_is_made(receiving_on_sshd, name):
     """A server may list any string; the fetch refuses it before it builds a local path."""
-    _folder, receiver, _route = inbox
+    _folder, receiver, _route = receiving_on_sshd
     from transfers.fetch import _screen
 
     stored_before = files_under(Path(settings.TRANSFER_DATA_DIR))
@@ -103,8 +81,8 @@ def test_names_no_file_system_holds_are_refused_before_any_path_is_made(inbox, n
 
 
 @pytest.mark.system
-def test_the_longest_allowed_name_is_stored_within_the_local_name_limit(inbox):
-    folder, receiver, route = inbox
+def test_the_longest_allowed_name_is_stored_within_the_local_name_limit(receiving_on_sshd):
+    folder, receiver, route = receiving_on_sshd
     name = "a" * 242 + ".csv"  # with ".metadata", the longest name a file system holds
     (folder / name).write_bytes(b"data")
     (folder / f"{name}.metadata").write_bytes(metadata_for(route, name, 4))

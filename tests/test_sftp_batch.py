@@ -15,23 +15,12 @@ import pytest
 from tests.support.fault_proxy import Fate, FaultProxy
 from tests.support.sshd import sshd_fixture
 from transfers import sftp_batch
-from transfers.sftp import SftpError, SftpSession, SftpUnreachable
+from transfers.sftp import SftpError, SftpUnreachable
 
 pytestmark = pytest.mark.system
 
 MIB = 1 << 20
 sshd = sshd_fixture()
-
-
-def session_for(server, port: int | None = None, timeout: float = 10.0) -> SftpSession:
-    return SftpSession(
-        host=server.host,
-        port=port or server.port,
-        username=server.username,
-        private_key=server.private_key,
-        host_key=server.host_key,
-        timeout=timeout,
-    )
 
 
 def put(folder: Path, name: str, size: int) -> bytes:
@@ -48,7 +37,7 @@ def test_small_files_are_read_whole_more_than_are_opened_at_once(sshd):
     sizes = [0, 1, 1000, 261_119, 261_120, 261_121, 600_000] * 10  # 70 files
     written = {f"m{i}.xml": put(sshd.root, f"m{i}.xml", size) for i, size in enumerate(sizes)}
     assert len(written) > sftp_batch.FILES_AT_ONCE
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         read = session.read_small_files({name: len(data) for name, data in written.items()}, MIB)
         assert read == written
         assert session.connected
@@ -57,7 +46,7 @@ def test_small_files_are_read_whole_more_than_are_opened_at_once(sshd):
 def test_a_size_listed_wrong_still_reads_the_whole_file(sshd):
     longer = put(sshd.root, "longer.xml", 3 * 261_120 + 5)
     shorter = put(sshd.root, "shorter.xml", 100)
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         # Listed at 10 bytes, it is longer; listed at a megabyte, it is short.
         read = session.read_small_files({"longer.xml": 10, "shorter.xml": MIB}, 4 * MIB)
     assert read == {"longer.xml": longer, "shorter.xml": shorter}
@@ -65,14 +54,14 @@ def test_a_size_listed_wrong_still_reads_the_whole_file(sshd):
 
 def test_a_file_over_the_limit_comes_back_longer_than_the_limit_not_whole(sshd):
     put(sshd.root, "huge.xml", 5 * MIB)
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         [data] = session.read_small_files({"huge.xml": 100}, MIB).values()
     assert MIB < len(data) < 5 * MIB
 
 
 def test_a_file_gone_meanwhile_is_none_and_the_others_are_read(sshd):
     kept = put(sshd.root, "kept.xml", 500)
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         read = session.read_small_files({"gone.xml": 500, "kept.xml": 500}, MIB)
     assert read == {"gone.xml": None, "kept.xml": kept}
 
@@ -86,7 +75,7 @@ def test_files_are_downloaded_at_once_each_whole_and_fsynced(sshd, tmp_path):
         name: (len(data), 0, 2 * len(data))[i % 3] for i, (name, data) in enumerate(written.items())
     }
     local = {name: tmp_path / f"{name}.part" for name in written}
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         got = session.get_files({name: (hints[name], local[name]) for name in written})
         assert session.connected
     assert got == {name: digest(data) for name, data in written.items()}
@@ -97,7 +86,7 @@ def test_reads_the_server_answers_short_are_asked_again_for_the_rest(sshd, tmp_p
     """OpenSSH answers at most its own read length (limits@openssh.com); asking for more makes
     every read come back short, as any server may answer."""
     data = put(sshd.root, "big.csv", 5 * MIB + 3)
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         session._read_size = 1 * MIB
         got = session.get_files({"big.csv": (len(data), tmp_path / "big.part")})
         assert session.read_small_files({"big.csv": 0}, 8 * MIB) == {"big.csv": data}
@@ -109,7 +98,7 @@ def test_a_local_copy_that_cannot_be_written_fails_alone(sshd, tmp_path):
     good = put(sshd.root, "good.csv", 300_000)
     put(sshd.root, "bad.csv", 300_000)
     nowhere = tmp_path / "missing-folder" / "bad.part"
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         got = session.get_files(
             {"bad.csv": (300_000, nowhere), "good.csv": (300_000, tmp_path / "good.part")}
         )
@@ -121,7 +110,7 @@ def test_a_local_copy_that_cannot_be_written_fails_alone(sshd, tmp_path):
 
 def test_files_gone_meanwhile_are_none(sshd, tmp_path):
     there = put(sshd.root, "there.csv", 10)
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         got = session.get_files(
             {"gone.csv": (10, tmp_path / "gone.part"), "there.csv": (10, tmp_path / "t.part")}
         )
@@ -132,7 +121,7 @@ def test_removals_go_out_together_and_a_refused_one_is_raised_after_the_rest(ssh
     for i in range(40):
         put(sshd.root, f"r{i}.csv", 10)
     (sshd.root / "a-folder").mkdir()
-    with session_for(sshd) as session:
+    with sshd.session() as session:
         assert session.remove_many([f"r{i}.csv" for i in range(20)] + ["never.csv"]) == {
             "never.csv"
         }
@@ -150,7 +139,7 @@ def test_a_connection_broken_in_the_middle_of_a_batch_fails_it_plainly(sshd, tmp
     plan = lambda _connection: Fate(kind, 3 * MIB)  # noqa: E731 - every connection alike
     with (
         FaultProxy(sshd.port, plan=plan, linger=0.2) as proxy,
-        session_for(sshd, proxy.port, timeout=2.0) as session,
+        sshd.session(proxy.port, timeout=2.0) as session,
     ):
         with pytest.raises(SftpUnreachable):
             session.get_files({name: (400_000, local[name]) for name in written})

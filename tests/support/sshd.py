@@ -53,6 +53,20 @@ class Sshd:
     def pid(self) -> int:
         return self.process.pid
 
+    def session(self, port: int | None = None, timeout: float = 10.0):
+        """The portal's SftpSession as this server's user, the host key pinned; `port`: to go
+        through a proxy in front of it."""
+        from transfers.sftp import SftpSession
+
+        return SftpSession(
+            host=self.host,
+            port=port or self.port,
+            username=self.username,
+            private_key=self.private_key,
+            host_key=self.host_key,
+            timeout=timeout,
+        )
+
     def authorize(self, public_key_line: str) -> None:
         """Allow one more client key."""
         with open(self.directory / "authorized_keys", "a") as keys:

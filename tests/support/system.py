@@ -20,7 +20,7 @@ import pytest
 # The fixtures that start a server: every test using one, directly or through another fixture,
 # is a system test.
 SYSTEM_FIXTURES = frozenset(
-    {"chromium_browser", "live_server", "ready_route", "smtp_server", "sshd"}
+    {"chromium_browser", "live_server", "ready_route", "receiving_on_sshd", "smtp_server", "sshd"}
 )
 
 # Audit events (docs.python.org/3/library/audit_events.html) of starting a process, and of
