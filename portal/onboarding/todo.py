@@ -138,9 +138,19 @@ def _integrations_of(scope: Scope) -> _Integrations:
     if not rows:
         return _Integrations(rows, defaultdict(list), {}, defaultdict(list), {}, set())
     ids = [integration.pk for integration in rows]
+    # A vendor's steps read every municipality of its integrations; a municipality's steps
+    # only its own, and an integration may have a hundred: the others are not read for it.
+    as_vendor = [
+        i.pk
+        for i in rows
+        if i.sender.vendor_id in scope.vendor_ids or i.receiver.vendor_id in scope.vendor_ids
+    ]
+    own = Q(integration_id__in=as_vendor) | Q(
+        integration_id__in=ids, municipality_id__in=scope.municipality_ids
+    )
     municipalities: dict[int, list[Organisation]] = defaultdict(list)
     for link in (
-        IntegrationMunicipality.objects.filter(integration_id__in=ids)
+        IntegrationMunicipality.objects.filter(own)
         .select_related("municipality")
         .order_by("municipality__name")
     ):
@@ -148,13 +158,17 @@ def _integrations_of(scope: Scope) -> _Integrations:
     tasks = {
         (integration_id, number, municipality_id): state
         for integration_id, number, municipality_id, state in OnboardingTask.objects.filter(
-            integration_id__in=ids
+            own | Q(integration_id__in=ids, municipality_id__isnull=True)
         )
         .order_by()
         .values_list("integration_id", "number", "municipality_id", "state")
     }
     consents: dict[int, list[Consent]] = defaultdict(list)
-    for consent in Consent.objects.filter(integration_id__in=ids).order_by():
+    for consent in Consent.objects.filter(
+        Q(integration_id__in=as_vendor)
+        | Q(integration_id__in=ids, organisation__kind=Organisation.Kind.VENDOR)
+        | Q(integration_id__in=ids, organisation_id__in=scope.municipality_ids)
+    ).order_by():
         consents[consent.integration_id].append(consent)
     tests = {
         test.integration_id: test for test in IntegrationTest.objects.filter(integration_id__in=ids)
