@@ -24,7 +24,7 @@ from bench.common import ROOT, machine, now, print_rows, save
 # The floors of issue 7, cheapest first, so a broken set-up shows early; the throughput runs
 # last longest. `many_files` (the bare sessions without the queue) is a diagnostic of the same
 # floor end_to_end holds through the queue: run by name, not by default.
-BENCHMARKS = ("pdf", "latency", "end_to_end", "inbox", "scale_out", "pages", "throughput")
+BENCHMARKS = ("pdf", "latency", "end_to_end", "inbox", "scale_out", "pages", "throughput", "wan")
 EXTRA = ("many_files",)
 
 

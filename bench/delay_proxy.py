@@ -6,16 +6,18 @@
     .venv/bin/python -m bench.delay_proxy TARGET_PORT [--delay-ms 5] [--port 0]
 
 Each chunk read from one side is stamped with the time it arrived and written to the other side
-when `delay` has passed since then; nothing else is slowed, so bandwidth is not limited (chunks
-that are due together go out in one write). Per connection and direction one thread reads and one
-writes; time.sleep (clock_nanosleep) keeps the delay to within a fraction of a millisecond,
-which asyncio's millisecond timers would not. Memory is bounded: a direction stops reading while
-`max_buffered` bytes wait to be forwarded (16 MiB: far above what a 10 ms delay needs at
-loopback speeds). A half-close is forwarded after the delay too. `stop()` closes the listener
-and every connection and joins every thread.
+when `delay` has passed since then (chunks that are due together go out in one write). With `rate`
+(bytes per second), each direction is also a link of that bandwidth, shared by every connection
+through the proxy: a chunk leaves only once the link has carried the ones before it, so that a
+stream through it, however large its window, reaches the rate and no more. Per connection and
+direction one thread reads and one writes; time.sleep (clock_nanosleep) keeps the delay to within a
+fraction of a millisecond, which asyncio's millisecond timers would not. Memory is bounded: a
+direction stops reading while `max_buffered` bytes wait to be forwarded (16 MiB: far above what a
+10 ms delay needs at loopback speeds). A half-close is forwarded after the delay too. `stop()`
+closes the listener and every connection and joins every thread.
 
-What it does not model: loss, reordering, a bandwidth limit, or TCP's own behaviour over a long
-link (slow start, Nagle against a real RTT): the endpoints talk TCP to the proxy over loopback.
+What it does not model: loss, reordering, or TCP's own behaviour over a long link (slow start,
+Nagle against a real RTT): the endpoints talk TCP to the proxy over loopback.
 """
 
 import argparse
@@ -32,11 +34,34 @@ MAX_BUFFERED = 16 * 1024 * 1024
 ACCEPT_POLL = 0.1  # seconds: how soon the accept loop notices stop()
 
 
-class _Direction:
-    """Bytes from `source` to `target`, each chunk held until `delay` after it arrived."""
+class _Link:
+    """One direction's bandwidth: each chunk takes its size / rate of the link's time."""
 
-    def __init__(self, source: socket.socket, target: socket.socket, delay: float, limit: int):
+    def __init__(self, rate: float | None):
+        self.rate = rate
+        self.free_at = 0.0
+        self.lock = threading.Lock()
+
+    def turn(self, size: int) -> float:
+        """The moment a chunk of `size` bytes handed to the link now may start: once the ones
+        before it have gone through."""
+        if self.rate is None:
+            return 0.0
+        with self.lock:
+            start = max(self.free_at, time.monotonic())
+            self.free_at = start + size / self.rate
+            return start
+
+
+class _Direction:
+    """Bytes from `source` to `target`, each chunk held until `delay` after it arrived, and
+    until `link` has carried it."""
+
+    def __init__(
+        self, source: socket.socket, target: socket.socket, delay: float, limit: int, link: _Link
+    ):
         self.source, self.target, self.delay, self.limit = source, target, delay, limit
+        self.link = link
         self.chunks: deque[tuple[float, bytes | None]] = deque()  # (due, data); None: EOF
         self.buffered = 0
         self.stopping = False
@@ -84,7 +109,13 @@ class _Direction:
                         pieces.append(data)
                         self.buffered -= len(data)
                     self.condition.notify_all()
-                if pieces:
+                if pieces and self.link.rate is not None:
+                    for piece in pieces:
+                        wait = self.link.turn(len(piece)) - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                        self.target.sendall(piece)
+                elif pieces:
                     self.target.sendall(pieces[0] if len(pieces) == 1 else b"".join(pieces))
                 if end:
                     self.target.shutdown(socket.SHUT_WR)
@@ -102,11 +133,18 @@ class _Direction:
 
 
 class _Connection:
-    def __init__(self, client: socket.socket, upstream: socket.socket, delay: float, limit: int):
+    def __init__(
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        delay: float,
+        limit: int,
+        links: tuple[_Link, _Link],
+    ):
         self.sockets = (client, upstream)
         self.directions = (
-            _Direction(client, upstream, delay, limit),
-            _Direction(upstream, client, delay, limit),
+            _Direction(client, upstream, delay, limit, links[0]),
+            _Direction(upstream, client, delay, limit, links[1]),
         )
         self.threads = [
             threading.Thread(target=work, name=f"delay-proxy-{work.__name__}", daemon=True)
@@ -144,12 +182,14 @@ class DelayProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         max_buffered: int = MAX_BUFFERED,
+        rate: float | None = None,
     ):
         if delay < 0:
             raise ValueError("delay must not be negative")
         self.target = (target_host, target_port)
         self.delay = delay
         self.max_buffered = max_buffered
+        self.links = (_Link(rate), _Link(rate))  # towards the target, and back
         self._listener = socket.create_server((host, port))
         self._listener.settimeout(ACCEPT_POLL)
         self.host, self.port = self._listener.getsockname()[:2]
@@ -190,7 +230,7 @@ class DelayProxy:
                     done.close()
                     self._connections.remove(done)
                 self._connections.append(
-                    _Connection(client, upstream, self.delay, self.max_buffered)
+                    _Connection(client, upstream, self.delay, self.max_buffered, self.links)
                 )
 
     def stop(self, timeout: float = 5.0) -> None:
