@@ -91,3 +91,29 @@ def test_bytes_pass_intact_both_ways_and_stop_closes_connections(echo_port):
     second.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
+
+
+def test_a_rate_caps_the_link_and_is_shared_by_its_connections(echo_port):
+    """Two connections at once over a link of 8 MB/s each way: 4 MiB echoed on each cannot take
+    less than the 8 MiB the link carries in each direction need, and arrives intact."""
+    rate, size = 8_000_000, 4 << 20
+    payloads = [os.urandom(size), os.urandom(size)]
+    echoed: list[bytes] = [b"", b""]
+    with DelayProxy("127.0.0.1", echo_port, delay=0.001, rate=rate) as proxy:
+
+        def stream(index: int) -> None:
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
+                sender = threading.Thread(target=sock.sendall, args=(payloads[index],))
+                sender.start()
+                echoed[index] = _receive(sock, size)
+                sender.join()
+
+        started = time.monotonic()
+        streams = [threading.Thread(target=stream, args=(i,)) for i in range(2)]
+        for thread in streams:
+            thread.start()
+        for thread in streams:
+            thread.join(60)
+        elapsed = time.monotonic() - started
+    assert echoed == payloads
+    assert elapsed >= 2 * size / rate
