@@ -214,6 +214,10 @@ def test_the_list_takes_the_pages_filters_and_pages_by_cursor(
     )
     assert backwards.status_code == 422
     assert backwards.json()["detail"][0]["loc"] == ["query", "queued_to"]
+    # A filter given twice is refused, not read as whichever came last.
+    twice = client.get(f"{API}/transfers?q=fil-2&q=odense", **bearer(token_a))
+    assert twice.status_code == 422
+    assert twice.json()["detail"][0]["loc"] == ["query", "q"]
 
 
 def test_received_files_are_listed_downloaded_and_acknowledged(

@@ -33,7 +33,8 @@ class Invalid(ApiError):
 
 def only_query(*names: str) -> Callable[[Callable], Callable]:
     """Refuse query parameters the operation does not take: a misspelt filter (`?stat=failed`)
-    would otherwise be ignored, and the answer would hold everything."""
+    would otherwise be ignored, and the answer would hold everything. Each takes one value: one
+    given twice (`?q=a&q=b`) is refused too, not read as whichever came last."""
     allowed = frozenset(names)
 
     def decorate(view: Callable) -> Callable:
@@ -42,6 +43,11 @@ def only_query(*names: str) -> Callable[[Callable], Callable]:
             unknown = sorted(set(request.GET) - allowed)
             if unknown:
                 raise Invalid(("query", unknown[0]), f"Unknown query parameter {unknown[0]!r}.")
+            repeated = sorted(name for name, values in request.GET.lists() if len(values) > 1)
+            if repeated:
+                raise Invalid(
+                    ("query", repeated[0]), f"Query parameter {repeated[0]!r} is given twice."
+                )
             return view(request, *args, **kwargs)
 
         return wrapper
