@@ -4,6 +4,10 @@ The remote pair is deleted only after the local file is complete, fsynced, in pl
 a crash at any point leaves the pair on the server, and the next fetch finds its record (by the
 platform's FileTransferUUID) and finishes the job instead of storing the file twice.
 
+The pairs go a batch at a time (PAIRS_AT_ONCE), each step for the whole batch at once over the
+one connection (transfers.sftp_batch): their metadata read, their data files stored, their pairs
+removed; so a full inbox costs a handful of round trips per batch, not ten per pair.
+
 Several fetches of one inbox may run at once (a fetch is queued for each delivered send, and
 every worker of every cluster may take one): each stages under names of its own, and a pair that
 leaves IN/ between a fetch's listing and its turn was taken by another fetch, not lost.
