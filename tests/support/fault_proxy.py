@@ -68,6 +68,9 @@ class _Link:
         self.forwarded = 0
         self.offsets = proxy.offsets.setdefault(number, [])  # where each forwarded piece ended
         self.stalled = False
+        # The fate has struck: nothing more passes either way. Decided once, so that the two
+        # pumps cannot both strike (and count the fault twice) before a cut closes the link.
+        self.faulted = False
         self.closed = threading.Event()
         self.lock = threading.Lock()
         self.threads = [
@@ -97,11 +100,12 @@ class _Link:
             # Decided under the lock, sent outside it: a pump blocked in sendall must never
             # keep the other direction from reading.
             with self.lock:
-                if self.stalled:
+                if self.faulted:
                     continue  # swallowed
                 fault = self.fate.kind != "pass" and self.forwarded + len(data) > self.fate.after
                 if fault:
                     data = data[: max(self.fate.after - self.forwarded, 0)]
+                    self.faulted = True
                     self.stalled = self.fate.kind == "stall"
                 self.forwarded += len(data)
                 if data:
