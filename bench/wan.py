@@ -182,14 +182,19 @@ def rows(report: dict) -> list[Row]:
     return out
 
 
-def run(quick: bool = False) -> dict:
-    """1 GiB, one run; quick: 64 MiB."""
+def measured(size_mib: int, runs: int, rtt_ms: float, rate_mb: float) -> dict:
+    """The benchmark's report with the machine it ran on and its rows."""
     info = machine()
-    report = benchmark(64 if quick else 1024, 1, 40.0, 100.0)
+    report = benchmark(size_mib, runs, rtt_ms, rate_mb)
     info["load_average_after"] = os.getloadavg()
     report["machine"] = info
     report["rows"] = [row.as_dict() for row in rows(report)]
     return report
+
+
+def run(quick: bool = False) -> dict:
+    """1 GiB, one run; quick: 64 MiB."""
+    return measured(64 if quick else 1024, 1, 40.0, 100.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,11 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-mb", type=float, default=100.0, help="MB/s each way (100)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     arguments = parser.parse_args(argv)
-    info = machine()
-    report = benchmark(arguments.size_mib, arguments.runs, arguments.rtt_ms, arguments.rate_mb)
-    info["load_average_after"] = os.getloadavg()
-    report["machine"] = info
-    report["rows"] = [row.as_dict() for row in rows(report)]
+    report = measured(arguments.size_mib, arguments.runs, arguments.rtt_ms, arguments.rate_mb)
     print()
     print_rows(report["rows"])
     print(json.dumps(report["in_flight"], indent=1))

@@ -251,8 +251,8 @@ def read_whole(
 
     def sink(file: _FileRead, offset: int, data: bytes) -> None:
         file.parts[offset] = data
-        if sum(map(len, file.parts.values())) > limit:
-            file.end = offset + len(data)  # read no further
+        if offset + len(data) > limit:
+            file.end = offset + len(data)  # longer than the limit: read no further
 
     def finished(file: _FileRead) -> None:
         results[file.path] = b"".join(file.parts[offset] for offset in sorted(file.parts))
