@@ -131,34 +131,19 @@ def _drive(options: dict) -> dict:
 def idle_queries_per_second(work: Path, broker: str) -> float:
     """What a cluster with nothing to do asks of the queue's table per second: the portal's
     queue with its doorbell, or django-q2's plain ORM broker (bench/counted_cluster.py)."""
-    import signal
-    import subprocess
     import time
 
+    from tests.support.workers import worker_cluster
+
     counts = work / f"idle-queries-{broker}"
-    environment = {**os.environ, "BENCH_QUERY_COUNT": str(counts)}
+    environment = {"BENCH_QUERY_COUNT": str(counts)}
     if broker == "plain":
         environment["BENCH_PLAIN_ORM"] = "1"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.counted_cluster"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with worker_cluster(env=environment, command=("-m", "bench.counted_cluster")):
         time.sleep(IDLE_SETTLE_SECONDS)
         before, started = int(counts.read_text()), time.monotonic()
         time.sleep(IDLE_SECONDS)
         after, ended = int(counts.read_text()), time.monotonic()
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
     return round((after - before) / (ended - started), 2)
 
 
