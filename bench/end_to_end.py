@@ -64,6 +64,16 @@ def throwaway_portal(label: str, database: str = "sqlite") -> Iterator[dict[str,
         shutil.rmtree(workspace, ignore_errors=True)
 
 
+def answered_inside(inside: str | None, drive: Callable[[dict], dict]) -> bool:
+    """In the child `in_child` starts (`--inside OPTIONS`): run `drive` on the options and
+    leave its report where `in_child` reads it. False in the parent, which has no options."""
+    if not inside:
+        return False
+    options = json.loads(inside)
+    Path(options["report"]).write_text(json.dumps(drive(options), default=str))
+    return True
+
+
 def in_child(module: str, environment: dict[str, str], options: dict) -> dict:
     """Run `python -m <module> --inside` in the portal's environment; its report.
 
@@ -634,9 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     parser.add_argument("--inside", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
-    if arguments.inside:
-        options = json.loads(arguments.inside)
-        Path(options["report"]).write_text(json.dumps(drive(options), default=str))
+    if answered_inside(arguments.inside, drive):
         return 0
     report = run(
         arguments.quick,
