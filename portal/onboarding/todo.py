@@ -12,7 +12,7 @@ dashboard of a vendor with a thousand integrations asks as often as one with a s
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from django.db.models import Q
@@ -81,17 +81,11 @@ class _Integrations:
     rows: list[Integration]
     municipalities: dict[int, list[Organisation]]
     tasks: dict[tuple[int, int, int | None], str]
-    consents: dict[int, list[Consent]]
-    tests: dict[int, IntegrationTest]
-    agreements: set[int]
     # (integration, organisation) → the subjects it said yes to: asked once per party and
     # integration, and an integration may have a hundred municipalities.
-    subjects: dict[tuple[int, int], set[str]] = field(default_factory=lambda: defaultdict(set))
-
-    def __post_init__(self) -> None:
-        for integration_id, consents in self.consents.items():
-            for consent in consents:
-                self.subjects[(integration_id, consent.organisation_id)].add(consent.subject)
+    subjects: dict[tuple[int, int], set[str]]
+    tests: dict[int, IntegrationTest]
+    agreements: set[int]
 
     def task_state(self, integration: Integration, number: int, municipality_id=None) -> str:
         return self.tasks.get((integration.pk, number, municipality_id), State.NOT_STARTED)
@@ -136,7 +130,7 @@ def _integrations_of(scope: Scope) -> _Integrations:
         .order_by("name", "pk")
     )
     if not rows:
-        return _Integrations(rows, defaultdict(list), {}, defaultdict(list), {}, set())
+        return _Integrations(rows, defaultdict(list), {}, defaultdict(set), {}, set())
     ids = [integration.pk for integration in rows]
     # A vendor's steps read every municipality of its integrations; a municipality's steps
     # only its own, and an integration may have a hundred: the others are not read for it.
@@ -163,13 +157,18 @@ def _integrations_of(scope: Scope) -> _Integrations:
         .order_by()
         .values_list("integration_id", "number", "municipality_id", "state")
     }
-    consents: dict[int, list[Consent]] = defaultdict(list)
-    for consent in Consent.objects.filter(
-        Q(integration_id__in=as_vendor)
-        | Q(integration_id__in=ids, organisation__kind=Organisation.Kind.VENDOR)
-        | Q(integration_id__in=ids, organisation_id__in=scope.municipality_ids)
-    ).order_by():
-        consents[consent.integration_id].append(consent)
+    # Read as values, not models: a busy municipality's integrations hold hundreds of yeses.
+    subjects: dict[tuple[int, int], set[str]] = defaultdict(set)
+    for integration_id, organisation_id, subject in (
+        Consent.objects.filter(
+            Q(integration_id__in=as_vendor)
+            | Q(integration_id__in=ids, organisation__kind=Organisation.Kind.VENDOR)
+            | Q(integration_id__in=ids, organisation_id__in=scope.municipality_ids)
+        )
+        .order_by()
+        .values_list("integration_id", "organisation_id", "subject")
+    ):
+        subjects[(integration_id, organisation_id)].add(subject)
     tests = {
         test.integration_id: test for test in IntegrationTest.objects.filter(integration_id__in=ids)
     }
@@ -178,7 +177,7 @@ def _integrations_of(scope: Scope) -> _Integrations:
             "integration_id", flat=True
         )
     )
-    return _Integrations(rows, municipalities, tasks, consents, tests, agreements)
+    return _Integrations(rows, municipalities, tasks, subjects, tests, agreements)
 
 
 def _date(day) -> str:
