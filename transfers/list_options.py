@@ -1,11 +1,14 @@
 """What the transfer list's drop-downs offer: only the values of routes whose transfers the
-user may see, read in one query."""
+user may see."""
 
 from dataclasses import dataclass, field
 
 from django.db.models import Exists, OuterRef
 
+from gdpr.models import InfRef
 from portal.accounts.access import scope_of, visible
+from portal.accounts.models import Organisation
+from portal.itsystems.models import ItSystem
 from transfers.models import Route, RouteTally, Transfer
 
 
@@ -25,7 +28,8 @@ class Options:
 
 
 def filter_options(user) -> Options:
-    """One query: the routes that carry at least one transfer the user may see."""
+    """The values of the routes that carry at least one transfer the user may see: one query
+    for the routes, one each for the names of their InfRefs, IT systems and municipalities."""
     # The transfer's own rule decides, so the options never offer more than the list would show
     # (KOMBIT sees every route but no transfer). Only routes the user may see can qualify
     # (whoever sees a transfer sees its route), and each is asked whether one of its transfers
@@ -38,42 +42,31 @@ def filter_options(user) -> Options:
         # tallies (RouteTally, kept by triggers) say from a table of a few rows per route
         # instead of a look into the transfers' index for each of thousands of routes.
         seen = Exists(RouteTally.objects.filter(route_id=OuterRef("pk"), count__gt=0))
-    # Read as tuples, not models: a superuser's candidates are every route, thousands of them.
+    # Read as ids, not models nor names: a superuser's candidates are every route, thousands
+    # of them, over a few hundred IT systems, InfRefs and municipalities, named after.
     candidates = (
         visible(user, Route.objects.all())
         .annotate(seen=seen)
         .order_by()
-        .values_list(
-            "seen",
-            "infref_id",
-            "infref__name",
-            "sender_id",
-            "sender__name",
-            "receiver_id",
-            "receiver__name",
-            "municipality_id",
-            "municipality__name",
-            "municipality__municipality_code",
-        )
+        .values_list("seen", "infref_id", "sender_id", "receiver_id", "municipality_id")
     )
-    infrefs, municipalities, senders, receivers = {}, {}, {}, {}
-    for (
-        seen_one,
-        infref_id,
-        infref,
-        sender_id,
-        sender,
-        receiver_id,
-        receiver,
-        municipality_id,
-        municipality,
-        code,
-    ) in candidates:
+    infref_ids, municipality_ids, sender_ids, receiver_ids = set(), set(), set(), set()
+    for seen_one, infref_id, sender_id, receiver_id, municipality_id in candidates:
         if seen_one:
-            infrefs[infref_id] = infref
-            municipalities[municipality_id] = f"{municipality} ({code})"
-            senders[sender_id] = sender
-            receivers[receiver_id] = receiver
+            infref_ids.add(infref_id)
+            municipality_ids.add(municipality_id)
+            sender_ids.add(sender_id)
+            receiver_ids.add(receiver_id)
+    infrefs = dict(InfRef.objects.filter(pk__in=infref_ids).values_list("pk", "name"))
+    systems = dict(
+        ItSystem.objects.filter(pk__in=sender_ids | receiver_ids).values_list("pk", "name")
+    )
+    municipalities = {
+        pk: f"{name} ({code})"
+        for pk, name, code in Organisation.objects.filter(pk__in=municipality_ids).values_list(
+            "pk", "name", "municipality_code"
+        )
+    }
 
     def by_label(values: dict[int, str]) -> list[tuple[int, str]]:
         return sorted(values.items(), key=lambda item: (item[1].casefold(), item[0]))
@@ -81,6 +74,6 @@ def filter_options(user) -> Options:
     return Options(
         infref=by_label(infrefs),
         municipality=by_label(municipalities),
-        sender=by_label(senders),
-        receiver=by_label(receivers),
+        sender=by_label({pk: systems[pk] for pk in sender_ids}),
+        receiver=by_label({pk: systems[pk] for pk in receiver_ids}),
     )
