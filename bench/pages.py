@@ -8,9 +8,10 @@ the queries of every page, then fill the full one (1,000,000 transfers, 50 vendo
 routes, a year; both databases' fills at once) and time every page: a warm-up, then
 `--requests` requests through Django's test client in one process with DEBUG off, timed around
 the request (server time: middleware, view, queries, template; no network). The figures per
-page are the median and 95th percentile in ms, and the queries at both sizes. Floors: p95 < 150
-ms, and the same number of queries at both sizes (a page whose queries grow with the rows has an
-N+1). See bench/README.md.
+page are the median and 95th percentile in ms, and the queries at both sizes. Floors (issue 20):
+p95 < 50 ms for every page, < 100 ms for a search for a rare part of a name (as a vendor and as
+the superuser, whose list shows the day charts), and the same number of queries at both sizes
+(a page whose queries grow with the rows has an N+1). See bench/README.md.
 """
 
 import argparse
@@ -33,7 +34,8 @@ from urllib.parse import urlencode
 from bench.common import ROOT, Row, machine, now, own_database, own_environment, print_rows, save
 
 BENCHMARK = "pages"
-FLOOR_MS = 150.0
+FLOOR_MS = 50.0
+SEARCH_FLOOR_MS = 100.0  # a search for a rare part of a name, through the names' index
 DATABASES = ("sqlite", "postgresql")
 POSTGRES_NAME = "fdd_bench_pages"
 FULL = {"transfers": 1_000_000, "vendors": 50, "routes": 5000, "days": 365}
@@ -53,9 +55,7 @@ class Page:
     user: str  # vendor, architect, operator or superuser
     url: str
     expect: str  # text the page must show, so a page that renders the wrong thing is caught
-    # Where it is measured: a search for part of a name has an index (trigrams) on PostgreSQL
-    # only; on SQLite it reads the table, seconds at a million rows.
-    databases: tuple[str, ...] = ("sqlite", "postgresql")
+    floor_ms: float = FLOOR_MS  # for its p95
 
 
 def pages_of(users: dict) -> list[Page]:
@@ -78,6 +78,7 @@ def pages_of(users: dict) -> list[Page]:
     # A file looked for by its name: the words before its number, a few files of one day.
     wanted = seen[min(total - 1, 100 * listing.PAGE_SIZE)]
     fragment = wanted.original_name.rsplit("_", 1)[0]
+    search_url = f"{reverse('transfers:list')}?{urlencode({'q': fragment})}"
     municipality = Organisation.objects.get(pk=users["municipality"])
     failed = (
         Transfer.objects.filter(route__municipality=municipality, state=Transfer.State.FAILED)
@@ -100,9 +101,16 @@ def pages_of(users: dict) -> list[Page]:
         Page(
             "transfer list, name search",
             "vendor",
-            f"{list_url}?{urlencode({'q': fragment})}",
+            search_url,
             wanted.original_name,
-            databases=("postgresql",),
+            SEARCH_FLOOR_MS,
+        ),
+        Page(
+            "transfer list, name search",
+            "superuser",
+            search_url,
+            wanted.original_name,
+            SEARCH_FLOOR_MS,
         ),
         Page(
             "transfer list, page 200 by cursor",
@@ -199,15 +207,12 @@ def count_queries(client, page: Page) -> int:
 
 def measure(requests: int) -> dict:
     """Every page: its queries, and with `requests` its server times after a warm-up."""
-    from django.db import connection
 
     users = the_users()
     roles = ("vendor", "architect", "operator", "superuser")
     clients = {role: logged_in(users[role]) for role in roles}
     results = []
     for page in pages_of(users):
-        if connection.vendor not in page.databases:
-            continue
         client = clients[page.user]
         for _ in range(WARM_UP):
             body = fetch(client, page).content.decode()
@@ -225,6 +230,7 @@ def measure(requests: int) -> dict:
                 "user": page.user,
                 "url": page.url,
                 "queries": queries,
+                "floor_ms": page.floor_ms,
                 "ms": [round(value * 1000, 2) for value in seconds],
             }
         )
@@ -365,6 +371,7 @@ def figures(counted: dict, timed: dict, small_seconds: float, full_seconds: floa
                 # The same page over the small fill: what the page costs apart from the rows.
                 "median_ms_small": round(statistics.median(few["ms"]), 1),
                 "p95_ms": round(percentile(ms, 0.95), 1),
+                "floor_p95_ms": many["floor_ms"],
                 "max_ms": max(ms),
                 "queries": many["queries"],
                 "queries_small": few["queries"],
@@ -397,8 +404,8 @@ def rows_of(report: dict) -> list[Row]:
                     f"{label}, p95",
                     page["p95_ms"],
                     "ms",
-                    f"< {FLOOR_MS:g}",
-                    page["p95_ms"] < FLOOR_MS,
+                    f"< {page['floor_p95_ms']:g}",
+                    page["p95_ms"] < page["floor_p95_ms"],
                 )
             )
             rows.append(
@@ -427,6 +434,7 @@ def benchmark(
             "requests": requests,
             "warm_up": WARM_UP,
             "floor_p95_ms": FLOOR_MS,
+            "floor_p95_ms_search": SEARCH_FLOOR_MS,
         },
         "databases": {},
     }
@@ -458,7 +466,7 @@ def print_report(report: dict) -> None:
         )
         print(f"{'page':38} {'user':10} {'median':>7} {'p95':>7} {'small':>7} {'queries':>8}")
         for page in result["pages"]:
-            verdict = "" if page["p95_ms"] < FLOOR_MS else "  p95 MISSED"
+            verdict = "" if page["p95_ms"] < page["floor_p95_ms"] else "  p95 MISSED"
             if page["queries"] != page["queries_small"]:
                 verdict += f"  {page['queries_small']} queries when small"
             print(
