@@ -135,33 +135,51 @@ def check_exactly_once(sim, transfer: Transfer, data: bytes, transfer_dir: Path)
     assert set(_files(store)) - {".incoming"} == kept
 
 
+# Three small sends queued at once: the worker that takes the first sends them together
+# (transfers.tasks._send_together), and dies at the same points of that path, but for the
+# receipt's: sends together leave their receipts to a round of their own.
+CASES = [(group, 1) for group in GROUPS] + [
+    (group, 3) for group in GROUPS if group not in FETCH_GROUPS
+]
+RUNS_TOGETHER = 12
+NOT_TOGETHER = {"receipt-recorded"}
+
+
 @pytest.mark.system
-@pytest.mark.parametrize("group", list(GROUPS))
+@pytest.mark.parametrize(
+    ("group", "files"), CASES, ids=[f"{g}-{'alone' if n == 1 else 'together'}" for g, n in CASES]
+)
 def test_a_worker_killed_at_any_point_leaves_each_file_delivered_and_fetched_once(
-    group, setup, crash_worker, data_dir
+    group, files, setup, crash_worker, data_dir
 ):
     sim, route, receiver, user = setup
     seed = random.randrange(2**32)  # noqa: S311 - test data; printed on failure
     rng = random.Random(seed)  # noqa: S311
-    points = GROUPS[group]
-    for run in range(RUNS):
+    points = tuple(p for p in GROUPS[group] if files == 1 or p not in NOT_TOGETHER)
+    runs = RUNS if files == 1 else RUNS_TOGETHER
+    for run in range(runs):
         point = points[run % len(points)]
-        data = rng.randbytes(rng.randint(40_000, 300_000))
-        pieces = math.ceil(len(data) / SMALL_REQUEST)  # write requests or read replies
-        transfer = queue_send(route, io.BytesIO(data), original_name="borgere.csv", user=user)
+        datas = [rng.randbytes(rng.randint(40_000, 300_000)) for _ in range(files)]
+        pieces = math.ceil(len(datas[0]) / SMALL_REQUEST)  # write requests or read replies
+        transfers = [
+            queue_send(route, io.BytesIO(data), original_name="borgere.csv", user=user)
+            for data in datas
+        ]
         context = f"run {run}, point {point}, seed {seed}"
         if group in FETCH_GROUPS:
-            assert tasks.send_transfer(transfer.pk) == "sent", context
+            assert tasks.send_transfer(transfers[0].pk) == "sent", context
             request = {"task": "fetch", "id": receiver.pk}
         else:
-            request = {"task": "send", "id": transfer.pk}
+            request = {"task": "send", "id": transfers[0].pk}
         answer = crash_worker.run(point=point, at=rng.randint(1, pieces), **request)
         assert answer["killed"], f"{context}: the worker was not killed: {answer}"
-        _released(sim, transfer.remote_name)
+        for transfer in transfers:
+            _released(sim, transfer.remote_name)
         recover(receiver.pk)
         try:
-            check_exactly_once(sim, transfer, data, data_dir / "transfers")
+            for transfer, data in zip(transfers, datas, strict=True):
+                check_exactly_once(sim, transfer, data, data_dir / "transfers")
         except AssertionError as error:
             raise AssertionError(f"{context}: {error}") from error
-    assert Transfer.objects.filter(state=State.DELIVERED).count() == RUNS
-    assert ReceivedFile.objects.filter(state=ReceivedFile.State.RECEIVED).count() == RUNS
+    assert Transfer.objects.filter(state=State.DELIVERED).count() == runs * files
+    assert ReceivedFile.objects.filter(state=ReceivedFile.State.RECEIVED).count() == runs * files

@@ -264,12 +264,13 @@ def test_sends_through_a_faulty_network_are_each_delivered_once_and_the_retries_
         assert received.sha256 == transfer.sha256 == hashlib.sha256(data).hexdigest()
         assert Path(received.stored_path).read_bytes() == data
 
-    # The faults were many and of both kinds, and about 3 in 10 sends had to try again. A
-    # network fault is not counted as an attempt (the platform did not refuse the file): the
-    # retries show in what went wrong.
+    # The faults were many and of both kinds, and sends had to try again: sends that went
+    # together (transfers.tasks._send_together) all meet a fault of their connection. A network
+    # fault is not counted as an attempt (the platform did not refuse the file): the retries
+    # show in what went wrong.
     assert {fault.kind for fault in faults} == {"cut", "stall"}, context
     retried = [t for t in transfers if t.last_error]
-    assert 0.12 * SENDS <= len(retried) <= 0.9 * SENDS, context
+    assert len(retried) >= 0.12 * SENDS, context
 
     # The retries show on each transfer's page: the attempts and what went wrong.
     client = client_for(staff_a)

@@ -919,32 +919,43 @@ class SftpSession:
     # -- files --------------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes, remote_path: str) -> None:
-        """Write a small file (a trigger): open, then the writes and the close pipelined.
+        """Write a trigger: whole, or removed before it is closed (`put_small_files`)."""
+        error = self.put_small_files({remote_path: data}, acted_on_at_close=True)[remote_path]
+        if error is not None:
+            raise error
 
-        Two round trips; returns only when every write and the close are acknowledged.
-        """
+    def put_small_files(
+        self, files: dict[str, bytes], *, acted_on_at_close: bool = False
+    ) -> dict[str, SftpError | None]:
+        """Write many small files at once (remote path -> bytes), each created or emptied
+        first, their opens, writes and closes pipelined (`sftp_batch.write_many`, which says
+        what `acted_on_at_close` changes). None for each file written and closed, an SftpError
+        for one the server refused (the others are written); a broken connection raises
+        SftpError for the lot."""
         client = self._client()
         try:
-            handle = _open_handle(client, remote_path, _WRITE_FLAGS)
-            replies = _Replies()
-            pending: deque[int] = deque()
-            try:
-                for offset in range(0, len(data), self._write_size):
-                    piece = data[offset : offset + self._write_size]
-                    pending.append(
-                        client._async_request(replies, CMD_WRITE, handle, int64(offset), piece)
-                    )
-                    if len(pending) >= WRITES_IN_FLIGHT:
-                        _check_written(replies.wait(client, pending.popleft()), SMALL_REQUEST)
-            except BaseException:
-                _close_quietly(client, handle)
-                raise
-            closing = client._async_request(replies, CMD_CLOSE, handle)
-            while pending:
-                _check_written(replies.wait(client, pending.popleft()), SMALL_REQUEST)
-            _check_closed(replies.wait(client, closing))
+            results = sftp_batch.write_many(
+                client, files, self._write_size, acted_on_at_close=acted_on_at_close
+            )
+            refused = [path for path, error in results.items() if error is not None]
+            if refused and self._write_size > SMALL_REQUEST:
+                # Perhaps only the write size: those files again in small writes, and small
+                # writes from now on if the server takes them, as put_file does.
+                again = sftp_batch.write_many(
+                    client,
+                    {path: files[path] for path in refused},
+                    SMALL_REQUEST,
+                    acted_on_at_close=acted_on_at_close,
+                )
+                if all(error is None for error in again.values()):
+                    self._write_size = SMALL_REQUEST
+                results.update(again)
         except _TRANSFER_ERRORS as error:
-            raise self._fail(f"Writing {remote_path}", error) from None
+            raise self._fail(f"Writing {len(files)} files", error) from None
+        return {
+            path: None if error is None else self._fail(f"Writing {path}", error)
+            for path, error in results.items()
+        }
 
     def put_file(
         self, local_path, remote_path: str, *, progress: Progress | None = None

@@ -27,8 +27,12 @@ from paramiko.sftp import (
     CMD_READ,
     CMD_REMOVE,
     CMD_STATUS,
+    CMD_WRITE,
     SFTP_EOF,
+    SFTP_FLAG_CREATE,
     SFTP_FLAG_READ,
+    SFTP_FLAG_TRUNC,
+    SFTP_FLAG_WRITE,
     SFTP_NO_SUCH_FILE,
     SFTP_OK,
     int64,
@@ -323,6 +327,93 @@ def _complete(descriptor: int, size: int) -> str:
         digest.update(block)
         offset += len(block)
     return digest.hexdigest()
+
+
+def write_many(
+    client: paramiko.SFTPClient,
+    files: dict[str, bytes],
+    request_size: int,
+    *,
+    acted_on_at_close: bool = False,
+) -> dict[str, OSError | None]:
+    """Write each small file whole (remote path -> its bytes), created or emptied first: None for
+    each written and closed, the OSError for one the server refused (the others go on). Every
+    file is held in memory, so the caller keeps a batch small.
+
+    Each file's writes go out together once its handle is in, and its close right behind them:
+    two round trips for the batch; a refused file may be left partly written. For files the
+    server acts on once they are closed (`acted_on_at_close`: triggers), the close waits for
+    the writes' answers, and a file not written whole is removed before it is closed: three
+    round trips, and never a partial file closed in place."""
+    pipeline = _Pipeline(client)
+    waiting = deque(files)
+    results: dict[str, OSError | None] = {}
+    handles: dict[str, bytes] = {}
+    state = {"open": 0}
+    flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC
+
+    def start() -> None:
+        while waiting and state["open"] < FILES_AT_ONCE:
+            path = waiting.popleft()
+            state["open"] += 1
+            pipeline.ask(CMD_OPEN, path, flags, SFTPAttributes(), then=opened(path))
+
+    def done(path: str, error: OSError | None) -> None:
+        results[path] = error
+        state["open"] -= 1
+        start()
+
+    def opened(path: str):
+        def then(kind, message) -> None:
+            if kind == CMD_STATUS:
+                done(path, _refused(path, *_status(message)))
+                return
+            if kind != CMD_HANDLE:
+                raise OSError(f"{path}: expected a handle")
+            handles[path] = message.get_binary()
+            data = memoryview(files[path])
+            offsets = range(0, len(data), request_size)
+            file = {"refusals": [], "unanswered": len(offsets)}
+            for offset in offsets:
+                piece = data[offset : offset + request_size]
+                pipeline.ask(
+                    CMD_WRITE, handles[path], int64(offset), piece, then=written(path, file)
+                )
+            if not acted_on_at_close or not offsets:
+                close(path, file)
+
+        return then
+
+    def written(path: str, file: dict):
+        def then(kind, message) -> None:
+            code, text = _status(message) if kind == CMD_STATUS else (-1, "no status reply")
+            if code != SFTP_OK:
+                file["refusals"].append(_refused(path, code, text))
+            file["unanswered"] -= 1
+            if acted_on_at_close and not file["unanswered"]:
+                if file["refusals"]:
+                    pipeline.ask(CMD_REMOVE, path, then=lambda *_reply: None)
+                close(path, file)
+
+        return then
+
+    def close(path: str, file: dict) -> None:
+        def then(kind, message) -> None:
+            del handles[path]
+            code, text = _status(message) if kind == CMD_STATUS else (-1, "no status reply")
+            if code != SFTP_OK:
+                file["refusals"].append(_refused(path, code, text))
+            done(path, file["refusals"][0] if file["refusals"] else None)
+
+        pipeline.ask(CMD_CLOSE, handles[path], then=then)
+
+    try:
+        start()
+        pipeline.run()
+    except BaseException:
+        pipeline.abandon(list(handles.values()))
+        raise
+    return results
 
 
 def remove_many(client: paramiko.SFTPClient, paths: list[str]) -> set[str]:

@@ -129,8 +129,16 @@ def _inject(point: str, at: int) -> None:
         return mark
 
     # What the session is writing or reading, for the points that count requests or blocks.
+    def triggers(files) -> bool:
+        return all(path.endswith(".trigger") for path in files)
+
     around(session_class, "_upload", before=doing("data"))
-    around(session_class, "put_bytes", before=doing("trigger"))
+    # Triggers, and data files sent together, are written by put_small_files.
+    around(
+        session_class,
+        "put_small_files",
+        before=lambda _self, files, **_k: doing("trigger" if triggers(files) else "data")(),
+    )
     around(
         session_class,
         "get_file",
@@ -157,14 +165,19 @@ def _inject(point: str, at: int) -> None:
         paramiko.SFTPClient._async_request = request
     elif point == "before-trigger":
         around(tasks, "_write_trigger", before=lambda *_a: _die())
-    elif point == "trigger-recorded":
-        around(session_class, "put_bytes", before=lambda *_a: _die())
-    elif point == "after-trigger":
-        around(session_class, "put_bytes", after=lambda *_a: _die())
+        around(tasks, "_record_triggers", before=lambda *_a: _die())
+    elif point in ("trigger-recorded", "after-trigger"):
+
+        def at_triggers(_self, files, **_kwargs) -> None:
+            if triggers(files):
+                _die()
+
+        where = "before" if point == "trigger-recorded" else "after"
+        around(session_class, "put_small_files", **{where: at_triggers})
     elif point == "sent-recorded":
         # Where the send turns to its receipt (waits for it, or queues a task to).
-        waiting = "_receipt_now_or_later" if hasattr(tasks, "_receipt_now_or_later") else None
-        around(tasks, waiting or "_await_receipt", before=lambda *_a: _die())
+        around(tasks, "_receipt_now_or_later", before=lambda *_a: _die())
+        around(tasks, "_receipts_later", before=lambda *_a: _die())
     elif point in ("receipt-recorded", "recorded", "between-deletes"):
         suffix = {"receipt-recorded": ".sftpreceipt", "between-deletes": ".metadata"}.get(point)
 
