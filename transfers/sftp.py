@@ -12,7 +12,9 @@ aes128-gcm when the server offers it, TCP_NODELAY, pipelined 255 KiB writes (Ope
 `limits@openssh.com`; 32 KiB on other servers), an upload's reading and hashing in a helper
 thread, and a download loop of our own (`_download`): a fixed number of read requests in flight,
 each reply written at its offset as it comes, the SHA-256 taken by reading the file back in
-order in a helper thread, and a large file read over a second connection at the same time.
+order in a helper thread. A large file, either way, goes over a second connection at the same
+time: a connection has at most the server's window in flight (2 MiB for sshd), which over a
+long round trip bounds it far below the link.
 Round trips per uploaded file (what decides many small files on a real link): two. The open
 waits for its handle; the writes and the close then go out without waiting, and the file counts
 as written only once every write and the close are acknowledged; no stat before or after.
@@ -84,7 +86,8 @@ QUEUE_BLOCKS = 4  # an upload's blocks read ahead of the SFTP thread
 WRITES_IN_FLIGHT = 32  # unacknowledged write requests (the channel window also bounds them)
 READS_IN_FLIGHT = 16  # outstanding read requests: memory is bounded by this times the size
 DOWNLOAD_STREAMS = 2  # connections a large file is read over, the session's own among them
-STREAMS_FROM = 64 * 1024 * 1024  # smaller files are read over the session's connection alone
+UPLOAD_STREAMS = 2  # connections a large file is written over, the session's own among them
+STREAMS_FROM = 64 * 1024 * 1024  # smaller files go over the session's connection alone
 HASH_BLOCK = 1024 * 1024  # a download is hashed reading back this much of the file at a time
 READ_AHEAD = 256 * 1024  # what the transport asks the socket for at once
 WHOLE_MESSAGE = 512 * 1024  # an SFTP message up to this size is read in one piece
@@ -462,21 +465,26 @@ class _BlockReader:
     """Reads and hashes an upload's local file in a helper thread, a few blocks ahead.
 
     Hashing and file reads release the GIL, so they overlap with paramiko's packet work in the
-    calling thread; the queue holds at most QUEUE_BLOCKS blocks.
+    calling thread; the queue holds at most QUEUE_BLOCKS blocks. The file is read once, in
+    order, and what is hashed is what the blocks carry: the digest is that of the bytes sent,
+    whichever connection sends them.
     """
 
-    def __init__(self, local, digest):
+    def __init__(self, local, digest, block_size: int = LOCAL_BLOCK):
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
         self._stopping = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(local, digest), name="sftp-upload-reader", daemon=True
+            target=self._run,
+            args=(local, digest, block_size),
+            name="sftp-upload-reader",
+            daemon=True,
         )
         self._thread.start()
 
-    def _run(self, local, digest) -> None:
+    def _run(self, local, digest, block_size: int) -> None:
         try:
             while not self._stopping.is_set():
-                block = local.read(LOCAL_BLOCK)
+                block = local.read(block_size)
                 digest.update(block)
                 self._put(block)
                 if not block:
@@ -505,6 +513,173 @@ class _BlockReader:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join()
+
+
+class _UploadPieces:
+    """One upload's write requests, for one connection or several: (offset, bytes) pieces cut
+    from the reading thread's blocks in file order, what is acknowledged, and which other
+    connections still write.
+
+    Each stream (one SFTP connection, one thread) takes pieces from here and writes them at
+    their offsets; pieces go out in increasing order, so the file on the server fills from the
+    front. A stream that fails gives back the pieces it has not seen acknowledged, and another
+    writes them. Memory is bounded by the reader's queue and the writes in flight: the pieces a
+    stream holds are its unacknowledged writes.
+    """
+
+    def __init__(self, reader: _BlockReader, request_size: int, timeout: float):
+        self._reader = reader
+        self._request_size = request_size
+        self._timeout = timeout
+        self._changed = threading.Condition()
+        self._next: deque[tuple[int, memoryview]] = deque()  # the current block's pieces
+        self._given_back: list[tuple[int, memoryview]] = []
+        self.size = 0  # bytes read from the local file so far; its size once `ended`
+        self.ended = False
+        self._failure: BaseException | None = None  # the local file could not be read
+        self._stopped = False
+        self.acknowledged = 0  # bytes whose writes the server acknowledged, every stream's
+        self._others = 0  # other streams that may still write, or have a handle to close
+
+    def take(self) -> tuple[int, memoryview] | None:
+        """The next piece to write; None when every piece is taken (or stopping). Raises
+        what reading the local file raised, to every stream that asks."""
+        with self._changed:
+            if self._stopped:
+                return None
+            if self._given_back:
+                return self._given_back.pop()
+            if not self._next and not self.ended:
+                # Under the lock, so that blocks are cut in order; a block is a local read.
+                self._cut(self._next_block())
+            return self._next.popleft() if self._next else None
+
+    def _next_block(self) -> bytes:
+        if self._failure is None:
+            try:
+                return self._reader.next_block(self._timeout)
+            except BaseException as error:
+                self._failure = error
+        raise self._failure
+
+    def _cut(self, block: bytes) -> None:
+        if not block:
+            self.ended = True
+            return
+        view = memoryview(block)
+        for start in range(0, len(block), self._request_size):
+            self._next.append((self.size + start, view[start : start + self._request_size]))
+        self.size += len(block)
+
+    def acknowledge(self, count: int) -> None:
+        with self._changed:
+            self.acknowledged += count
+
+    def give_back(self, pieces: list[tuple[int, memoryview]]) -> None:
+        """Pieces a stream took and will not see acknowledged: another stream writes them."""
+        if pieces:
+            with self._changed:
+                self._given_back.extend(pieces)
+                self._changed.notify_all()
+
+    def join(self) -> bool:
+        """Another stream is about to open the file: True if it may write (the session's own
+        has not closed it yet), and then the file is not closed before it `leave`s."""
+        with self._changed:
+            if self._stopped:
+                return False
+            self._others += 1
+            return True
+
+    def leave(self) -> None:
+        """Another stream is done: its writes acknowledged and its handle closed, or broken
+        off with its pieces given back."""
+        with self._changed:
+            self._others -= 1
+            self._changed.notify_all()
+
+    def settle(self) -> bool:
+        """Once the session's own stream has nothing left to take: wait until the other
+        streams have left or given pieces back. True if there are pieces to write again;
+        False once the others are done, and then no stream takes any more."""
+        with self._changed:
+            while self._others and not self._given_back:
+                self._changed.wait()
+            if self._given_back:
+                return True
+            self._stopped = True
+            return False
+
+    def stop(self) -> None:
+        """No more pieces for anyone: the upload failed."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+    def wait_until_alone(self) -> None:
+        """After `stop`: return once no other stream is writing."""
+        with self._changed:
+            while self._others:
+                self._changed.wait()
+
+
+class _WriteStream:
+    """One connection's share of an upload: writes at the offsets it takes from `pieces`, at
+    most WRITES_IN_FLIGHT unacknowledged, each counted once acknowledged."""
+
+    def __init__(
+        self, client, handle: bytes, pieces: _UploadPieces, request_size: int, report=None
+    ):
+        self._client, self._handle = client, handle
+        self._pieces, self._request_size = pieces, request_size
+        self._report = report  # called after acknowledgements were counted
+        self._replies = _Replies()
+        self._pending: deque[tuple[int, int, memoryview]] = deque()  # (number, offset, data)
+        self._closing = False  # the CLOSE went out: the handle is the server's to close
+
+    def write_all(self) -> None:
+        """Write every piece there is to take; the acknowledgements that are there are
+        collected on the way, and the stream waits for one only when too many are out."""
+        client = self._client
+        while (piece := self._pieces.take()) is not None:
+            offset, data = piece
+            try:
+                number = client._async_request(
+                    self._replies, CMD_WRITE, self._handle, int64(offset), data
+                )
+            except BaseException:
+                self._pieces.give_back([piece])
+                raise
+            self._pending.append((number, offset, data))
+            while self._pending and (
+                len(self._pending) >= WRITES_IN_FLIGHT or client.sock.recv_ready()
+            ):
+                self._collect()
+
+    def close(self) -> None:
+        """Close the handle, the CLOSE right behind the last write (waiting for the last
+        acknowledgements first would cost a round trip); returns once all are acknowledged."""
+        self._closing = True
+        closing = self._client._async_request(self._replies, CMD_CLOSE, self._handle)
+        while self._pending:
+            self._collect()
+        _check_closed(self._replies.wait(self._client, closing))
+
+    def abandon(self) -> None:
+        """After a failure: the writes not acknowledged go back for another stream, and the
+        handle is closed unless its CLOSE went out already."""
+        self._pieces.give_back([(offset, data) for _number, offset, data in self._pending])
+        self._pending.clear()
+        if not self._closing:
+            _close_quietly(self._client, self._handle)
+
+    def _collect(self) -> None:
+        number, _offset, data = self._pending[0]
+        _check_written(self._replies.wait(self._client, number), self._request_size)
+        self._pending.popleft()
+        self._pieces.acknowledge(len(data))
+        if self._report is not None:
+            self._report()
 
 
 class _BlockWriter:
@@ -981,42 +1156,72 @@ class SftpSession:
             local.close()
 
     def _upload(self, client, local, remote_path, progress, request_size) -> tuple[int, str]:
+        """Write the local file to `remote_path` over this connection and, for a large file,
+        over UPLOAD_STREAMS - 1 more at once; returns its (size, SHA-256 hex).
+
+        Why more than one: the server's channel window (2 MiB for OpenSSH's sshd) bounds what
+        a connection has in flight, so over a long round trip it bounds the rate far below
+        the link's, whatever the client sends; another connection has a window of its own.
+        The file is read and hashed once, in order (`_BlockReader`), and every connection
+        writes pieces of it at their offsets. The others only help: one that cannot connect,
+        breaks or stalls gives back its unacknowledged pieces and this connection writes
+        them, so only a failure of the session's own connection fails the upload (and the
+        caller starts it again from the beginning). The file is closed here last, once every
+        piece is acknowledged and the other connections have closed their handles: when
+        this returns, the server has the whole file.
+        """
         digest = hashlib.sha256()
         handle = _open_handle(client, remote_path, _WRITE_FLAGS)
-        replies = _Replies()
-        pending: deque[int] = deque()
-        offset = 0
-        closing = None  # the CLOSE request's number once sent, right behind the last write
-        reader = _BlockReader(local, digest)
+        # Blocks of whole requests: no short write at the end of every block.
+        block_size = request_size * max(1, LOCAL_BLOCK // request_size)
+        reader = _BlockReader(local, digest, block_size)
+        pieces = _UploadPieces(reader, request_size, self.timeout)
+        reported = None
+
+        def report() -> None:
+            nonlocal reported
+            if progress is not None and pieces.acknowledged != reported:
+                reported = pieces.acknowledged
+                progress(reported)
+
+        stream = _WriteStream(client, handle, pieces, request_size, report)
+        helpers: list[SftpSession] = []
         try:
-            while block := reader.next_block(self.timeout):
-                view = memoryview(block)
-                for start in range(0, len(block), request_size):
-                    piece = view[start : start + request_size]
-                    number = client._async_request(replies, CMD_WRITE, handle, int64(offset), piece)
-                    pending.append(number)
-                    offset += len(piece)
-                    # collect acknowledgements that are there; wait only when too many are out
-                    while pending and (
-                        len(pending) >= WRITES_IN_FLIGHT or client.sock.recv_ready()
-                    ):
-                        _check_written(replies.wait(client, pending.popleft()), request_size)
-                if progress is not None:
-                    progress(offset)
-            # No waiting for the last acknowledgements first: that would cost a round trip.
-            closing = client._async_request(replies, CMD_CLOSE, handle)
-            while pending:
-                _check_written(replies.wait(client, pending.popleft()), request_size)
-            _check_closed(replies.wait(client, closing))
-            if progress is not None and offset == 0:
-                progress(0)  # an empty file: one call, at its size
+            if os.fstat(local.fileno()).st_size >= STREAMS_FROM:
+                helpers = self._start_writing_alongside(remote_path, pieces, request_size)
+            stream.write_all()
+            while pieces.settle():  # another connection broke off: write what it gave back
+                stream.write_all()
+            stream.close()
         except BaseException:
-            if closing is None:
-                _close_quietly(client, handle)
+            pieces.stop()
+            for helper in helpers:
+                helper.close()  # a helper waiting for replies fails at once
+            pieces.wait_until_alone()
+            stream.abandon()
             raise
         finally:
             reader.stop()
-        return offset, digest.hexdigest()
+        if progress is not None and reported != pieces.size:
+            progress(pieces.size)  # an empty file: one call, at its size
+        return pieces.size, digest.hexdigest()
+
+    def _start_writing_alongside(
+        self, remote_path: str, pieces: _UploadPieces, request_size: int
+    ) -> list["SftpSession"]:
+        """UPLOAD_STREAMS - 1 helper sessions, each connecting and writing in a thread."""
+        helpers = []
+        for _ in range(UPLOAD_STREAMS - 1):
+            helper = self._helper()
+            thread = threading.Thread(
+                target=helper._write_alongside,
+                args=(remote_path, pieces, request_size),
+                name="sftp-upload-stream",
+                daemon=True,
+            )
+            helpers.append(helper)
+            thread.start()
+        return helpers
 
     def get_file(
         self, remote_path: str, local_path, *, progress: Progress | None = None
@@ -1152,6 +1357,32 @@ class SftpSession:
                 _read_stream(client, handle, writer, self._read_size)
             finally:
                 _close_quietly(client, handle)
+        except Exception as error:
+            log.info("A second stream of %s on %s stopped: %s", remote_path, self.where, error)
+        finally:
+            self.close()
+
+    def _write_alongside(self, remote_path: str, pieces: _UploadPieces, request_size: int) -> None:
+        """A helper's whole life (its own thread): connect, open the file the session created,
+        write pieces from `pieces` until none are left, close it. Its failures are logged,
+        not raised: its unacknowledged pieces went back."""
+        try:
+            self.connect()
+            if not pieces.join():
+                return  # the session's own connection has written the whole file meanwhile
+            try:
+                client = self._sftp
+                # Neither created nor truncated: the session's open did that, and has written.
+                handle = _open_handle(client, remote_path, SFTP_FLAG_WRITE)
+                stream = _WriteStream(client, handle, pieces, request_size)
+                try:
+                    stream.write_all()
+                    stream.close()
+                except BaseException:
+                    stream.abandon()
+                    raise
+            finally:
+                pieces.leave()
         except Exception as error:
             log.info("A second stream of %s on %s stopped: %s", remote_path, self.where, error)
         finally:
