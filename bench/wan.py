@@ -97,7 +97,9 @@ def in_flight() -> dict:
             "reads_in_flight_per_connection": sftp.READS_IN_FLIGHT,
             "download_connections": sftp.DOWNLOAD_STREAMS,
             "write_request_bytes": sftp.LARGE_REQUEST,
-            "writes_in_flight": sftp.WRITES_IN_FLIGHT,
+            "writes_in_flight_per_connection": sftp.WRITES_IN_FLIGHT,
+            "upload_connections": sftp.UPLOAD_STREAMS,
+            "connections_from_bytes": sftp.STREAMS_FROM,
         },
         # sftp(1)'s defaults (-R 64, -B 32768) and OpenSSH's channel window (2 MiB).
         "openssh": {
