@@ -38,6 +38,8 @@ from pathlib import Path
 from bench.common import ROOT, Row, machine, now, own_database, own_environment, print_rows, save
 
 BENCHMARK = "end_to_end"
+SENDS_FLOOR = 0.5  # sends through queue and workers against OpenSSH's batch (issue 20, point 3)
+KEEPING_UP_FLOOR = 1.5  # click to last fetched against the sends' own time (issue 20, point 4)
 SENDER, RECEIVER = "nordlys_omsorg", "fjordsoft_journal"
 COLUMN = "kommunekode"
 
@@ -511,7 +513,8 @@ def _drive(options: dict) -> dict:
         f"{report['settings']['measured_rtt_ms']} ms",
         flush=True,
     )
-    with simulator(work / "serviceplatform") as sim:
+    # The platform's own wait before routing is not the portal's time: routed at once here.
+    with simulator(work / "serviceplatform", delay=0) as sim:
         integration = sending_integration(None, sim.port, sim.host_key)
         with DelayProxy("127.0.0.1", sim.port, delay=delay) as proxy:
             for run in range(options["runs"]):
@@ -555,6 +558,10 @@ def summarise(runs: list[dict]) -> dict:
         "ratio": median(lambda run: run["ratio"]),
         "click_to_delivered_s": median(lambda run: run["portal"]["click_to_delivered_s"]),
         "click_to_fetched_s": fetched,
+        "fetched_to_sends": median(
+            lambda run: run["portal"]["click_to_fetched_s"] / run["portal"]["sends_s"]
+        ),
+        "split_s": median(lambda run: run["portal"]["queue_split_s"]),
         "files_per_s": round(files / fetched, 1),
         "queued_to_fetched_median_s": median(
             lambda run: run["portal"]["queued_to_fetched_median_s"]
@@ -585,10 +592,19 @@ def rows(report: dict) -> list[Row]:
             f"{rtt:g} ms RTT: sends / OpenSSH",
             delay["ratio"],
             "ratio",
-            "<= 1.00",
-            delay["ratio"] <= 1.0,
+            f"<= {SENDS_FLOOR:.2f}",
+            delay["ratio"] <= SENDS_FLOOR,
         ),
         Row(BENCHMARK, f"{rtt:g} ms RTT: click to last fetched", delay["click_to_fetched_s"], "s"),
+        Row(
+            BENCHMARK,
+            f"{rtt:g} ms RTT: click to last fetched / sends",
+            delay["fetched_to_sends"],
+            "ratio",
+            f"<= {KEEPING_UP_FLOOR:.2f}",
+            delay["fetched_to_sends"] <= KEEPING_UP_FLOOR,
+        ),
+        Row(BENCHMARK, f"{rtt:g} ms RTT: click to all queued (the split)", delay["split_s"], "s"),
         Row(BENCHMARK, "loopback: sends / OpenSSH", loop["ratio"], "ratio"),
         Row(
             BENCHMARK,

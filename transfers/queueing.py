@@ -24,6 +24,7 @@ from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.core import task_names
 from portal.core.text import file_label
+from portal.onboarding.models import Integration
 from portal.onboarding.rules import Onboarding, onboarding_of, readiness
 from transfers.models import Route, SftpAccount, Transfer
 
@@ -68,7 +69,7 @@ def route_blockers(
     account: SftpAccount | object | None = _UNREAD,
 ) -> list[str]:
     """Why the route may not carry a send now; empty when it may. `onboarding` and `account`,
-    if given, were read for many routes at once (`blockers_of`)."""
+    if given, were read for many routes at once (`checks_of`)."""
     blockers = []
     if route.state != Route.State.ESTABLISHED:
         blockers.append(
@@ -96,24 +97,33 @@ def route_blockers(
     return blockers
 
 
+def checks_of(routes: list[Route]) -> list[RouteCheck]:
+    """`check_route` of each route, in four queries however many routes: what readiness reads
+    is read per integration, and the sending accounts all at once."""
+    integrations = Integration.objects.in_bulk(
+        {route.integration_id for route in routes if route.integration_id}
+    )
+    for route in routes:
+        if route.integration_id:
+            route.integration = integrations[route.integration_id]  # one instance each
+    onboarding = onboarding_of(integrations.values())
+    accounts: dict[tuple[int, str], SftpAccount] = {}
+    wanted = SftpAccount.objects.filter(it_system_id__in={route.sender_id for route in routes})
+    for account in wanted.order_by("pk"):
+        # The first, as sender_account takes it.
+        accounts.setdefault((account.it_system_id, account.environment), account)
+    checks = []
+    for route in routes:
+        account = accounts.get((route.sender_id, route.environment))
+        blockers = route_blockers(
+            route, onboarding=onboarding.get(route.integration_id), account=account
+        )
+        checks.append(RouteCheck(blockers=blockers, account=account))
+    return checks
+
+
 def blockers_of(routes: list[Route]) -> list[list[str]]:
-    """`route_blockers` of each route, in four queries however many routes: what readiness
-    reads is read per integration, and the sending accounts all at once."""
-    onboarding = onboarding_of(route.integration for route in routes if route.integration_id)
-    accounts = {
-        (account.it_system_id, account.environment): account
-        for account in SftpAccount.objects.filter(
-            it_system_id__in={route.sender_id for route in routes}
-        )
-    }
-    return [
-        route_blockers(
-            route,
-            onboarding=onboarding.get(route.integration_id),
-            account=accounts.get((route.sender_id, route.environment)),
-        )
-        for route in routes
-    ]
+    return [check.blockers for check in checks_of(routes)]
 
 
 def sender_account(route: Route) -> SftpAccount | None:
@@ -225,7 +235,14 @@ def enqueue(transfer_id: int) -> None:
 
 
 def queue_file(
-    route: Route, path: Path, *, user=None, channel: Channel = Channel.COMMAND
+    route: Route,
+    path: Path,
+    *,
+    user=None,
+    channel: Channel = Channel.COMMAND,
+    checked: RouteCheck | None = None,
 ) -> Transfer:
     with path.open("rb") as source:
-        return queue_send(route, source, original_name=path.name, user=user, channel=channel)
+        return queue_send(
+            route, source, original_name=path.name, user=user, channel=channel, checked=checked
+        )

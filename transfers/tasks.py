@@ -278,25 +278,29 @@ def _claim_fellows(transfer: Transfer) -> list[Transfer]:
             state=State.QUEUED,
             size__lte=TOGETHER_FILE_BYTES,
         )
-        .order_by("pk")
+        # The newest first: the tasks this leaves with nothing to do are then at the back of
+        # the queue, and the next worker's task is one with work.
+        .order_by("-pk")
         .values_list("pk", "size")[: TOGETHER_FILES - 1]
     )
     claimed, room = [], TOGETHER_BYTES - transfer.size
-    with transaction.atomic():
-        for transfer_id, size in candidates:
-            if size > room:
-                break
-            if states.move(
-                transfer_id,
-                State.QUEUED,
-                State.SENDING,
-                where=never_tried,
-                heartbeat_at=transfer.started_at,
-                started_at=transfer.started_at,
-                attempts=F("attempts") + 1,
-            ):
-                claimed.append(transfer_id)
-                room -= size
+    # Each claim its own transaction, as each move of the batch below: a transaction over
+    # several would hold the tallies of one (kept by triggers) while waiting for the next row,
+    # which another worker may hold while waiting for those tallies.
+    for transfer_id, size in candidates:
+        if size > room:
+            break
+        if states.move(
+            transfer_id,
+            State.QUEUED,
+            State.SENDING,
+            where=never_tried,
+            heartbeat_at=transfer.started_at,
+            started_at=transfer.started_at,
+            attempts=F("attempts") + 1,
+        ):
+            claimed.append(transfer_id)
+            room -= size
     return list(_with_route(Transfer.objects).filter(pk__in=claimed).order_by("pk"))
 
 
@@ -329,9 +333,8 @@ def _send_together(transfers: list[Transfer]) -> str:
             triggers = _record_triggers({path: going[path] for path in written}, outcome)
             whose = {f"{path}.trigger": transfer for path, transfer in going.items()}
             sent = _write_together(session, triggers, whose, outcome, acted_on_at_close=True)
-            with transaction.atomic():
-                for path in sent:
-                    outcome[whose[path].pk] = _settle(whose[path], _mark_sent) or "sent"
+            for path in sent:
+                outcome[whose[path].pk] = _settle(whose[path], _mark_sent) or "sent"
     except SEND_ERRORS as error:
         for transfer in going.values():
             if transfer.pk not in outcome:
@@ -393,22 +396,21 @@ def _write_together(
 def _record_triggers(written: dict[str, Transfer], outcome: dict[int, str]) -> dict[str, bytes]:
     """Each trigger recorded as started before any is written, as `_write_trigger` does."""
     triggers = {}
-    with transaction.atomic():
-        for path, transfer in written.items():
-            trigger = _trigger(transfer)
-            now = timezone.now()
-            handed_on = _settle(
-                transfer,
-                _record_progress,
-                bytes_done=transfer.size,
-                heartbeat_at=now,
-                trigger_started_at=now,
-                trigger_xml=trigger.decode(),
-            )
-            if handed_on:
-                outcome[transfer.pk] = handed_on
-            else:
-                triggers[f"{path}.trigger"] = trigger
+    for path, transfer in written.items():
+        trigger = _trigger(transfer)
+        now = timezone.now()
+        handed_on = _settle(
+            transfer,
+            _record_progress,
+            bytes_done=transfer.size,
+            heartbeat_at=now,
+            trigger_started_at=now,
+            trigger_xml=trigger.decode(),
+        )
+        if handed_on:
+            outcome[transfer.pk] = handed_on
+        else:
+            triggers[f"{path}.trigger"] = trigger
     return triggers
 
 
@@ -422,8 +424,12 @@ def _remove_quietly(session: SftpSession, paths: list[str]) -> None:
 
 
 def _receipts_later(account: SftpAccount) -> None:
-    """A round of receipts for the account, queued behind whatever waits."""
-    queue_soon(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts")
+    """The receipts of sends made together: collected on the open session when no other send
+    waits for a worker, as a lone send waits for its own; else a round queued behind them."""
+    if Transfer.objects.filter(state=State.QUEUED).exists():
+        queue_soon(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts")
+    else:
+        collect_account_receipts(account.pk)
 
 
 def _mark_sent(transfer: Transfer) -> None:
@@ -548,7 +554,8 @@ def _receipt_now_or_later(session: SftpSession, transfer: Transfer) -> None:
     take a few round trips; a worker that waited for each would send a batch at the pace of its
     receipts."""
     if Transfer.objects.filter(state=State.QUEUED).exists():
-        _receipts_later(transfer.account)
+        account = transfer.account
+        queue_soon(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts")
     else:
         _await_receipt(session, transfer)
 
