@@ -128,14 +128,20 @@ def test_upload_and_download_keep_size_and_sha256(sshd, tmp_path):
 
 
 def test_a_write_the_server_refuses_fails_the_upload_and_keeps_the_session(sshd, tmp_path):
-    """The writes and the close go out pipelined; a refused one must still be reported."""
+    """The writes and the close go out pipelined; a refused one must still be reported. A
+    trigger not written whole is removed before it is closed."""
     source = tmp_path / "source.bin"
     write_file(source, 3 * MIB)
+    # Every write to it is refused (no space); removing it removes the link, not the device.
+    (sshd.root / "full").symlink_to("/dev/full")
     with session_for(sshd) as session:
         with pytest.raises(SftpError):
-            session.put_file(source, "/dev/full")
+            session.put_file(source, "full")
+        assert (sshd.root / "full").is_symlink()
         with pytest.raises(SftpError):
-            session.put_bytes(b"<trigger/>" * 1000, "/dev/full")
+            session.put_bytes(b"<trigger/>" * 1000, "full")
+        assert not (sshd.root / "full").is_symlink()
+        assert Path("/dev/full").is_char_device()
         assert session.connected
         assert session.put_bytes(b"still usable", "after.txt") is None
         assert (sshd.root / "after.txt").read_bytes() == b"still usable"

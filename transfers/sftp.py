@@ -1107,24 +1107,12 @@ class SftpSession:
         what `acted_on_at_close` changes). None for each file written and closed, an SftpError
         for one the server refused (the others are written); a broken connection raises
         SftpError for the lot."""
-        client = self._client()
+        # In writes of the size put_file has found the server to take: a server that refuses
+        # large ones fails a file here once, and its lone retry through put_file learns it.
         try:
             results = sftp_batch.write_many(
-                client, files, self._write_size, acted_on_at_close=acted_on_at_close
+                self._client(), files, self._write_size, acted_on_at_close=acted_on_at_close
             )
-            refused = [path for path, error in results.items() if error is not None]
-            if refused and self._write_size > SMALL_REQUEST:
-                # Perhaps only the write size: those files again in small writes, and small
-                # writes from now on if the server takes them, as put_file does.
-                again = sftp_batch.write_many(
-                    client,
-                    {path: files[path] for path in refused},
-                    SMALL_REQUEST,
-                    acted_on_at_close=acted_on_at_close,
-                )
-                if all(error is None for error in again.values()):
-                    self._write_size = SMALL_REQUEST
-                results.update(again)
         except _TRANSFER_ERRORS as error:
             raise self._fail(f"Writing {len(files)} files", error) from None
         return {
