@@ -42,6 +42,7 @@ SIZE = 1024
 AARHUS = "751"
 IDLE_SETTLE_SECONDS = 5  # a cluster's start-up queries stay out of its idle count
 IDLE_SECONDS = 20
+BROKERS = ("doorbell", "plain")
 # Two counts taken 20 s apart are each a poll or so off: 5 % is that, not more polling.
 IDLE_TOLERANCE = 1.05
 
@@ -112,7 +113,7 @@ def _drive(options: dict) -> dict:
                     f"fetched {sends[-1]['click_to_fetched_s']:5.2f} s  {sends[-1]['steps_s']}",
                     flush=True,
                 )
-    idle = {broker: idle_queries_per_second(work, broker) for broker in ("doorbell", "plain")}
+    idle = idle_queries_per_second(work)
     return {
         "date": now(),
         "settings": {
@@ -128,23 +129,31 @@ def _drive(options: dict) -> dict:
     }
 
 
-def idle_queries_per_second(work: Path, broker: str) -> float:
+def idle_queries_per_second(work: Path) -> dict[str, float]:
     """What a cluster with nothing to do asks of the queue's table per second: the portal's
-    queue with its doorbell, or django-q2's plain ORM broker (bench/counted_cluster.py)."""
+    queue with its doorbell, and django-q2's plain ORM broker (bench/counted_cluster.py). The
+    two idle side by side, each counting its own processes' queries."""
+    import contextlib
     import time
 
     from tests.support.workers import worker_cluster
 
-    counts = work / f"idle-queries-{broker}"
-    environment = {"BENCH_QUERY_COUNT": str(counts)}
-    if broker == "plain":
-        environment["BENCH_PLAIN_ORM"] = "1"
-    with worker_cluster(env=environment, command=("-m", "bench.counted_cluster")):
+    counts = {broker: work / f"idle-queries-{broker}" for broker in BROKERS}
+    with contextlib.ExitStack() as clusters:
+        for broker, path in counts.items():
+            environment = {"BENCH_QUERY_COUNT": str(path)}
+            if broker == "plain":
+                environment["BENCH_PLAIN_ORM"] = "1"
+            clusters.enter_context(
+                worker_cluster(env=environment, command=("-m", "bench.counted_cluster"))
+            )
         time.sleep(IDLE_SETTLE_SECONDS)
-        before, started = int(counts.read_text()), time.monotonic()
+        before = {broker: int(path.read_text()) for broker, path in counts.items()}
+        started = time.monotonic()
         time.sleep(IDLE_SECONDS)
-        after, ended = int(counts.read_text()), time.monotonic()
-    return round((after - before) / (ended - started), 2)
+        after = {broker: int(path.read_text()) for broker, path in counts.items()}
+        seconds = time.monotonic() - started
+    return {broker: round((after[broker] - before[broker]) / seconds, 2) for broker in BROKERS}
 
 
 def summarise(sends: list[dict]) -> dict:
