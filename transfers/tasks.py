@@ -253,7 +253,9 @@ def _clear_earlier(session: SftpSession, transfer: Transfer) -> bool:
 
 TOGETHER_FILES = 32  # the sends one worker takes at once: SftpSession's handles open at once
 TOGETHER_FILE_BYTES = 1024 * 1024  # larger files are their bytes' time, not their round trips
-TOGETHER_BYTES = 8 * 1024 * 1024  # held in memory while they go
+# Held in memory while they go, and written with no heartbeat between: a few seconds on a slow
+# link, far inside TRANSFER_STALE_SECONDS.
+TOGETHER_BYTES = 4 * 1024 * 1024
 
 
 def _goes_together(transfer: Transfer) -> bool:
