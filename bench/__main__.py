@@ -1,6 +1,6 @@
 """Every benchmark in one run, one summary table: `make bench` (`python -m bench`).
 
-    .venv/bin/python -m bench            # the full set, about 13 minutes on 2 cores
+    .venv/bin/python -m bench            # the full set, about 11 minutes on 2 cores
     .venv/bin/python -m bench --quick    # small sizes: a smoke run of the same code, not figures
     .venv/bin/python -m bench pdf pages  # only these
 
