@@ -145,3 +145,40 @@ def test_a_connection_broken_in_the_middle_of_a_batch_fails_it_plainly(sshd, tmp
             session.get_files({name: (400_000, local[name]) for name in written})
         assert not session.connected
     assert proxy.faults
+
+
+def test_small_files_are_written_whole_more_than_are_opened_at_once(sshd):
+    sizes = [0, 1, 1000, 261_119, 261_120, 261_121, 600_000] * 10  # 70 files
+    files = {f"d{i}.csv": os.urandom(size) for i, size in enumerate(sizes)}
+    (sshd.root / "d3.csv").write_bytes(b"an earlier, longer content" * 100)  # emptied first
+    assert len(files) > sftp_batch.FILES_AT_ONCE
+    with sshd.session() as session:
+        assert session.put_small_files(files) == dict.fromkeys(files)
+        assert session.connected
+    for name, data in files.items():
+        assert (sshd.root / name).read_bytes() == data
+
+
+def test_a_file_the_server_refuses_fails_alone(sshd):
+    files = {"a.csv": b"a" * 5000, "no-such-folder/b.csv": b"b" * 5000, "c.csv": b"c"}
+    with sshd.session() as session:
+        results = session.put_small_files(files)
+        assert session.connected
+    assert results["a.csv"] is None and results["c.csv"] is None
+    assert isinstance(results["no-such-folder/b.csv"], SftpError)
+    assert (sshd.root / "a.csv").read_bytes() == files["a.csv"]
+    assert (sshd.root / "c.csv").read_bytes() == files["c.csv"]
+
+
+@pytest.mark.parametrize("acted_on_at_close", [False, True])
+def test_a_trigger_not_written_whole_is_removed_before_it_is_closed(sshd, acted_on_at_close):
+    # Every write to it is refused (no space); removing it removes the link, not the device.
+    (sshd.root / "full.trigger").symlink_to("/dev/full")
+    files = {"full.trigger": b"<trigger/>" * 100, "ok.trigger": b"<trigger/>"}
+    with sshd.session() as session:
+        results = session.put_small_files(files, acted_on_at_close=acted_on_at_close)
+    assert isinstance(results["full.trigger"], SftpError)
+    assert results["ok.trigger"] is None
+    # A data file may stay partly written for its retry to replace; a trigger never does.
+    assert (sshd.root / "full.trigger").is_symlink() is not acted_on_at_close
+    assert Path("/dev/full").is_char_device()

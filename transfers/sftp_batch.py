@@ -3,9 +3,11 @@ across the files, so that a batch pays a round trip per step rather than each fi
 
 Used by the fetch, where an inbox holds a data file and its metadata per delivered send: read one
 after another, each file costs an open, a read or two and a close, and each removal one more;
-over a link with tens of milliseconds of round trip that, not the bytes, is the time. Here every
-request of a step goes out before the first reply is waited for, with a bound on the files open
-and on the bytes asked for at once (kept within what the channel's window lets the server send).
+over a link with tens of milliseconds of round trip that, not the bytes, is the time. Small sends
+that go together write their data files, then their triggers, the same way (`write_many`). Here
+every request of a step goes out before the first reply is waited for, with a bound on the files
+open and on the bytes asked for at once (kept within what the channel's window lets the server
+send).
 
 The functions take paramiko's SFTP client and raise OSError (the server refused), EOFError or
 paramiko's SSHException (the connection broke); transfers.sftp.SftpSession wraps them.
