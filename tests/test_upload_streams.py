@@ -12,16 +12,24 @@ import io
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.support.fault_proxy import Fate, FaultProxy
+from tests.support.fault_proxy import FaultProxy
 from tests.support.sshd import sshd_fixture
+from tests.support.streams import (
+    MIB,
+    carried,
+    fail_connection,
+    second_stream_joins,
+    sha256_of,
+    threads_named,
+    until,
+    write_file,
+)
 from transfers import sftp
 from transfers.sftp import SftpError, SftpUnreachable
 
-MIB = 1 << 20
 SIZE = 24 * MIB + 12_345  # not a multiple of the write size: the last write is short
 
 sshd = sshd_fixture()
@@ -32,58 +40,8 @@ def large_from_4_mib(monkeypatch):
     monkeypatch.setattr(sftp, "STREAMS_FROM", 4 * MIB)
 
 
-def write_file(path: Path, size: int) -> str:
-    """`size` random bytes, no block repeated (a piece written at a wrong offset shows)."""
-    digest = hashlib.sha256()
-    with open(path, "wb") as out:
-        left = size
-        while left:
-            piece = os.urandom(min(left, MIB))
-            digest.update(piece)
-            out.write(piece)
-            left -= len(piece)
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def stream_threads() -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name == "sftp-upload-stream"]
-
-
-def carried(proxy: FaultProxy, connection: int) -> int:
-    """Bytes the proxy forwarded on one connection, both directions."""
-    offsets = proxy.offsets.get(connection, [])
-    return offsets[-1] if offsets else 0
-
-
-def fail_connection(number: int, kind: str, after: int):
-    return lambda connection: Fate(kind, after) if connection == number else Fate()
-
-
-def until(condition, deadline: float = 15.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, "waited in vain"
-        time.sleep(0.01)
-
-
-def second_stream_joins(condition, calls: list | None = None):
-    """A progress callback that holds the session's own stream at its first acknowledgement
-    until `condition()`: on loopback it could otherwise write the whole file before the second
-    connection is up."""
-
-    def progress(done: int) -> None:
-        if calls is not None:
-            calls.append(done)
-        if not progress.waited:
-            progress.waited = True
-            until(condition)
-
-    progress.waited = False
-    return progress
+    return threads_named("sftp-upload-stream")
 
 
 @pytest.fixture
