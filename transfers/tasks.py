@@ -429,9 +429,14 @@ def _receipts_later(account: SftpAccount) -> None:
     """The receipts of sends made together: collected on the open session when no other send
     waits for a worker, as a lone send waits for its own; else a round queued behind them."""
     if Transfer.objects.filter(state=State.QUEUED).exists():
-        queue_soon(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts")
+        _queue_receipts(account)
     else:
         collect_account_receipts(account.pk)
+
+
+def _queue_receipts(account: SftpAccount) -> None:
+    """A round of the account's receipts, queued behind the sends that wait for a worker."""
+    queue_soon(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts")
 
 
 def _mark_sent(transfer: Transfer) -> None:
@@ -556,8 +561,7 @@ def _receipt_now_or_later(session: SftpSession, transfer: Transfer) -> None:
     take a few round trips; a worker that waited for each would send a batch at the pace of its
     receipts."""
     if Transfer.objects.filter(state=State.QUEUED).exists():
-        account = transfer.account
-        queue_soon(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts")
+        _queue_receipts(transfer.account)
     else:
         _await_receipt(session, transfer)
 
