@@ -36,11 +36,14 @@ def filter_options(user) -> Options:
     # is seen. Asked in the select list, the question stays a subquery per route that stops at
     # the first transfer; asked in WHERE, PostgreSQL turned it into a join that read every
     # transfer the user may see (bench/pages.py measures both at a million rows).
+    scope = scope_of(user)
     seen = Exists(visible(user, Transfer.objects.filter(route_id=OuterRef("pk"))))
-    if scope_of(user).is_superuser:
-        # A superuser sees every transfer: a route qualifies when it carries one, which its
-        # tallies (RouteTally, kept by triggers) say from a table of a few rows per route
-        # instead of a look into the transfers' index for each of thousands of routes.
+    if scope.is_superuser or not scope.is_kombit:
+        # A superuser sees every transfer, and anyone else but KOMBIT every transfer on a route
+        # they see (both rules ask the same of the route: access._routes_seen and
+        # _transfers_seen): a route qualifies when it carries one, which its tallies
+        # (RouteTally, kept by triggers) say from a table of a few rows per route instead of a
+        # look into the transfers' index, joined to the IT systems, for each route.
         seen = Exists(RouteTally.objects.filter(route_id=OuterRef("pk"), count__gt=0))
     # Read as ids, not models nor names: a superuser's candidates are every route, thousands
     # of them, over a few hundred IT systems, InfRefs and municipalities, named after.

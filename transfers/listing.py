@@ -42,17 +42,25 @@ class Cursor(paging.Cursor):
 
 
 def read_page(
-    transfers: QuerySet, cursor: str = "", *, defer: Sequence[str] = ()
+    transfers: QuerySet,
+    cursor: str = "",
+    *,
+    defer: Sequence[str] = (),
+    only: Sequence[str] = (),
 ) -> paging.KeysetPage[Transfer]:
-    """One page of `transfers`, newest first, each row read without the fields in `defer`; a
-    cursor that is not valid reads the first page.
+    """One page of `transfers`, newest first, each row read without the fields in `defer`, or
+    with only those in `only` (which must name the route's fields shown too); a cursor that is
+    not valid reads the first page.
 
     A vendor's newest transfers are found among tens of thousands: they are sorted by their
     moments and ids alone, from the indexes, not as whole rows, each with its trigger and
     receipt; then the page's rows are read by id.
     """
     keys = paging.keyset_page([paging.Source(transfers, "queued_at")], cursor, PAGE_SIZE)
-    return paging.with_rows(keys, Transfer.objects.select_related(*_ROUTE).defer(*defer))
+    rows = Transfer.objects.select_related(*_ROUTE).defer(*defer)
+    if only:
+        rows = rows.only(*only)
+    return paging.with_rows(keys, rows)
 
 
 # States shown, for telling what changed since -------------------------------------------------
