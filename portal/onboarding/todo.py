@@ -124,9 +124,19 @@ def _integrations_of(scope: Scope) -> _Integrations:
                 municipality_id__in=scope.municipality_ids
             ).values("integration_id")
         )
+    # Only what the steps read: a busy municipality takes part in dozens of integrations, each
+    # read with both IT systems and their vendors.
     rows = list(
         Integration.objects.filter(taking_part)
-        .select_related("sender__vendor", "receiver__vendor", "infref")
+        .select_related("sender__vendor", "receiver__vendor")
+        .only(
+            "name",
+            "infref",
+            "sender__name",
+            "sender__vendor__name",
+            "receiver__name",
+            "receiver__vendor__name",
+        )
         .order_by("name", "pk")
     )
     if not rows:
@@ -143,9 +153,13 @@ def _integrations_of(scope: Scope) -> _Integrations:
         integration_id__in=ids, municipality_id__in=scope.municipality_ids
     )
     municipalities: dict[int, list[Organisation]] = defaultdict(list)
+    # Of each municipality only what the steps say of it: a vendor's integrations may have a
+    # hundred each, and a whole row of both tables for each cost the overview more than the
+    # rest of its steps.
     for link in (
         IntegrationMunicipality.objects.filter(own)
         .select_related("municipality")
+        .only("integration_id", "municipality__name")
         .order_by("municipality__name")
     ):
         municipalities[link.integration_id].append(link.municipality)
@@ -170,7 +184,10 @@ def _integrations_of(scope: Scope) -> _Integrations:
     ):
         subjects[(integration_id, organisation_id)].add(subject)
     tests = {
-        test.integration_id: test for test in IntegrationTest.objects.filter(integration_id__in=ids)
+        test.integration_id: test
+        for test in IntegrationTest.objects.filter(integration_id__in=ids).only(
+            "integration_id", "result"
+        )
     }
     agreements = set(
         ProcessingAgreement.objects.filter(integration_id__in=ids).values_list(
