@@ -3,6 +3,7 @@ OpenSSH sshd: more pairs than one batch holds, among them what must not be recei
 outcome as when the files were fetched one by one; a full disk stores what fits.
 """
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -12,9 +13,9 @@ import pytest
 from django.conf import settings
 
 from tests.support.sending import metadata_for
-from transfers import fetch
+from transfers import fetch, protocol
 from transfers.fetch import fetch_inbox
-from transfers.models import ReceivedFile
+from transfers.models import ReceivedFile, Route
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -91,3 +92,57 @@ def test_a_data_file_whose_metadata_never_came_is_quarantined_after_the_grace(re
     assert fetch_inbox(receiver.pk).quarantined == 1
     assert ReceivedFile.objects.get().reason == "the data file arrived without its metadata file"
     assert (folder / "alone.csv").exists()  # for a person to look at
+
+
+def test_each_pair_is_checked_against_its_own_route_within_one_batch(receiving_on_sshd, odense):
+    """The routes a batch's metadata names are read together: each pair still meets only its
+    own route, its own sender and its own name, and one refusal holds back only its own pair."""
+    folder, receiver, route = receiving_on_sshd
+    suspended = Route.objects.create(
+        environment=route.environment,
+        infref=route.infref,
+        sender=route.sender,
+        receiver=route.receiver,
+        municipality=odense,
+        integration=route.integration,
+        state=Route.State.SUSPENDED,
+    )
+
+    def deliver_as(name: str, data: bytes, **changes) -> None:
+        metadata = protocol.parse_metadata(metadata_for(route, name, len(data)))
+        descriptor = dataclasses.replace(metadata.descriptor, **changes.pop("descriptor", {}))
+        routing = dataclasses.replace(metadata.routing, **changes)
+        (folder / name).write_bytes(data)
+        (folder / f"{name}.metadata").write_bytes(
+            protocol.build_metadata(
+                dataclasses.replace(metadata, descriptor=descriptor, routing=routing)
+            )
+        )
+
+    for number in range(3):
+        deliver(folder, route, f"good_{number}.csv", b"kommunekode;navn\r\n751;A\r\n")
+    deliver_as("unknown_infref.csv", b"x", infref="INF-9999")
+    deliver_as("suspended.csv", b"x", recipient_authority_cvr=odense.cvr)
+    deliver_as("other_user.csv", b"x", descriptor={"sender": "someone_else"})
+    deliver_as("renamed.csv", b"x", descriptor={"file_name": "other.csv"})
+
+    result = fetch_inbox(receiver.pk)
+
+    assert (result.received, result.quarantined) == (3, 4)
+    received = ReceivedFile.objects.filter(state=ReceivedFile.State.RECEIVED)
+    assert sorted(received.values_list("remote_name", flat=True)) == [
+        "good_0.csv",
+        "good_1.csv",
+        "good_2.csv",
+    ]
+    assert set(received.values_list("route", flat=True)) == {route.pk}
+    reasons = dict(
+        ReceivedFile.objects.filter(state="quarantined").values_list("remote_name", "reason")
+    )
+    assert reasons["unknown_infref.csv"].startswith("no route for InfRef 'INF-9999' from IT system")
+    assert reasons["suspended.csv"] == f"the route is {suspended.state}, not established"
+    assert reasons["other_user.csv"] == (
+        "the metadata names the sender 'someone_else', but the route's sending IT system is "
+        "the SFTP user 'alfa_omsorg'"
+    )
+    assert reasons["renamed.csv"] == "the metadata names 'other.csv', not 'renamed.csv'"

@@ -85,25 +85,53 @@ def _quarantine(account: SftpAccount, name: str, reason: str, metadata: bytes = 
     return created
 
 
-def _check(
-    account: SftpAccount, name: str, metadata: protocol.Metadata
-) -> tuple[Route | None, str]:
+@dataclass(frozen=True)
+class _Routes:
+    """The routes a batch's metadata names, and the SFTP user of each route's sending IT system,
+    read for the whole batch at once: two queries per pair were half a full inbox's time."""
+
+    by_routing: dict[tuple[str, uuid.UUID, str], Route]
+    sender_users: dict[int, str]  # sending IT system -> its SFTP user in this environment
+
+    @classmethod
+    def named_in(cls, account: SftpAccount, parsed: list[protocol.Metadata]) -> "_Routes":
+        routings = [metadata.routing for metadata in parsed if metadata.routing is not None]
+        if not routings:
+            return cls({}, {})
+        candidates = (
+            Route.objects.filter(
+                environment=account.environment,
+                receiver_id=account.it_system_id,
+                infref__name__in={routing.infref for routing in routings},
+                sender__uuid__in={routing.sender_it_system for routing in routings},
+                municipality__cvr__in={routing.recipient_authority_cvr for routing in routings},
+            )
+            .select_related("sender", "infref", "municipality")
+            .order_by("pk")
+        )
+        by_routing: dict[tuple[str, uuid.UUID, str], Route] = {}
+        for route in candidates:
+            key = (route.infref.name, route.sender.uuid, route.municipality.cvr)
+            by_routing.setdefault(key, route)  # the first, as a lookup of one would take it
+        accounts = SftpAccount.objects.filter(
+            it_system_id__in={route.sender_id for route in by_routing.values()},
+            environment=account.environment,
+        ).order_by("pk")
+        sender_users: dict[int, str] = {}
+        for it_system_id, username in accounts.values_list("it_system_id", "username"):
+            sender_users.setdefault(it_system_id, username)
+        return cls(by_routing, sender_users)
+
+
+def _check(name: str, metadata: protocol.Metadata, routes: _Routes) -> tuple[Route | None, str]:
     """The route the file came by, or why it is not acceptable."""
     descriptor, routing = metadata.descriptor, metadata.routing
     if descriptor.file_name != name:
         return None, f"the metadata names {descriptor.file_name!r}, not {name!r}"
     if routing is None:
         return None, "the metadata has no routing information (InfRef and sender)"
-    route = (
-        Route.objects.filter(
-            environment=account.environment,
-            infref__name=routing.infref,
-            sender__uuid=routing.sender_it_system,
-            receiver_id=account.it_system_id,
-            municipality__cvr=routing.recipient_authority_cvr,
-        )
-        .select_related("sender")
-        .first()
+    route = routes.by_routing.get(
+        (routing.infref, routing.sender_it_system, routing.recipient_authority_cvr)
     )
     if route is None:
         return None, (
@@ -112,11 +140,7 @@ def _check(
         )
     if route.state != Route.State.ESTABLISHED:
         return None, f"the route is {route.state}, not established"
-    sender = (
-        SftpAccount.objects.filter(it_system_id=route.sender_id, environment=account.environment)
-        .values_list("username", flat=True)
-        .first()
-    )
+    sender = routes.sender_users.get(route.sender_id)
     if sender and descriptor.sender != sender:
         return None, (
             f"the metadata names the sender {descriptor.sender!r}, but the route's sending "
@@ -218,7 +242,7 @@ def _fetch_pairs(
         protocol.MAX_XML_BYTES,
     )
     outcomes: dict[str, str] = {}
-    accepted: dict[str, tuple[protocol.Metadata, Route, bytes]] = {}
+    parsed: dict[str, tuple[protocol.Metadata, bytes]] = {}
     for name in names:
         raw = raws[f"{IN}/{name}.metadata"]
         if raw is None:
@@ -230,9 +254,17 @@ def _fetch_pairs(
                 _quarantine(account, name, "the metadata file is missing")
                 outcomes[name] = "quarantined"
             continue
-        outcome, checked = _read_metadata(account, name, raw)
+        metadata = _parse_metadata(account, name, raw)
+        if metadata is None:
+            outcomes[name] = "quarantined"
+        else:
+            parsed[name] = (metadata, raw)
+    routes = _Routes.named_in(account, [metadata for metadata, _raw in parsed.values()])
+    accepted: dict[str, tuple[protocol.Metadata, Route, bytes]] = {}
+    for name, (metadata, raw) in parsed.items():
+        checked = _accept(account, name, metadata, raw, routes)
         if checked is None:
-            outcomes[name] = outcome
+            outcomes[name] = "quarantined"
         else:
             accepted[name] = checked
     done = set(
@@ -257,29 +289,34 @@ def _fetch_pairs(
     return [outcomes[name] for name in names]
 
 
-def _read_metadata(
-    account: SftpAccount, name: str, raw: bytes
-) -> tuple[str, tuple[protocol.Metadata, Route, bytes] | None]:
-    """The metadata, checked, with the route the file came by; or the outcome if it fails."""
+def _parse_metadata(account: SftpAccount, name: str, raw: bytes) -> protocol.Metadata | None:
+    """The metadata as read; None, and the pair quarantined, if it cannot be read."""
     if len(raw) > protocol.MAX_XML_BYTES:
         _quarantine(account, name, f"the metadata file is too large ({len(raw)} bytes)")
-        return "quarantined", None
+        return None
     try:
-        metadata = protocol.parse_metadata(raw)
+        return protocol.parse_metadata(raw)
     except protocol.ProtocolError as error:
         _quarantine(account, name, f"the metadata is not valid: {error}", raw)
-        return "quarantined", None
-    route, problem = _check(account, name, metadata)
+        return None
+
+
+def _accept(
+    account: SftpAccount, name: str, metadata: protocol.Metadata, raw: bytes, routes: _Routes
+) -> tuple[protocol.Metadata, Route, bytes] | None:
+    """The metadata checked, with the route the file came by; None, and the pair quarantined,
+    if it fails."""
+    route, problem = _check(name, metadata, routes)
     if problem:
         _quarantine(account, name, problem, raw)
-        return "quarantined", None
+        return None
     if metadata.file_transfer_uuid is None:
         # Metadata written as a Trigger carries no FileTransferUUID; a stable stand-in keeps a
         # repeated fetch of the same file from storing it twice.
         declared = metadata.descriptor.size
         stand_in = uuid.uuid5(uuid.NAMESPACE_URL, f"sftp:{account.username}/{name}/{declared}")
         metadata = dataclasses.replace(metadata, file_transfer_uuid=stand_in)
-    return "", (metadata, route, raw)
+    return metadata, route, raw
 
 
 def _store(

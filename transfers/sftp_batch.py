@@ -18,6 +18,7 @@ import hashlib
 import os
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import paramiko
@@ -44,6 +45,7 @@ from paramiko.sftp_attr import SFTPAttributes
 FILES_AT_ONCE = 32  # handles open at once: far below what servers allow (OpenSSH: thousands)
 BYTES_IN_FLIGHT = 8 * 1024 * 1024  # read bytes asked for and not yet answered, all files
 HASH_BLOCK = 1024 * 1024
+COMPLETERS = 8  # files fsynced and hashed at once while the rest are read
 
 
 class _Pipeline:
@@ -276,8 +278,13 @@ def download_many(
     """Each remote file (path -> (expected size, local path)) written to its local path and
     fsynced: its (size, SHA-256 hex) once complete, None if it is not there, the OSError if
     its local copy could not be written (the others go on). On a failure of the connection
-    the local files written so far are left for the caller to remove."""
+    the local files written so far are left for the caller to remove.
+
+    A complete file is made durable and hashed by `COMPLETERS` threads while the replies of the
+    others are still read: an fsync waits on the disk for milliseconds, and one after another
+    in the reading thread they held up every file behind them."""
     descriptors: dict[str, int] = {}
+    completing: dict[str, tuple[int, Future[str]]] = {}
     results: dict[str, tuple[int, str] | OSError | None] = {}
 
     def local(path: str) -> int:
@@ -291,17 +298,24 @@ def download_many(
 
     def finished(file: _FileRead) -> None:
         # `local` opens it here if no write did: an empty file.
-        results[file.path] = (file.end, _complete(local(file.path), file.end))
+        completing[file.path] = (file.end, completers.submit(_complete, local(file.path), file.end))
 
     try:
-        reader = _Reader(
-            client,
-            {path: size for path, (size, _local) in files.items()},
-            request_size,
-            sink,
-            finished,
-        )
-        reader.run()
+        with ThreadPoolExecutor(COMPLETERS, thread_name_prefix="sftp-complete") as completers:
+            reader = _Reader(
+                client,
+                {path: size for path, (size, _local) in files.items()},
+                request_size,
+                sink,
+                finished,
+            )
+            reader.run()
+        # Every completion has ended here, the pool's exit waited for them.
+        for path, (size, digest) in completing.items():
+            try:
+                results[path] = (size, digest.result())
+            except OSError as error:
+                results[path] = error
     finally:
         for descriptor in descriptors.values():
             os.close(descriptor)
