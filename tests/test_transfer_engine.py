@@ -6,13 +6,14 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from tests.support import engine
 from tests.support.sending import inbox
 from transfers import protocol, sessions, tasks
 from transfers.fetch import fetch_inbox
-from transfers.models import ReceivedFile, SftpAccount, Transfer
+from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.queueing import queue_send
 from transfers.split import queue_split
 
@@ -188,6 +189,44 @@ def test_a_csv_naming_an_unknown_municipality_queues_nothing(setup, tmp_path):
     with pytest.raises(ValidationError, match="999"):
         queue_split(setup.routes.values(), source, "kommunekode", user=setup.staff)
     assert not Transfer.objects.exists()
+
+
+def outgoing_entries() -> list[str]:
+    folder = Path(settings.TRANSFER_DATA_DIR) / "outgoing"
+    return sorted(entry.name for entry in folder.iterdir()) if folder.exists() else []
+
+
+def test_each_part_is_stored_whole_with_its_own_hash_and_nothing_else_stays(setup, tmp_path):
+    source = tmp_path / "alle.csv"
+    source.write_text("kommunekode;navn\r\n751;A\r\n461;B\r\n751;C\r\n", encoding="utf-8")
+    parts = {
+        "751": b"kommunekode;navn\r\n751;A\r\n751;C\r\n",
+        "461": b"kommunekode;navn\r\n461;B\r\n",
+    }
+    before = outgoing_entries()
+    transfers = queue_split(setup.routes.values(), source, "kommunekode", user=setup.staff)
+    for transfer in transfers:
+        data = parts[transfer.route.municipality.municipality_code]
+        assert Path(transfer.payload).read_bytes() == data
+        assert (transfer.size, transfer.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert transfer.original_name == f"alle-{transfer.route.municipality.municipality_code}.csv"
+    # The payloads and nothing more: the split's own folder is gone.
+    assert outgoing_entries() == sorted(before + [Path(t.payload).name for t in transfers])
+
+
+def test_a_split_refused_while_queueing_leaves_no_part_behind(setup, tmp_path):
+    source = tmp_path / "alle.csv"
+    source.write_text("kommunekode;navn\r\n751;A\r\n461;B\r\n", encoding="utf-8")
+    # The route of the part queued last (by code) is not ready: the part queued before it
+    # leaves the store again, and nothing is queued.
+    aarhus_route = setup.routes["751"]
+    aarhus_route.state = Route.State.SUSPENDED
+    aarhus_route.save()
+    before = outgoing_entries()
+    with pytest.raises(ValidationError, match=str(Route.State.SUSPENDED.label)):
+        queue_split(setup.routes.values(), source, "kommunekode", user=setup.staff)
+    assert not Transfer.objects.exists()
+    assert outgoing_entries() == before
 
 
 @pytest.mark.system
