@@ -223,9 +223,11 @@ def day_window(now: datetime | None = None, days: int = DAYS) -> tuple[date, dat
     return first, start, end
 
 
-def _day_number(midnights: list[datetime], first: int, last: int) -> tuple[str, list[datetime]]:
-    """Which of the days `first` to `last` a transfer was queued on, by halving the span: five
-    comparisons a row, not up to thirty. `midnights[n - 1]` is the start of day n.
+def _day_number(
+    column: str, midnights: list[datetime], first: int, last: int
+) -> tuple[str, list[datetime]]:
+    """Which of the days `first` to `last` the moment in `column` falls on, by halving the span:
+    five comparisons a row, not up to thirty. `midnights[n - 1]` is the start of day n.
 
     Written as SQL with the midnights as its parameters: built of Django's Case and When, the
     thirty-leaf expression took longer to build and compile than the database took to run it.
@@ -233,34 +235,34 @@ def _day_number(midnights: list[datetime], first: int, last: int) -> tuple[str, 
     if first == last:
         return str(first), []
     middle = (first + last + 1) // 2
-    before, before_params = _day_number(midnights, first, middle - 1)
-    after, after_params = _day_number(midnights, middle, last)
-    sql = f'CASE WHEN "transfers_transfer"."queued_at" < %s THEN {before} ELSE {after} END'
+    before, before_params = _day_number(column, midnights, first, middle - 1)
+    after, after_params = _day_number(column, midnights, middle, last)
+    sql = f"CASE WHEN {column} < %s THEN {before} ELSE {after} END"
     return sql, [midnights[middle - 1], *before_params, *after_params]
 
 
-def transfers_per_day(transfers: QuerySet, *, now: datetime | None = None) -> list[dict]:
-    """One query: the number and the bytes of transfers per Copenhagen day and state."""
-    first, start, end = day_window(now)
-    # The day is found by comparing with the window's midnights, not by converting each row's
-    # time: SQLite converts through a Python function, once for each of a month's transfers.
+def _per_day(rows: QuerySet, column: str, first: date, count, size) -> list[dict]:
+    """`rows`, narrowed to the window already, summed per Copenhagen day and state in one
+    query: `count` and `size` are the aggregates of each day and state.
+
+    The day is found by comparing `column` with the window's midnights, not by converting each
+    row's time: SQLite converts through a Python function, once for each row.
+    """
     midnights = [
         datetime.combine(first + timedelta(days=index), time.min, tzinfo=COPENHAGEN)
         for index in range(1, DAYS)
     ]
-    sql, moments = _day_number(midnights, 0, DAYS - 1)
-    adapt = connections[transfers.db].ops.adapt_datetimefield_value  # as a filter's value is
+    sql, moments = _day_number(column, midnights, 0, DAYS - 1)
+    adapt = connections[rows.db].ops.adapt_datetimefield_value  # as a filter's value is
     # Our SQL; the midnights go in as parameters.
     day_number = RawSQL(  # noqa: S611
         sql, [adapt(moment) for moment in moments], output_field=IntegerField()
     )
-    rows = (
-        transfers.filter(queued_at__gte=start, queued_at__lt=end)
-        .annotate(day_number=day_number)
+    totals = (
+        rows.annotate(day_number=day_number)
         .order_by()
         .values("day_number", "state")
-        # COUNT(*), not of the id: the id is not in the index the database reads alone.
-        .annotate(count=Count("*"), bytes=Sum("size"))
+        .annotate(count=count, bytes=size)
     )
     return [
         {
@@ -269,24 +271,31 @@ def transfers_per_day(transfers: QuerySet, *, now: datetime | None = None) -> li
             "count": row["count"],
             "bytes": row["bytes"],
         }
-        for row in rows
+        for row in totals
     ]
+
+
+def transfers_per_day(transfers: QuerySet, *, now: datetime | None = None) -> list[dict]:
+    """One query: the number and the bytes of transfers per Copenhagen day and state."""
+    first, start, end = day_window(now)
+    return _per_day(
+        transfers.filter(queued_at__gte=start, queued_at__lt=end),
+        '"transfers_transfer"."queued_at"',
+        first,
+        # COUNT(*), not of the id: the id is not in the index the database reads alone.
+        Count("*"),
+        Sum("size"),
+    )
 
 
 def hours_per_day(*, now: datetime | None = None) -> list[dict]:
     """Every transfer's number and bytes per Copenhagen day and state, from the counts the
-    database keeps per hour (TransferHour): a month of hours, whatever the number of rows."""
-    _first, start, end = day_window(now)
-    totals: dict[tuple[date, str], dict] = {}
+    database keeps per hour (TransferHour): a month of hours, whatever the number of rows,
+    summed per day by the database (a month's thousand hours each read and converted in Python
+    cost the superuser's overview more than the query)."""
+    first, start, end = day_window(now)
     hours = TransferHour.objects.filter(hour__gte=start, hour__lt=end, count__gt=0)
-    for hour, state, count, size in hours.values_list("hour", "state", "count", "bytes"):
-        day = hour.astimezone(COPENHAGEN).date()
-        entry = totals.setdefault(
-            (day, state), {"day": day, "state": state, "count": 0, "bytes": 0}
-        )
-        entry["count"] += count
-        entry["bytes"] += size
-    return list(totals.values())
+    return _per_day(hours, '"transfers_transferhour"."hour"', first, Sum("count"), Sum("bytes"))
 
 
 def day_charts(user, *, now: datetime | None = None) -> DayCharts:

@@ -22,9 +22,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     user = request.user
     scope = scope_of(user)
     it_systems = visible(user, ItSystem.objects.select_related("vendor"))
+    # Only the names shown: a superuser's colleagues are every member of every organisation.
     colleagues = (
         visible(user, Membership.objects.select_related("user", "organisation"))
         .exclude(user=user)
+        .only("user__first_name", "user__last_name", "user__username", "organisation__name")
         .order_by("organisation__name", "user__first_name", "user__username")
     )
     # What `str(alert.route)` shows comes along: ten alerts, not twenty more queries.
