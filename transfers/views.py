@@ -31,6 +31,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from lxml import etree
 
 from portal.accounts.access import (
+    acts_for_a_vendor,
     acts_for_kombit,
     can_change,
     get_changeable_or_404,
@@ -160,7 +161,7 @@ def transfer_list(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "filtered": bool(form.query()),
-            "may_send": vendors_acted_for(request.user).exists(),
+            "may_send": acts_for_a_vendor(request.user),
             **_chosen_route(request, form),
             **_results(request, form),
         },
@@ -522,7 +523,7 @@ def route_list(request: HttpRequest) -> HttpResponse:
         {
             "listing": paged,
             "rows": rows,
-            "may_create": vendors_acted_for(request.user).exists(),
+            "may_create": acts_for_a_vendor(request.user),
             "is_kombit": acts_for_kombit(request.user),
             # KOMBIT sees every route but no transfer: no link to an empty list.
             "sees_transfers": visible(request.user, Transfer.objects.all()).exists(),

@@ -462,6 +462,15 @@ def vendors_acted_for(user) -> QuerySet:
     return vendors.filter(pk__in=scope.vendor_ids)
 
 
+def acts_for_a_vendor(user) -> bool:
+    """Whether `vendors_acted_for(user)` has any, asked of the database only for a superuser:
+    anyone else's vendors are those of their memberships, read with their scope."""
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return vendors_acted_for(user).exists()
+    return bool(scope.vendor_ids)
+
+
 def reviewable_municipalities(user) -> QuerySet:
     """The municipalities whose flows `user` may review (the municipal review): those they act
     for, every one for a superuser, none for anyone else."""

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal.accounts.access import scope_of, visible
+from portal.accounts.access import memberships_of, scope_of, visible
 from portal.accounts.models import Membership, Organisation
 from portal.alerts.models import Alert
 from portal.core import charts
@@ -15,6 +15,7 @@ from portal.onboarding.todo import todo_for
 
 # A vendor with hundreds of integrations would get a page of steps; the first ones are listed.
 TODO_SHOWN = 25
+IT_SYSTEMS_SHOWN = 20
 
 
 @login_required
@@ -35,14 +36,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .select_related("route__municipality", "route__infref", "route__receiver")
         .order_by("-raised_at", "-id")
     )
+    # The user's own organisations came with their memberships, in the order of their names
+    # (Membership's ordering): not asked for again.
+    own = [membership.organisation for membership in memberships_of(user)]
+    # One more than is shown: the IT systems are counted only when there are more.
+    systems_shown = list(it_systems[: IT_SYSTEMS_SHOWN + 1])
     context = {
         "alerts": alerts[:10],
         "alert_count": alerts.count(),
         "scope": scope,
-        "vendors": Organisation.objects.filter(pk__in=scope.vendor_ids),
-        "municipalities": Organisation.objects.filter(pk__in=scope.municipality_ids),
-        "it_systems": it_systems[:20],
-        "it_system_count": it_systems.count(),
+        "vendors": [organisation for organisation in own if organisation.pk in scope.vendor_ids],
+        "municipalities": [
+            organisation for organisation in own if organisation.pk in scope.municipality_ids
+        ],
+        "it_systems": systems_shown[:IT_SYSTEMS_SHOWN],
+        "it_system_count": len(systems_shown)
+        if len(systems_shown) <= IT_SYSTEMS_SHOWN
+        else it_systems.count(),
         "colleagues": colleagues,
         "show_register_overview": scope.is_kombit or scope.is_superuser,
     }
