@@ -258,3 +258,34 @@ def test_the_portals_own_session(platform, schema, tmp_path):
     assert (tmp_path / "fetched.csv").read_bytes() == upload.data
     metadata = valid(schema, (tmp_path / "fetched.metadata").read_bytes())
     assert metadata.findtext("FileTransferUUID") == transfer_uuid
+
+
+def test_a_full_inbox_is_listed_whole_by_stock_clients_in_a_few_replies(platform, tmp_path):
+    """About a hundred names a READDIR reply, as OpenSSH's sftp-server sends: every name
+    reaches OpenSSH's `sftp` and paramiko, and 250 of them take three replies, not sixteen."""
+    inbox = platform.data_dir / "beta" / "IN"
+    inbox.mkdir(parents=True, exist_ok=True)
+    names = {f"beta_listing_{number:03}.csv" for number in range(250)}
+    for name in names:
+        (inbox / name).write_bytes(b"x")
+    try:
+        listed = openssh_sftp(platform.port, platform.receiver, "ls -1 IN\n", tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert names <= {line.strip().removeprefix("IN/") for line in listed.stdout.split()}
+        with sftp_client(platform.port, platform.receiver, host_key=platform.host_key) as client:
+            assert names <= set(client.listdir("IN"))
+            _kind, reply = client._request(paramiko.sftp.CMD_OPENDIR, "IN")
+            handle, replies = reply.get_binary(), 0
+            try:
+                while True:
+                    kind, reply = client._request(paramiko.sftp.CMD_READDIR, handle)
+                    if kind != paramiko.sftp.CMD_NAME:
+                        break
+                    replies += 1
+            except EOFError:
+                pass
+            client._request(paramiko.sftp.CMD_CLOSE, handle)
+        assert replies == 3
+    finally:
+        for name in names:
+            (inbox / name).unlink(missing_ok=True)
