@@ -146,3 +146,55 @@ def test_each_pair_is_checked_against_its_own_route_within_one_batch(receiving_o
         "the SFTP user 'alfa_omsorg'"
     )
     assert reasons["renamed.csv"] == "the metadata names 'other.csv', not 'renamed.csv'"
+
+
+def test_pairs_that_arrive_while_a_fetch_works_are_fetched_by_the_same_run(
+    receiving_on_sshd, monkeypatch
+):
+    """As a batch of sends is routed, files keep arriving: the run lists again while it finds
+    names it has not seen, and a file that waited for its metadata is taken once it is there."""
+    folder, receiver, route = receiving_on_sshd
+    deliver(folder, route, "first.csv", b"1")
+    (folder / "late.csv").write_bytes(b"22")  # its metadata is still coming
+    fetched_pairs = fetch._fetch_pairs
+    rounds = []
+
+    def while_fetching(session, account, names, listed):
+        rounds.append(sorted(names))
+        if len(rounds) == 1:
+            deliver(folder, route, "second.csv", b"333")
+            (folder / "late.csv.metadata").write_bytes(metadata_for(route, "late.csv", 2))
+        return fetched_pairs(session, account, names, listed)
+
+    monkeypatch.setattr(fetch, "_fetch_pairs", while_fetching)
+
+    result = fetch_inbox(receiver.pk)
+
+    assert rounds == [["first.csv"], ["late.csv", "second.csv"]]
+    assert (result.received, result.quarantined) == (3, 0)
+    assert sorted(
+        ReceivedFile.objects.filter(state="received").values_list("remote_name", flat=True)
+    ) == ["first.csv", "late.csv", "second.csv"]
+    assert list(folder.iterdir()) == []
+
+
+def test_a_fetch_stops_following_when_a_listing_shows_nothing_new(receiving_on_sshd, monkeypatch):
+    """What stays in the inbox (a quarantined pair, a file waiting for its metadata) is looked
+    at once a run: it does not keep the run listing."""
+    folder, receiver, _route = receiving_on_sshd
+    (folder / "broken.csv").write_bytes(b"x")
+    (folder / "broken.csv.metadata").write_bytes(b"<FileMetadata>")
+    (folder / "early.csv").write_bytes(b"soon")
+    listings = []
+    listed_by = fetch.SftpSession.list_entries
+
+    def counted(session, path):
+        listings.append(path)
+        return listed_by(session, path)
+
+    monkeypatch.setattr(fetch.SftpSession, "list_entries", counted)
+
+    result = fetch_inbox(receiver.pk)
+
+    assert (result.quarantined, result.waiting) == (1, 1)
+    assert listings == ["IN", "IN"]

@@ -296,3 +296,36 @@ def test_metadata_naming_another_sender_is_quarantined(setup):
     assert fetch_inbox(setup.receiver.pk).quarantined == 1
     assert "impostor" in ReceivedFile.objects.get().reason
     assert inbox(setup) == [name, f"{name}.metadata"]
+
+
+@pytest.mark.system
+@pytest.mark.parametrize("sends", [1, 3], ids=["alone", "together"])
+def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
+    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, sends
+):
+    """Where the portal holds the receiving account too, its fetch is queued as the triggers are
+    written, before any receipt (a platform that routes at once has put the files there by
+    then): one for a batch sent together."""
+    monkeypatch.setattr(tasks, "RECEIPT_WAIT_SECONDS", 0.1)
+    queued = []
+    monkeypatch.setattr(
+        tasks,
+        "queue_soon",
+        lambda task, account, _fingerprint, group: queued.append((task, account)),
+    )
+    with engine.simulator(tmp_path, delay=60) as sim:  # routes nothing while the test runs
+        ready = engine.ready_route(
+            sim=sim,
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+        )
+        transfers = [
+            queue_send(ready.route, io.BytesIO(DATA), original_name=f"borgere-{number}.csv")
+            for number in range(sends)
+        ]
+        assert tasks.send_transfer(transfers[0].pk) == "sent"
+    assert {t.state for t in Transfer.objects.all()} == {Transfer.State.SENT}
+    assert queued.count((tasks.FETCH_TASK, ready.receiver.pk)) == 1

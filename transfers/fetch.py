@@ -50,6 +50,9 @@ _PLAIN_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z")
 
 # Pairs fetched together, each step for all of them at once (transfers.sftp_batch).
 PAIRS_AT_ONCE = 64
+# How long one run goes on listing again for files that arrived while it fetched; the schedule
+# and the next delivered send queue further runs.
+FOLLOW_SECONDS = 30
 # A data file this large is read on its own, over more than one connection (transfers.sftp).
 LARGE = 8 * 1024 * 1024
 # The folder's entries as listed: name -> (size, modified).
@@ -156,28 +159,48 @@ def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchRes
     _sweep_staging(account)
     try:
         session = session or session_for(account)
-        listed = session.list_entries(IN)
-        pairs = []
-        for name in sorted(listed):
-            if name.endswith(".metadata") and name.removesuffix(".metadata") not in listed:
-                _leftover_metadata(session, account, name.removesuffix(".metadata"))
-                continue
-            if name.endswith(SIDE_FILES) or name.startswith("."):
-                continue
-            outcome = _screen(account, name, listed)
-            if outcome:
-                result.count(outcome)
-            else:
-                pairs.append(name)
-        for start in range(0, len(pairs), PAIRS_AT_ONCE):
-            for outcome in _fetch_pairs(
-                session, account, pairs[start : start + PAIRS_AT_ONCE], listed
-            ):
-                result.count(outcome)
+        seen: set[str] = set()
+        following_until = time.monotonic() + FOLLOW_SECONDS
+        # Files that arrive while a fetch works, as a batch of sends is routed, are fetched by
+        # the same run: it lists again for as long as each listing shows names it has not seen.
+        while time.monotonic() < following_until:
+            listed = session.list_entries(IN)
+            fresh = {name for name in listed if name not in seen}
+            if not fresh:
+                break
+            seen.update(fresh)
+            # A data file seen waiting for its metadata is looked at again once that is there.
+            fresh |= {
+                name.removesuffix(".metadata")
+                for name in fresh
+                if name.endswith(".metadata") and name.removesuffix(".metadata") in listed
+            }
+            _fetch_listed(session, account, listed, sorted(fresh), result)
     except Exception:
         drop_session(account_id)
         raise
     return result
+
+
+def _fetch_listed(
+    session: SftpSession, account: SftpAccount, listed: Listing, names: list[str], result
+) -> None:
+    """Screen `names` of the listing and fetch the pairs among them, a batch at a time."""
+    pairs = []
+    for name in names:
+        if name.endswith(".metadata") and name.removesuffix(".metadata") not in listed:
+            _leftover_metadata(session, account, name.removesuffix(".metadata"))
+            continue
+        if name.endswith(SIDE_FILES) or name.startswith("."):
+            continue
+        outcome = _screen(account, name, listed)
+        if outcome:
+            result.count(outcome)
+        else:
+            pairs.append(name)
+    for start in range(0, len(pairs), PAIRS_AT_ONCE):
+        for outcome in _fetch_pairs(session, account, pairs[start : start + PAIRS_AT_ONCE], listed):
+            result.count(outcome)
 
 
 def _sweep_staging(account: SftpAccount) -> None:

@@ -151,6 +151,7 @@ def _send(transfer: Transfer) -> str:
             _resume_after_trigger(session, transfer)
     except SEND_ERRORS as error:
         return _after_error(transfer, error)
+    _fetch_soon(transfer)
     _receipt_now_or_later(session, transfer)
     return "sent"
 
@@ -342,6 +343,7 @@ def _send_together(transfers: list[Transfer]) -> str:
             if transfer.pk not in outcome:
                 outcome[transfer.pk] = _settle(transfer, _after_error, error)
     if "sent" in outcome.values():
+        _fetch_soon(*(t for t in transfers if outcome.get(t.pk) == "sent"))
         _receipts_later(transfers[0].account)
     return outcome[transfers[0].pk]
 
@@ -850,19 +852,24 @@ def _receipts_left() -> dict[int, list[str]]:
     return left
 
 
-def _fetch_soon(transfer: Transfer) -> None:
-    """When the portal also holds the receiving account, fetch at once instead of at the next
-    scheduled round."""
-    receiving = (
-        SftpAccount.objects.filter(
-            it_system_id=transfer.route.receiver_id, environment=transfer.route.environment
-        )
+def _fetch_soon(*transfers: Transfer) -> None:
+    """Where the portal also holds the receiving accounts, fetch at once instead of at the next
+    scheduled round: when a send is delivered, and already when its trigger is written (a
+    platform that routes at once has put the file in the inbox by then)."""
+    receivers = {(t.route.receiver_id, t.route.environment) for t in transfers}
+    accounts = (
+        SftpAccount.objects.filter(it_system_id__in={receiver for receiver, _env in receivers})
         .exclude(private_key_encrypted=b"")
-        .values_list("pk", "key_fingerprint")
-        .first()
+        .order_by("pk")
     )
-    if receiving:
-        queue_soon(FETCH_TASK, *receiving, group="fetch")
+    queued = set()
+    for pk, fingerprint, it_system_id, environment in accounts.values_list(
+        "pk", "key_fingerprint", "it_system_id", "environment"
+    ):
+        # The first account of each receiving IT system and environment, as one lookup took it.
+        if (it_system_id, environment) in receivers - queued:
+            queued.add((it_system_id, environment))
+            queue_soon(FETCH_TASK, pk, fingerprint, group="fetch")
 
 
 def fetch_all_inboxes() -> int:
