@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,36 +319,48 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def filled_side_by_side(environments: dict[str, dict[str, str]], size: dict) -> dict[str, float]:
-    """The full fills of all the databases at once, each one's wall time. Each fill is one
-    process that waits on its database or its disk part of the time; one after the other they
-    took four and a half of make bench's minutes."""
+def small_portal(environment: dict[str, str], size: dict) -> float:
+    """A migrated portal filled to `size`; the fill's wall time."""
+    manage(environment, "migrate", "--no-input", "-v0")
+    return fill_portal(environment, size)
+
+
+def side_by_side(
+    environments: dict[str, dict[str, str]], step: Callable[[dict[str, str]], float]
+) -> dict[str, float]:
+    """`step` on every database at once, what each returned. Each step is a process of its own
+    that waits on its database or its disk part of the time: the full fills one after the other
+    took four and a half of make bench's minutes. The pages are timed one database at a time."""
     with ThreadPoolExecutor(len(environments)) as pool:
-        fills = {
-            database: pool.submit(fill_portal, environment, size, clear=True)
+        started = {
+            database: pool.submit(step, environment)
             for database, environment in environments.items()
         }
-        return {database: fill.result() for database, fill in fills.items()}
+        return {database: future.result() for database, future in started.items()}
 
 
 def on_databases(
     databases: tuple[str, ...], full: dict, small: dict, requests: int
 ) -> Iterator[tuple[str, dict]]:
-    """Each database's figures: the small fills counted one by one, the full fills made side by
-    side, then the pages timed one database after the other."""
+    """Each database's figures: the small portals made side by side and their queries counted
+    one by one, the full fills made side by side, then the pages timed one database after the
+    other."""
     with contextlib.ExitStack() as stack:
         environments = {
             database: stack.enter_context(bench_portal(database)) for database in databases
         }
-        small_seconds, counted = {}, {}
+        print(f"{', '.join(databases)}: migrating, filling {small['transfers']:,}", flush=True)
+        small_seconds = side_by_side(
+            environments, lambda environment: small_portal(environment, small)
+        )
+        counted = {}
         for database, environment in environments.items():
-            print(f"{database}: migrating", flush=True)
-            manage(environment, "migrate", "--no-input", "-v0")
-            print(f"{database}: filling {small['transfers']:,} transfers", flush=True)
-            small_seconds[database] = fill_portal(environment, small)
+            print(f"{database}: counting the queries of every page", flush=True)
             counted[database] = in_child(environment, {"requests": SMALL_REQUESTS})
         print(f"{', '.join(databases)}: filling {full['transfers']:,} transfers each", flush=True)
-        full_seconds = filled_side_by_side(environments, full)
+        full_seconds = side_by_side(
+            environments, lambda environment: fill_portal(environment, full, clear=True)
+        )
         for database, environment in environments.items():
             print(f"{database}: {requests} requests per page", flush=True)
             timed = in_child(environment, {"requests": requests})
