@@ -203,7 +203,12 @@ def _date(day) -> str:
 
 def _sending_vendor(scope: Scope, known: _Integrations) -> list[Item]:
     sending = [i for i in known.rows if i.sender.vendor_id in scope.vendor_ids]
-    items = _declarations(scope, sending)
+    infrefs = list(
+        InfRef.objects.filter(it_system__vendor_id__in=scope.vendor_ids)
+        .select_related("request")
+        .order_by("number")
+    )
+    items = _declarations(infrefs, sending)
     if not sending:
         return items
     senders = {integration.sender_id for integration in sending}
@@ -212,9 +217,8 @@ def _sending_vendor(scope: Scope, known: _Integrations) -> list[Item]:
             "it_system_id", flat=True
         )
     )
-    assigned = set(
-        InfRef.objects.filter(it_system_id__in=senders).values_list("it_system_id", flat=True)
-    )
+    # The senders are the vendor's own IT systems: their InfRefs are among those just read.
+    assigned = {infref.it_system_id for infref in infrefs if infref.it_system_id in senders}
     asked_for = set()
     for integration in sending:
         sender = integration.sender
@@ -260,14 +264,9 @@ def _sending_vendor(scope: Scope, known: _Integrations) -> list[Item]:
     return items
 
 
-def _declarations(scope: Scope, sending: list[Integration]) -> list[Item]:
-    """Task 30's second half, for each InfRef of the vendor's: the declaration to submit, or to
-    submit anew."""
-    infrefs = list(
-        InfRef.objects.filter(it_system__vendor_id__in=scope.vendor_ids)
-        .select_related("request")
-        .order_by("number")
-    )
+def _declarations(infrefs: list[InfRef], sending: list[Integration]) -> list[Item]:
+    """Task 30's second half, for each InfRef of the vendor's (`infrefs`, in their numbers'
+    order): the declaration to submit, or to submit anew."""
     by_infref: dict[int, dict[str, GdprDeclaration]] = defaultdict(dict)
     for declaration in GdprDeclaration.objects.filter(
         infref_id__in=[infref.pk for infref in infrefs],
