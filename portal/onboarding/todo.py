@@ -153,16 +153,18 @@ def _integrations_of(scope: Scope) -> _Integrations:
         integration_id__in=ids, municipality_id__in=scope.municipality_ids
     )
     municipalities: dict[int, list[Organisation]] = defaultdict(list)
-    # Of each municipality only what the steps say of it: a vendor's integrations may have a
+    # Of each municipality only what the steps say of it, read as values and made into one
+    # model each (its other fields read if ever asked for): a vendor's integrations may have a
     # hundred each, and a whole row of both tables for each cost the overview more than the
     # rest of its steps.
-    for link in (
-        IntegrationMunicipality.objects.filter(own)
-        .select_related("municipality")
-        .only("integration_id", "municipality__name")
-        .order_by("municipality__name")
+    read: dict[int, Organisation] = {}
+    links = IntegrationMunicipality.objects.filter(own).order_by("municipality__name")
+    for integration_id, pk, name in links.values_list(
+        "integration_id", "municipality_id", "municipality__name"
     ):
-        municipalities[link.integration_id].append(link.municipality)
+        if pk not in read:
+            read[pk] = Organisation.from_db(links.db, ["id", "name"], [pk, name])
+        municipalities[integration_id].append(read[pk])
     tasks = {
         (integration_id, number, municipality_id): state
         for integration_id, number, municipality_id, state in OnboardingTask.objects.filter(
