@@ -304,3 +304,36 @@ def test_an_empty_file(local):
     assert writer.take(256) is None
     assert writer.finish() == 0
     assert writer.digest.hexdigest() == hashlib.sha256(b"").hexdigest()
+
+
+def test_every_hashed_stretch_is_handed_to_the_disk_at_once_and_a_refusal_changes_nothing(
+    local, tmp_path, monkeypatch
+):
+    # Without it the closing fsync wrote the whole file while the transfer waited.
+    if os.uname().sysname == "Linux":
+        assert sftp._SYNC_FILE_RANGE is not None
+    started = []
+
+    def refusing(fd, offset, count, flags):
+        started.append((fd, offset, count, flags))
+        return -1  # as for a file system that does not take the hint
+
+    monkeypatch.setattr(sftp, "_SYNC_FILE_RANGE", refusing)
+    data = os.urandom(3 * sftp.HASH_BLOCK + 5)
+    writer = sftp._BlockWriter(local)
+    writer.size = len(data)
+    while asked := writer.take(MIB):
+        offset, length = asked
+        block = memoryview(data)[offset : offset + length]
+        if len(block) < length:
+            writer.came_short(offset, len(block), length)
+        writer.write(offset, block)
+    assert writer.finish() == len(data)
+    assert writer.digest.hexdigest() == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "assembled").read_bytes() == data
+    assert {(fd, flags) for fd, _offset, _count, flags in started} == {(local, 2)}
+    covered = 0
+    for _fd, offset, count, _flags in started:
+        assert (offset, count > 0) == (covered, True)  # in order, no gap, no overlap
+        covered += count
+    assert covered == len(data)
