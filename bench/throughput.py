@@ -5,9 +5,9 @@
 Starts a real sshd (tests/support/sshd.py) on loopback, then the portal's Serviceplatform simulator
 (`manage.py serviceplatform`), and against each, for each run, uploads and downloads the file
 (the simulator one of at most 256 MiB) with `sftp -b` (OpenSSH defaults) and with SftpSession
-(each transfer in a fresh subprocess), alternating which goes first. Prints medians and ratios, and the peak RSS above idle of the
-SftpSession process (VmHWM) for 10 MiB, 100 MiB and the full size; writes everything to
-bench/results/throughput-<date>.json. See bench/README.md.
+(each transfer in a fresh subprocess), alternating which goes first. Prints medians and ratios,
+and the peak RSS above idle of the SftpSession process (VmHWM) for 10 MiB, 100 MiB and the full
+size; writes everything to bench/results/throughput-<date>.json. See bench/README.md.
 """
 
 import argparse
