@@ -45,14 +45,18 @@ def allow_sftp_to(host: str, port: int) -> None:
 
 @contextlib.contextmanager
 def own_database(database: str, workspace: Path, name: str) -> Iterator[str]:
-    """The DATABASE_URL of a database of the bench's own: an SQLite file in `workspace`, or
-    `name` made on POSTGRES_URL's server (a leftover of an earlier run dropped first) and
-    dropped afterwards."""
+    """The DATABASE_URL of a migrated database of the bench's own (`bench.migrated`): an SQLite
+    file in `workspace`, or `name` made on POSTGRES_URL's server (a leftover of an earlier run
+    dropped first) and dropped afterwards."""
+    from bench import migrated
+
     if database == "sqlite":
+        migrated.sqlite_copy(workspace / "portal.sqlite3")
         yield f"sqlite:///{workspace / 'portal.sqlite3'}"
         return
+    template = migrated.postgres_template()
     _on_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _on_postgres(f'CREATE DATABASE "{name}"')
+    _on_postgres(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     try:
         yield urlsplit(POSTGRES_URL)._replace(path=f"/{name}").geturl()
     finally:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import migrated
 from bench.common import ROOT, Row, machine, now, save
 
 FLOOR_SECONDS = 1.5
@@ -32,6 +33,7 @@ def _paragraphs(topic: str, count: int) -> str:
 
 
 def _setup(directory: Path) -> None:
+    migrated.sqlite_copy(directory / "bench.sqlite3")
     os.environ.update(
         DJANGO_SETTINGS_MODULE="portal.settings",
         DATABASE_URL=f"sqlite:///{directory / 'bench.sqlite3'}",
