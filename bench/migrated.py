@@ -56,7 +56,8 @@ def _migrate(url: str) -> None:
 
 
 def sqlite_copy(target: Path) -> None:
-    """`target`: a copy of the migrated SQLite template, made first if there is none."""
+    """`target`: a copy of the migrated SQLite template, made first if there is none (and the
+    templates of earlier migrations removed)."""
     template = Path(tempfile.gettempdir()) / f"{PREFIX}{_state()}.sqlite3"
     if not template.exists():
         building = template.with_name(f"{template.name}.{os.getpid()}")
@@ -70,6 +71,9 @@ def sqlite_copy(target: Path) -> None:
             building.replace(template)
         finally:
             building.unlink(missing_ok=True)
+        for old in template.parent.glob(f"{PREFIX}*.sqlite3"):
+            if old != template:
+                old.unlink(missing_ok=True)  # of earlier migrations
     shutil.copyfile(template, target)
 
 
