@@ -279,9 +279,10 @@ class Transfer(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "queued_at"], name="transfer_state_queued"),
-            # A route's transfers newest first: the municipal review's last queued per route.
+            # A route's transfers newest first (the municipal review's last queued per route),
+            # and a vendor's or an architect's day charts counted and summed from the index alone.
             models.Index(
-                fields=["route", "queued_at", "state"], name="transfer_route_queued_state"
+                fields=["route", "queued_at", "state", "size"], name="transfer_route_queued_totals"
             ),
             # The dashboard's day charts count and sum a month of transfers from the index
             # alone, never reading the rows with their XML.

@@ -3,8 +3,8 @@ architect's day charts count and sum a month of their routes' transfers from the
 With (route, queued_at, state) only, each of those thousands of rows was then read from the
 table for its size (most of a vendor's dashboard at a million transfers).
 
-Made in SQL, as the trigram indexes are (0007): the model keeps declaring the narrower index,
-whose columns lead this one's.
+Made in SQL, as the trigram indexes are (0007); 0019 drops the narrower index and has the model
+declare this one.
 """
 
 from django.db import migrations
