@@ -502,3 +502,42 @@ def test_chunk_store_behind_the_channel_pipe():
     assert len(pipe) == 0 and not pipe.read_ready()
     pipe.close()
     assert pipe.read(10) == b""
+
+
+def client_reading(stream: bytes) -> sftp._SFTPClient:
+    """A client whose replies come from `stream`, read as the channel would give them."""
+    client = sftp._SFTPClient.__new__(sftp._SFTPClient)
+    buffered = bytearray(stream)
+
+    def read_all(count: int) -> bytes:
+        if len(buffered) < count:
+            raise EOFError()
+        taken = bytes(buffered[:count])
+        del buffered[:count]
+        return taken
+
+    client._read_all = read_all
+    client.left = buffered
+    return client
+
+
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        (b"\x00\x00\x00\x05\x65abcd", (0x65, b"abcd")),  # a type, then its body
+        (b"\x00\x00\x00\x01\x66", (0x66, b"")),  # a type and nothing more
+    ],
+)
+def test_a_reply_is_read_as_its_type_and_its_body(stream, expected):
+    """The length and the type are read together and the body on its own (no copy to slice the
+    type off): what paramiko's reader returns, for every length a message can have."""
+    client = client_reading(stream + b"\x00\x00\x00\x01\x67")
+    assert client._read_packet() == expected
+    assert client._read_packet() == (0x67, b"")  # the next reply starts where it should
+    assert client.left == b""
+
+
+@pytest.mark.parametrize("stream", [b"\x00\x00\x00\x00\x65", b"\x01\x00\x00\x05\x65abcd"])
+def test_a_reply_of_no_length_or_over_16_mib_is_garbage(stream):
+    with pytest.raises(sftp.SFTPError, match="Garbage packet"):
+        client_reading(stream)._read_packet()

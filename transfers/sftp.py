@@ -456,6 +456,17 @@ class _SFTPClient(paramiko.SFTPClient):
             n -= len(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def _read_packet(self):
+        # The length and the type at once, then the body: paramiko reads the length, then type
+        # and body together and slices the type off, a copy of every reply (each of a
+        # download's data) for one byte. Every SFTP message has a type: a length of 0 is
+        # garbage, as one over 16 MiB is to paramiko.
+        header = self._read_all(5)
+        size = struct.unpack(">I", header[:4])[0]
+        if header[0] or size == 0:
+            raise SFTPError("Garbage packet received")
+        return header[4], self._read_all(size - 1) if size > 1 else b""
+
     def _write_all(self, out):
         view = memoryview(out)
         while view:
