@@ -8,9 +8,11 @@ The pairs go a batch at a time (PAIRS_AT_ONCE), each step for the whole batch at
 one connection (transfers.sftp_batch): their metadata read, their data files stored, their pairs
 removed; so a full inbox costs a handful of round trips per batch, not ten per pair.
 
-Several fetches of one inbox may run at once (a fetch is queued for each delivered send, and
-every worker of every cluster may take one): each stages under names of its own, and a pair that
-leaves IN/ between a fetch's listing and its turn was taken by another fetch, not lost.
+Several fetches of one inbox may run at once (a fetch is queued as a batch's triggers are written
+and again when a send is delivered, and every worker of every cluster may take one): each stages
+under names of its own, and a pair that leaves IN/ between a fetch's listing and its turn was
+taken by another fetch, not lost. A fetch lists again for as long as it finds names it has not
+seen, so files that arrive while it works are fetched by the same run.
 
 Names are read as transfers.protocol.READING_RULES say: any name the contract allows is received
 unless it is unsafe as a file's name, and one that is not a conservative name is stored here
