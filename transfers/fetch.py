@@ -185,7 +185,11 @@ def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchRes
 
 
 def _fetch_listed(
-    session: SftpSession, account: SftpAccount, listed: Listing, names: list[str], result
+    session: SftpSession,
+    account: SftpAccount,
+    listed: Listing,
+    names: list[str],
+    result: FetchResult,
 ) -> None:
     """Screen `names` of the listing and fetch the pairs among them, a batch at a time."""
     pairs = []
