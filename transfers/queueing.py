@@ -139,6 +139,11 @@ def remote_name(account: SftpAccount, original_name: str) -> str:
     return f"{account.username}_FDD_{uuid.uuid4()}.{extension}"
 
 
+def payload_store() -> Path:
+    """The folder of the local copies that queued sends are made from."""
+    return Path(settings.TRANSFER_DATA_DIR) / "outgoing"
+
+
 def _store(source: BinaryIO, destination: Path) -> tuple[int, str]:
     """Copy into the payload store, hashing on the way; a partial copy never stays behind."""
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +200,7 @@ def queue_send(
     person = user if isinstance(user, AbstractBaseUser) else None
     token = getattr(user, "token", None) if person is None else None
     name = remote_name(account, original_name)
-    payload = Path(settings.TRANSFER_DATA_DIR) / "outgoing" / name
+    payload = payload_store() / name
     size, sha256 = _store(source, payload)
     if size == 0:
         payload.unlink()

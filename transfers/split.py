@@ -9,14 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import Organisation
 from transfers.models import Route, Transfer
-from transfers.queueing import CHUNK, checks_of, queue_send
+from transfers.queueing import CHUNK, checks_of, payload_store, queue_send
 
 SETTLERS = 8  # parts hashed and fsynced at once
 
@@ -108,7 +107,7 @@ def queue_split(
     by_code = {route.municipality.municipality_code: route for route in routes}
     # Beside the store, so that a part moves into it by a rename; a dot-folder, which the
     # integrity check's search for strays passes over.
-    outgoing = Path(settings.TRANSFER_DATA_DIR) / "outgoing"
+    outgoing = payload_store()
     outgoing.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=outgoing, prefix=".split-") as temporary:
         parts = split_csv(source, column, Path(temporary), **csv_options)

@@ -862,13 +862,12 @@ def _fetch_soon(*transfers: Transfer) -> None:
         .exclude(private_key_encrypted=b"")
         .order_by("pk")
     )
-    queued = set()
     for pk, fingerprint, it_system_id, environment in accounts.values_list(
         "pk", "key_fingerprint", "it_system_id", "environment"
     ):
         # The first account of each receiving IT system and environment, as one lookup took it.
-        if (it_system_id, environment) in receivers - queued:
-            queued.add((it_system_id, environment))
+        if (it_system_id, environment) in receivers:
+            receivers.discard((it_system_id, environment))
             queue_soon(FETCH_TASK, pk, fingerprint, group="fetch")
 
 
