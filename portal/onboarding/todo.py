@@ -165,20 +165,21 @@ def _integrations_of(scope: Scope) -> _Integrations:
         if pk not in read:
             read[pk] = Organisation.from_db(links.db, ["id", "name"], [pk, name])
         municipalities[integration_id].append(read[pk])
-    tasks = {
-        (integration_id, number, municipality_id): state
-        for integration_id, number, municipality_id, state in OnboardingTask.objects.filter(
-            own | Q(integration_id__in=ids, municipality_id__isnull=True)
-        )
-        .order_by()
-        .values_list("integration_id", "number", "municipality_id", "state")
-    }
+    # Only a vendor's steps follow the tasks; a municipality's follow the yeses alone, and a
+    # busy one's integrations hold hundreds of tasks.
+    tasks = (
+        _task_states(own | Q(integration_id__in=ids, municipality_id__isnull=True))
+        if scope.vendor_ids
+        else {}
+    )
     # Read as values, not models: a busy municipality's integrations hold hundreds of yeses.
+    # Of the vendors, the steps ask only what the sending one said.
+    senders = {integration.sender.vendor_id for integration in rows}
     subjects: dict[tuple[int, int], set[str]] = defaultdict(set)
     for integration_id, organisation_id, subject in (
         Consent.objects.filter(
             Q(integration_id__in=as_vendor)
-            | Q(integration_id__in=ids, organisation__kind=Organisation.Kind.VENDOR)
+            | Q(integration_id__in=ids, organisation_id__in=senders)
             | Q(integration_id__in=ids, organisation_id__in=scope.municipality_ids)
         )
         .order_by()
@@ -197,6 +198,16 @@ def _integrations_of(scope: Scope) -> _Integrations:
         )
     )
     return _Integrations(rows, municipalities, tasks, subjects, tests, agreements)
+
+
+def _task_states(which: Q) -> dict[tuple[int, int, int | None], str]:
+    """The state of each task `which` picks, by its integration, number and municipality."""
+    return {
+        (integration_id, number, municipality_id): state
+        for integration_id, number, municipality_id, state in OnboardingTask.objects.filter(which)
+        .order_by()
+        .values_list("integration_id", "number", "municipality_id", "state")
+    }
 
 
 def _date(day) -> str:
