@@ -5,6 +5,7 @@ only ones listed.
 """
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -118,6 +119,7 @@ def flows_of(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
     environments = {value: str(label) for value, label in Environment.choices}
     states = {value: str(label) for value, label in Route.State.choices}
     flows: list[Flow] = []
+    only = _flow_links(params)
     for route in routes:
         tally = tallies[route.pk]
         totals = RouteTotals(
@@ -131,14 +133,24 @@ def flows_of(user, municipality: Organisation, params: QueryDict) -> list[Flow]:
         )
         last = flows[-1] if flows else None
         if last is None or (last.integration, last.infref) != (route.integration, route.infref):
-            flows.append(Flow(route.integration, route.infref, _only(params, route)))
+            flows.append(Flow(route.integration, route.infref, only(route)))
         flows[-1].routes.append(totals)
     return flows
 
 
-def _only(params: QueryDict, route: Route) -> str:
-    """`params` choosing the flow of `route` instead of any other."""
-    query = params.copy()
-    query["integration"] = str(route.integration_id) if route.integration_id else "none"
-    query["infref"] = str(route.infref_id)
-    return query.urlencode()
+def _flow_links(params: QueryDict) -> Callable[[Route], str]:
+    """The query string of each route's flow: `params` without any flow chosen, then the
+    route's. The rest of `params` is encoded once, not once a flow: a busy municipality has
+    dozens."""
+    kept = params.copy()
+    for name in FLOW_PARAMS:
+        kept.pop(name, None)
+    rest = kept.urlencode()
+    lead = f"{rest}&" if rest else ""
+
+    def only(route: Route) -> str:
+        # Numbers and "none": nothing in them to escape.
+        integration = route.integration_id or "none"
+        return f"{lead}integration={integration}&infref={route.infref_id}"
+
+    return only
