@@ -189,7 +189,7 @@ def test_no_transfer_stays_when_its_event_cannot_be_written(ready, monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("the audit log is out of reach")
 
-    monkeypatch.setattr(queueing, "record", refuse)
+    monkeypatch.setattr(queueing, "record_many", refuse)
     before = outgoing()
     with pytest.raises(RuntimeError):
         queue_send(ready.route, io.BytesIO(DATA), original_name="a.csv", channel=Channel.COMMAND)

@@ -15,7 +15,7 @@ from transfers import protocol, sessions, tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.queueing import queue_send
-from transfers.split import queue_split
+from transfers.split import queue_split, split_csv
 
 DATA = "kommunekode;cpr;navn\r\n751;0101011234;Åse Ørsted\r\n".encode() * 2000
 
@@ -181,6 +181,16 @@ def test_a_csv_is_split_per_municipality_and_each_part_delivered(setup, tmp_path
     fetch_inbox(setup.receiver.pk)
     texts = sorted(Path(r.stored_path).read_bytes().decode() for r in ReceivedFile.objects.all())
     assert texts == ["kommunekode;navn\r\n461;B\r\n", "kommunekode;navn\r\n751;A\r\n751;C\r\n"]
+
+
+def test_each_part_holds_the_source_lines_as_they_were_written(db, tmp_path):
+    """Quoting, line breaks inside a cell and the file's own line endings pass unchanged; a
+    last line without its break gets one, so the part's next line stays a line of its own."""
+    source = tmp_path / "alle.csv"
+    source.write_bytes(b'kommunekode;"navn"\n751;"A; \n""B"""\n461;\'C\'\r\n751;D')
+    parts = split_csv(source, "kommunekode", tmp_path)
+    assert parts["751"].read_bytes() == b'kommunekode;"navn"\n751;"A; \n""B"""\n751;D\r\n'
+    assert parts["461"].read_bytes() == b"kommunekode;\"navn\"\n461;'C'\r\n"
 
 
 def test_a_csv_naming_an_unknown_municipality_queues_nothing(setup, tmp_path):

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django_q.tasks import async_task
 
-from portal.audit.log import record
+from portal.audit.log import record_many
 from portal.audit.models import AuditEvent
 from portal.core import task_names
 from portal.core.text import file_label
@@ -192,51 +192,89 @@ def queue_send(
     command line does. `checked` is the route as the caller found it a moment ago, so it is not
     read again; the worker checks the route once more before it sends.
     """
-    if checked is None:
-        checked = check_route(route)
-    if checked.blockers:
-        raise ValidationError(checked.blockers)
-    account = checked.account
+    outgoing = Outgoing(route, source, original_name, checked)
+    return queue_sends([outgoing], user=user, channel=channel, folder=folder)[0]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A file to queue on a route, as `queue_send` takes it."""
+
+    route: Route
+    source: BinaryIO
+    original_name: str
+    checked: RouteCheck | None = None
+
+
+def queue_sends(
+    files: list[Outgoing], *, user=None, channel: Channel = Channel.COMMAND, folder: str = ""
+) -> list[Transfer]:
+    """`queue_send` of each file, all or nothing: every route checked and every local copy
+    stored before any row is written, then the rows and their audit events in one transaction
+    (three inserts however many files: one by one, a split's hundred parts took a fifth of a
+    second)."""
+    checks = [file.checked or check_route(file.route) for file in files]
+    for checked in checks:
+        if checked.blockers:
+            raise ValidationError(checked.blockers)
     person = user if isinstance(user, AbstractBaseUser) else None
     token = getattr(user, "token", None) if person is None else None
-    name = remote_name(account, original_name)
-    payload = payload_store() / name
-    size, sha256 = _store(source, payload)
-    if size == 0:
-        payload.unlink()
-        raise ValidationError(_("The file is empty."))
+    transfers: list[Transfer] = []
     try:
-        with transaction.atomic():
-            transfer = Transfer.objects.create(
-                route=route,
-                account=account,
-                original_name=file_label(original_name),
-                payload=str(payload),
-                size=size,
-                sha256=sha256,
-                remote_name=name,
-                created_by=person,
+        for file, checked in zip(files, checks, strict=True):
+            name = remote_name(checked.account, file.original_name)
+            payload = payload_store() / name
+            size, sha256 = _store(file.source, payload)
+            transfers.append(
+                Transfer(
+                    route=file.route,
+                    account=checked.account,
+                    original_name=file_label(file.original_name),
+                    payload=str(payload),
+                    size=size,
+                    sha256=sha256,
+                    remote_name=name,
+                    created_by=person,
+                )
             )
-            _audit(transfer, person, channel, token=token, folder=folder)
-            transaction.on_commit(lambda: enqueue(transfer.pk))
+            if size == 0:
+                raise ValidationError(_("The file is empty."))
+        with transaction.atomic():
+            Transfer.objects.bulk_create(transfers)
+            _audit(transfers, person, channel, token=token, folder=folder)
+            transaction.on_commit(lambda: _enqueue_all(transfers))
     except BaseException:
-        payload.unlink(missing_ok=True)
+        for transfer in transfers:
+            Path(transfer.payload).unlink(missing_ok=True)
         raise
-    return transfer
+    return transfers
 
 
-def _audit(transfer: Transfer, person, channel: Channel, *, token, folder: str) -> None:
-    details = {"sha256": transfer.sha256, "via": channel.value}
+def _audit(transfers: list[Transfer], person, channel: Channel, *, token, folder: str) -> None:
+    details = {"via": channel.value}
     if token is not None:
         details["token"] = token.fingerprint
     if folder:
         details["folder"] = folder
-    route = transfer.route
-    record(person, AuditEvent.Action.SEND, transfer, concerns=route.parties(), **details)
+    record_many(
+        person,
+        AuditEvent.Action.SEND,
+        [
+            (transfer, transfer.route.parties(), {"sha256": transfer.sha256, **details})
+            for transfer in transfers
+        ],
+    )
 
 
 def enqueue(transfer_id: int) -> None:
     async_task(SEND_TASK, transfer_id, group="transfers")
+
+
+def _enqueue_all(transfers: list[Transfer]) -> None:
+    # One commit for the lot: each a commit of its own was half the queueing of a split.
+    with transaction.atomic():
+        for transfer in transfers:
+            enqueue(transfer.pk)
 
 
 def queue_file(

@@ -4,18 +4,17 @@ import csv
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import Organisation
 from transfers.models import Route, Transfer
-from transfers.queueing import CHUNK, checks_of, payload_store, queue_send
+from transfers.queueing import CHUNK, Outgoing, checks_of, payload_store, queue_sends
 
 SETTLERS = 8  # parts hashed and fsynced at once
 
@@ -30,8 +29,10 @@ def split_csv(
 ) -> dict[str, Path]:
     """Stream `source` into `<directory>/<stem>-<code>.csv`, header repeated in each.
 
-    Returns municipality code → file. Refuses an unknown column or municipality code; then no
-    output is kept.
+    Each part holds the source's own lines, as they were written: the split reads a row's
+    municipality code and writes nothing of its own, so no cell is quoted or changed. Returns
+    municipality code → file. Refuses an unknown column or municipality code; then no output is
+    kept.
     """
     known = set(
         Organisation.objects.filter(kind=Organisation.Kind.MUNICIPALITY).values_list(
@@ -42,15 +43,18 @@ def split_csv(
     try:
         with ExitStack() as stack:
             handle = stack.enter_context(source.open(encoding=encoding, newline=""))
-            reader = csv.reader(handle, delimiter=delimiter)
+            record = _RecordLines(handle)
+            reader = csv.reader(record, delimiter=delimiter)
             header = next(reader, None)
             if not header or column not in header:
                 raise ValidationError(
                     _("The file has no column named %(column)s.") % {"column": column}
                 )
+            header_lines = record.take()
             index = header.index(column)
-            writers: dict[str, csv.writer] = {}
+            writes: dict[str, Callable[[str], object]] = {}
             for line, row in enumerate(reader, start=2):
+                lines = record.take()
                 if not row:
                     continue
                 code = row[index].strip().zfill(3) if index < len(row) else ""
@@ -59,13 +63,14 @@ def split_csv(
                         _("Line %(line)s names %(code)r, which is no municipality code.")
                         % {"line": line, "code": code}
                     )
-                if code not in writers:
+                write = writes.get(code)
+                if write is None:
                     path = directory / f"{source.stem}-{code}{source.suffix or '.csv'}"
                     out = stack.enter_context(path.open("w", encoding=encoding, newline=""))
-                    writers[code] = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-                    writers[code].writerow(header)
+                    write = writes[code] = out.write
+                    write(header_lines)
                     outputs[code] = path
-                writers[code].writerow(row)
+                write(lines)
     except (ValidationError, UnicodeDecodeError, csv.Error) as error:
         for path in outputs.values():
             path.unlink(missing_ok=True)
@@ -75,6 +80,31 @@ def split_csv(
             _("The file cannot be read as CSV: %(error)s") % {"error": error}
         ) from None
     return outputs
+
+
+class _RecordLines:
+    """The source's lines as the CSV reader takes them, kept until `take`: the text of the
+    record just read (a quoted cell may span lines). A last line without its line break gets
+    one, so that a record written after it in the same part stays a record of its own."""
+
+    def __init__(self, handle: Iterable[str]):
+        self._lines = iter(handle)
+        self._taken: list[str] = []
+
+    def __iter__(self) -> "_RecordLines":
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._taken.append(line)
+        return line
+
+    def take(self) -> str:
+        text = self._taken[0] if len(self._taken) == 1 else "".join(self._taken)
+        self._taken.clear()
+        if text and not text.endswith(("\n", "\r")):
+            text += "\r\n"
+        return text
 
 
 class _Part:
@@ -123,22 +153,10 @@ def queue_split(
         # after another they were a third of the split's time.
         with ThreadPoolExecutor(SETTLERS, thread_name_prefix="split-settle") as settlers:
             settled = list(settlers.map(lambda code: _Part(parts[code]).settle(), codes))
-        queued: list[Transfer] = []
-        try:
-            with transaction.atomic():
-                for code, checked, part in zip(codes, checks, settled, strict=True):
-                    queued.append(
-                        queue_send(
-                            by_code[code],
-                            part,
-                            original_name=part.path.name,
-                            user=user,
-                            checked=checked,
-                        )
-                    )
-        except BaseException:
-            # The rows are rolled back; their local copies go too, so nothing half-queued stays.
-            for transfer in queued:
-                Path(transfer.payload).unlink(missing_ok=True)
-            raise
-        return queued
+        return queue_sends(
+            [
+                Outgoing(by_code[code], part, part.path.name, checked)
+                for code, checked, part in zip(codes, checks, settled, strict=True)
+            ],
+            user=user,
+        )
