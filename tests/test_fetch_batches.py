@@ -5,17 +5,21 @@ outcome as when the files were fetched one by one; a full disk stores what fits.
 
 import dataclasses
 import hashlib
+import io
 import os
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from tests.support.sending import metadata_for
-from transfers import fetch, protocol
+from transfers import fetch, protocol, states
 from transfers.fetch import fetch_inbox
-from transfers.models import ReceivedFile, Route
+from transfers.models import ReceivedFile, Route, Transfer
+from transfers.queueing import queue_send
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]
 
@@ -198,3 +202,28 @@ def test_a_fetch_stops_following_when_a_listing_shows_nothing_new(receiving_on_s
 
     assert (result.quarantined, result.waiting) == (1, 1)
     assert listings == ["IN", "IN"]
+
+
+def test_a_fetch_waits_for_the_files_of_sends_on_their_way_to_the_inbox(
+    receiving_on_sshd, monkeypatch
+):
+    """Where the portal sends to the inbox too, a run goes on listing while those sends are
+    going and just after their triggers are written: a platform that routes at once puts the
+    files in a moment later, and they are fetched by the run already going."""
+    folder, receiver, route = receiving_on_sshd
+    monkeypatch.setattr(fetch, "EXPECTING_SECONDS", 0.5)
+    transfer = queue_send(route, io.BytesIO(b"751;x\r\n"), original_name="a.csv")
+    states.move(transfer.pk, Transfer.State.QUEUED, Transfer.State.SENDING)
+    states.move(transfer.pk, Transfer.State.SENDING, Transfer.State.SENT, sent_at=timezone.now())
+    routed = threading.Timer(0.2, deliver, (folder, route, "routed.csv", b"751;x\r\n"))
+    routed.start()
+
+    started = time.monotonic()
+    result = fetch_inbox(receiver.pk)
+
+    routed.join()
+    assert result.received == 1
+    assert ReceivedFile.objects.get().remote_name == "routed.csv"
+    assert list(folder.iterdir()) == []
+    # It stopped once the trigger was no longer fresh, not at the end of FOLLOW_SECONDS.
+    assert time.monotonic() - started < fetch.FOLLOW_SECONDS / 2

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+from django_q.models import OrmQ
 
 from tests.support.engine import RECEIVER, SENDER
 from transfers import tasks
@@ -33,7 +34,10 @@ def test_sends_queued_at_once_go_together_and_each_is_delivered_once(ready_route
     outcomes = [tasks.send_transfer(transfer.pk) for transfer in transfers]
 
     assert outcomes == ["sent"] + ["not queued"] * 5
-    # With no other send waiting, their receipts were collected on the open session.
+    # The others' tasks still waited in the queue as the batch went: its receipts were left to
+    # a round of the account's, queued behind them.
+    assert states_of(transfers) == [State.SENT] * 6
+    assert tasks.collect_account_receipts(transfers[0].account_id) == 6
     assert states_of(transfers) == [State.DELIVERED] * 6
     # One attempt each, claimed together: the same start, each with its own trigger.
     rows = Transfer.objects.filter(pk__in=[t.pk for t in transfers])
@@ -48,6 +52,17 @@ def test_sends_queued_at_once_go_together_and_each_is_delivered_once(ready_route
         assert received.sha256 == transfer.sha256
     for folder in (f"{SENDER}/OUT", f"{SENDER}/IN", f"{RECEIVER}/IN"):
         assert list((ready.sim.data_dir / folder).iterdir()) == [], folder
+
+
+def test_with_no_other_task_waiting_the_receipts_are_collected_on_the_open_session(ready_route):
+    ready = ready_route()
+    transfers = [queue(ready.route, ready.staff, number) for number in range(3)]
+    # The other sends' tasks taken from the queue already, by workers that found them sent.
+    OrmQ.objects.exclude(pk=OrmQ.objects.order_by("pk").first().pk).delete()
+
+    assert tasks.send_transfer(transfers[0].pk) == "sent"
+
+    assert states_of(transfers) == [State.DELIVERED] * 3
 
 
 def test_only_small_sends_never_tried_of_the_same_account_are_taken(ready_route, monkeypatch):

@@ -321,7 +321,7 @@ def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
     monkeypatch.setattr(
         tasks,
         "queue_soon",
-        lambda task, account, _fingerprint, group: queued.append((task, account)),
+        lambda task, account, _fingerprint, **_options: queued.append((task, account)),
     )
     with engine.simulator(tmp_path, delay=60) as sim:  # routes nothing while the test runs
         ready = engine.ready_route(

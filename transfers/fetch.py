@@ -27,18 +27,21 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from portal.alerts import service as alerts
 from portal.core import task_names
 from transfers import protocol
-from transfers.models import ReceivedFile, Route, SftpAccount
+from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.sessions import drop_session, session_for
 from transfers.sftp import SftpError, SftpSession
-from transfers.soon import starting
+from transfers.soon import running
 
 log = logging.getLogger(__name__)
 IN = "IN"
@@ -55,6 +58,11 @@ PAIRS_AT_ONCE = 64
 # How long one run goes on listing again for files that arrived while it fetched; the schedule
 # and the next delivered send queue further runs.
 FOLLOW_SECONDS = 30
+# While the portal's own sends to the inbox are on their way, a listing that shows nothing new
+# is made again after EXPECTING_POLL_SECONDS; a trigger written EXPECTING_SECONDS ago or less
+# counts as on its way.
+EXPECTING_POLL_SECONDS = 0.05
+EXPECTING_SECONDS = 1.0
 # A data file this large is read on its own, over more than one connection (transfers.sftp).
 LARGE = 8 * 1024 * 1024
 # The folder's entries as listed: name -> (size, modified).
@@ -156,32 +164,50 @@ def _check(name: str, metadata: protocol.Metadata, routes: _Routes) -> tuple[Rou
 
 def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchResult:
     account = SftpAccount.objects.get(pk=account_id)
-    starting(task_names.FETCH_INBOX, account.pk, account.key_fingerprint)
-    result = FetchResult()
-    _sweep_staging(account)
-    try:
-        session = session or session_for(account)
-        seen: set[str] = set()
-        following_until = time.monotonic() + FOLLOW_SECONDS
-        # Files that arrive while a fetch works, as a batch of sends is routed, are fetched by
-        # the same run: it lists again for as long as each listing shows names it has not seen.
-        while time.monotonic() < following_until:
-            listed = session.list_entries(IN)
-            fresh = {name for name in listed if name not in seen}
-            if not fresh:
+    with running(task_names.FETCH_INBOX, account.pk, account.key_fingerprint):
+        result = FetchResult()
+        _sweep_staging(account)
+        try:
+            _follow(session or session_for(account), account, result)
+        except Exception:
+            drop_session(account_id)
+            raise
+        return result
+
+
+def _follow(session: SftpSession, account: SftpAccount, result: FetchResult) -> None:
+    """Fetch what is listed, and what arrives while this run works: as a batch of sends is
+    routed, it lists again while each listing shows names it has not seen, or while the
+    portal's own sends to this inbox are on their way."""
+    seen: set[str] = set()
+    following_until = time.monotonic() + FOLLOW_SECONDS
+    while time.monotonic() < following_until:
+        listed = session.list_entries(IN)
+        fresh = {name for name in listed if name not in seen}
+        if not fresh:
+            if not _expecting(account):
                 break
-            seen.update(fresh)
-            # A data file seen waiting for its metadata is looked at again once that is there.
-            fresh |= {
-                name.removesuffix(".metadata")
-                for name in fresh
-                if name.endswith(".metadata") and name.removesuffix(".metadata") in listed
-            }
-            _fetch_listed(session, account, listed, sorted(fresh), result)
-    except Exception:
-        drop_session(account_id)
-        raise
-    return result
+            time.sleep(EXPECTING_POLL_SECONDS)
+            continue
+        seen.update(fresh)
+        # A data file seen waiting for its metadata is looked at again once that is there.
+        fresh |= {
+            name.removesuffix(".metadata")
+            for name in fresh
+            if name.endswith(".metadata") and name.removesuffix(".metadata") in listed
+        }
+        _fetch_listed(session, account, listed, sorted(fresh), result)
+
+
+def _expecting(account: SftpAccount) -> bool:
+    """Whether the portal is sending to this inbox now, or has just written a trigger for it:
+    a platform that routes at once puts those files here in a moment."""
+    just = timezone.now() - timedelta(seconds=EXPECTING_SECONDS)
+    return Transfer.objects.filter(
+        Q(state=Transfer.State.SENDING) | Q(state=Transfer.State.SENT, sent_at__gte=just),
+        route__receiver_id=account.it_system_id,
+        route__environment=account.environment,
+    ).exists()
 
 
 def _fetch_listed(

@@ -16,28 +16,52 @@ Both sides name the work by its task's constant in portal.core.task_names, and `
 makes the mark from it: the task clears the very mark its queueing set.
 """
 
+import contextlib
+from collections.abc import Iterator
+
 from django.core.cache import cache
 from django.db import transaction
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
+from portal.core.queue_broker import AheadORM
+
 MARK_SECONDS = 10
+# How long a task that has started counts as running, for `ahead` (a hint, not a lock): past
+# it, a fetch that follows a long batch of arrivals may get a twin, which costs only its look.
+RUNNING_SECONDS = 60
 
 
 def _mark(task: str, account_id: int, fingerprint: str) -> str:
     return f"transfers:soon:{task}:{account_id}:{fingerprint}"
 
 
-def queue_soon(task: str, account_id: int, fingerprint: str, *, group: str) -> None:
-    """Queue `task(account_id)` once the transaction commits, unless one is already waiting."""
+def queue_soon(
+    task: str, account_id: int, fingerprint: str, *, group: str, ahead: bool = False
+) -> None:
+    """Queue `task(account_id)` once the transaction commits, unless one is already waiting.
+
+    `ahead`: before the tasks already waiting (a batch's sends), unless one is running for the
+    account: then the new one waits its turn behind them instead of running beside it."""
 
     def queue() -> None:
-        if cache.add(_mark(task, account_id, fingerprint), True, MARK_SECONDS):
-            async_task(task, account_id, group=group)
+        mark = _mark(task, account_id, fingerprint)
+        if cache.add(mark, True, MARK_SECONDS):
+            first = ahead and not cache.get(f"{mark}:running")
+            options = {"broker": AheadORM(list_key=Conf.CLUSTER_NAME)} if first else {}
+            async_task(task, account_id, group=group, **options)
 
     transaction.on_commit(queue)
 
 
-def starting(task: str, account_id: int, fingerprint: str) -> None:
-    """Called by the task as it starts, with its own name: what arrives from now on needs
-    another one."""
-    cache.delete(_mark(task, account_id, fingerprint))
+@contextlib.contextmanager
+def running(task: str, account_id: int, fingerprint: str) -> Iterator[None]:
+    """Around the task's work, with its own name: what arrives from its start on needs another
+    one, and while it runs another is queued behind the waiting tasks, not ahead of them."""
+    mark = _mark(task, account_id, fingerprint)
+    cache.delete(mark)
+    cache.set(f"{mark}:running", True, RUNNING_SECONDS)
+    try:
+        yield
+    finally:
+        cache.delete(f"{mark}:running")

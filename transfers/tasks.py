@@ -24,6 +24,7 @@ from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.core import task_names
 from portal.core.logs import transfer_context
+from portal.core.queue_broker import others_wait
 from portal.onboarding.rules import onboarding_of
 from transfers import protocol, states
 from transfers.keys import KeyUnavailable
@@ -39,7 +40,7 @@ from transfers.sftp import (
     SftpSession,
     SftpUnreachable,
 )
-from transfers.soon import queue_soon, starting
+from transfers.soon import queue_soon, running
 
 log = logging.getLogger(__name__)
 FETCH_TASK = task_names.FETCH_INBOX
@@ -151,7 +152,7 @@ def _send(transfer: Transfer) -> str:
             _resume_after_trigger(session, transfer)
     except SEND_ERRORS as error:
         return _after_error(transfer, error)
-    _fetch_soon(transfer)
+    _fetch_soon(transfer, ahead=True)
     _receipt_now_or_later(session, transfer)
     return "sent"
 
@@ -343,7 +344,7 @@ def _send_together(transfers: list[Transfer]) -> str:
             if transfer.pk not in outcome:
                 outcome[transfer.pk] = _settle(transfer, _after_error, error)
     if "sent" in outcome.values():
-        _fetch_soon(*(t for t in transfers if outcome.get(t.pk) == "sent"))
+        _fetch_soon(*(t for t in transfers if outcome.get(t.pk) == "sent"), ahead=True)
         _receipts_later(transfers[0].account)
     return outcome[transfers[0].pk]
 
@@ -428,16 +429,18 @@ def _remove_quietly(session: SftpSession, paths: list[str]) -> None:
 
 
 def _receipts_later(account: SftpAccount) -> None:
-    """The receipts of sends made together: collected on the open session when no other send
-    waits for a worker, as a lone send waits for its own; else a round queued behind them."""
-    if Transfer.objects.filter(state=State.QUEUED).exists():
+    """The receipts of sends made together: collected on the open session when no other task
+    waits for a worker; else a round queued behind them. Not only sends: the tasks of the
+    batch's fellows and the fetch of its files wait too, and a worker that waited here for the
+    receipts held up the fetch of the very files it had sent."""
+    if others_wait():
         _queue_receipts(account)
     else:
         collect_account_receipts(account.pk)
 
 
 def _queue_receipts(account: SftpAccount) -> None:
-    """A round of the account's receipts, queued behind the sends that wait for a worker."""
+    """A round of the account's receipts, queued behind the tasks that wait for a worker."""
     queue_soon(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts")
 
 
@@ -572,41 +575,45 @@ def collect_account_receipts(account_id: int) -> int:
     """Queued by sends that left their receipts for later: collect them on one session, one
     listing per round, for as long as receipts keep coming (the schedule takes any later)."""
     account = SftpAccount.objects.get(pk=account_id)
-    starting(RECEIPTS_TASK, account.pk, account.key_fingerprint)
+    with running(RECEIPTS_TASK, account.pk, account.key_fingerprint):
+        try:
+            return _collect_rounds(session_for(account), account)
+        except (SftpError, OSError, HostKeyChanged, HostKeyUnknown, KeyUnavailable) as error:
+            log.warning("receipts for %s left to the schedule: %s", account, error)
+            drop_session(account_id)
+            return 0
+
+
+def _collect_rounds(session: SftpSession, account: SftpAccount) -> int:
     settled, progress_at = 0, time.monotonic()
-    try:
-        session = session_for(account)
-        while time.monotonic() - progress_at < RECEIPT_WAIT_SECONDS:
-            waiting = Transfer.objects.filter(account=account, state=State.SENT)
-            names = dict(waiting.values_list("remote_name", "pk"))
-            if not names:
-                break
-            listed = session.list_entries(IN)
-            arrived = {
-                f"{IN}/{name}": size
-                for name, (size, _modified) in listed.items()
-                if name.removesuffix(".sftpreceipt") in names and name.endswith(".sftpreceipt")
-            }
-            # Every receipt that has arrived read at once, and the recorded ones removed at
-            # once after: a round trip or two for the lot instead of a few for each.
-            receipts = session.read_small_files(
-                {path: size or 0 for path, size in arrived.items()}, protocol.MAX_XML_BYTES
-            )
-            removals: list[str] = []
-            try:
-                for path, raw in receipts.items():
-                    if raw is None:
-                        continue  # taken by another collector meanwhile
-                    remote_name = path.removeprefix(f"{IN}/").removesuffix(".sftpreceipt")
-                    if _collect_receipt(session, names[remote_name], raw, removals):
-                        settled, progress_at = settled + 1, time.monotonic()
-            finally:
-                _remove_receipts(session, removals)
-            if not arrived:
-                time.sleep(0.1)
-    except (SftpError, OSError, HostKeyChanged, HostKeyUnknown, KeyUnavailable) as error:
-        log.warning("receipts for %s left to the schedule: %s", account, error)
-        drop_session(account_id)
+    while time.monotonic() - progress_at < RECEIPT_WAIT_SECONDS:
+        waiting = Transfer.objects.filter(account=account, state=State.SENT)
+        names = dict(waiting.values_list("remote_name", "pk"))
+        if not names:
+            break
+        listed = session.list_entries(IN)
+        arrived = {
+            f"{IN}/{name}": size
+            for name, (size, _modified) in listed.items()
+            if name.removesuffix(".sftpreceipt") in names and name.endswith(".sftpreceipt")
+        }
+        # Every receipt that has arrived read at once, and the recorded ones removed at once
+        # after: a round trip or two for the lot instead of a few for each.
+        receipts = session.read_small_files(
+            {path: size or 0 for path, size in arrived.items()}, protocol.MAX_XML_BYTES
+        )
+        removals: list[str] = []
+        try:
+            for path, raw in receipts.items():
+                if raw is None:
+                    continue  # taken by another collector meanwhile
+                remote_name = path.removeprefix(f"{IN}/").removesuffix(".sftpreceipt")
+                if _collect_receipt(session, names[remote_name], raw, removals):
+                    settled, progress_at = settled + 1, time.monotonic()
+        finally:
+            _remove_receipts(session, removals)
+        if not arrived:
+            time.sleep(0.1)
     return settled
 
 
@@ -852,10 +859,12 @@ def _receipts_left() -> dict[int, list[str]]:
     return left
 
 
-def _fetch_soon(*transfers: Transfer) -> None:
+def _fetch_soon(*transfers: Transfer, ahead: bool = False) -> None:
     """Where the portal also holds the receiving accounts, fetch at once instead of at the next
     scheduled round: when a send is delivered, and already when its trigger is written (a
-    platform that routes at once has put the file in the inbox by then)."""
+    platform that routes at once has put the file in the inbox by then). `ahead`, as the
+    triggers are written: before the sends waiting, so that receiving goes on beside sending
+    (a fetch follows the arrivals; a delivery's fetch then mostly finds its file taken)."""
     receivers = {(t.route.receiver_id, t.route.environment) for t in transfers}
     accounts = (
         SftpAccount.objects.filter(it_system_id__in={receiver for receiver, _env in receivers})
@@ -868,7 +877,7 @@ def _fetch_soon(*transfers: Transfer) -> None:
         # The first account of each receiving IT system and environment, as one lookup took it.
         if (it_system_id, environment) in receivers:
             receivers.discard((it_system_id, environment))
-            queue_soon(FETCH_TASK, pk, fingerprint, group="fetch")
+            queue_soon(FETCH_TASK, pk, fingerprint, group="fetch", ahead=ahead)
 
 
 def fetch_all_inboxes() -> int:

@@ -12,7 +12,7 @@ class CoreConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         import portal.core.schema  # noqa: F401 - importing it registers its check
-        from portal.core import paths, schedules, task_context
+        from portal.core import paths, queue_broker, schedules, task_context
         from portal.core.middleware import IdleSessionMiddleware
 
         # Before anything opens the database or writes a file: a fresh clone has no data folder.
@@ -25,4 +25,9 @@ class CoreConfig(AppConfig):
             schedules.after_migrate,
             sender=self.apps.get_app_config("django_q"),
             dispatch_uid="portal-schedules",
+        )
+        post_migrate.connect(
+            queue_broker.keep_order_index,
+            sender=self.apps.get_app_config("django_q"),
+            dispatch_uid="portal-queue-order",
         )

@@ -11,6 +11,12 @@ its next poll, as before; a ring that goes astray costs nothing but that.
 The doorbells are Linux abstract Unix sockets (no file to clean up, no path length limit),
 named after the data folder and the pusher's process id; a folder under the data folder lists
 the pushers that listen, so that the ringer knows whom to ring.
+
+Tasks are taken in the order they fell due (a queued task's `lock` is when it was queued), through
+an index of the portal's own on django-q2's table. A task queued ahead (`AheadORM`) is due from
+long before any other, so the next free worker takes it before the sends that wait: a batch of
+sends queues a hundred tasks at once, and the fetch of what they deliver would otherwise wait
+until every one of them had run.
 """
 
 import contextlib
@@ -18,13 +24,18 @@ import hashlib
 import os
 import select
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
+from django_q.models import OrmQ
+
+# When a task queued ahead fell due: before any other task can have.
+AHEAD = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _listeners() -> Path:
@@ -79,14 +90,20 @@ def ring() -> None:
 
 
 class WakingORM(ORM):
-    """The ORM broker, rung when a task is queued instead of sleeping out its poll."""
+    """The ORM broker, rung when a task is queued instead of sleeping out its poll, and taken
+    in the order the tasks fell due (django-q2's own takes whichever row the database finds
+    first)."""
 
     _doorbell: Doorbell | None = None
 
     def enqueue(self, task) -> int:
-        task_id = super().enqueue(task)
+        key = self.list_key or Conf.CLUSTER_NAME
+        package = self.get_connection().create(key=key, payload=task, lock=self.due())
         transaction.on_commit(ring, using=Conf.ORM)
-        return task_id
+        return package.pk
+
+    def due(self):
+        return timezone.now()
 
     def dequeue(self):
         """The tasks due, claimed; else a wait of up to `poll` seconds, and, if rung meanwhile,
@@ -98,7 +115,7 @@ class WakingORM(ORM):
 
     def _claim(self) -> list | None:
         due = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())
-        tasks = list(due[: Conf.BULK])
+        tasks = list(due.order_by("lock", "id")[: Conf.BULK])
         if not tasks:
             return None
         return [
@@ -115,3 +132,27 @@ class WakingORM(ORM):
         if self._doorbell is None or self._doorbell.pid != os.getpid():
             self._doorbell = Doorbell()
         return self._doorbell
+
+
+class AheadORM(WakingORM):
+    """Queues a task ahead of those waiting: due since long before any of them. For short work
+    that finishes what is under way, such as the fetch of files being sent (transfers.soon)."""
+
+    def due(self):
+        return AHEAD
+
+
+def others_wait() -> bool:
+    """Whether a task waits for a worker: more tasks queued or running than this host's workers
+    (a task claimed by a worker stays in the queue until it has run)."""
+    return OrmQ.objects.using(Conf.ORM).filter(key=Conf.CLUSTER_NAME).count() > Conf.WORKERS
+
+
+def keep_order_index(**_kwargs) -> None:
+    """After every migrate: the index that takes the queue in order of when tasks fell due. Made
+    here rather than by a migration because django-q2 owns the table, and on SQLite a table it
+    alters is rebuilt without the indexes it does not know."""
+    with connections[Conf.ORM].cursor() as cursor:
+        cursor.execute(
+            'CREATE INDEX IF NOT EXISTS fdd_ormq_due ON django_q_ormq ("key", "lock", "id")'
+        )
