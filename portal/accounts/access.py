@@ -476,6 +476,21 @@ def acts_for_a_vendor(user) -> bool:
     return bool(scope.vendor_ids)
 
 
+def routes_of_transfers_seen(user) -> QuerySet:
+    """The routes on which `user` sees every transfer, and no transfer on any other: those of
+    the parties they act for (`_transfers_seen` asks the same of each transfer's route).
+
+    Transfers asked for by these routes are the transfers `user` sees, without their own rule
+    joining each transfer's route to both its IT systems again.
+    """
+    if not (user.is_authenticated and user.is_active):
+        return Route.objects.none()
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return Route.objects.all()
+    return Route.objects.filter(_route_parties(scope))
+
+
 def reviewable_municipalities(user) -> QuerySet:
     """The municipalities whose flows `user` may review (the municipal review): those they act
     for, every one for a superuser, none for anyone else."""
@@ -484,3 +499,17 @@ def reviewable_municipalities(user) -> QuerySet:
     if scope.is_superuser:
         return municipalities
     return municipalities.filter(pk__in=scope.municipality_ids)
+
+
+def municipalities_to_review(user) -> list[Organisation]:
+    """`reviewable_municipalities` in the order of their names: anyone's but a superuser's
+    taken from the memberships read with their scope, not asked for again."""
+    scope = scope_of(user)
+    if scope.is_superuser:
+        return list(reviewable_municipalities(user).order_by("name"))
+    # Membership's order is its organisation's name.
+    return [
+        membership.organisation
+        for membership in memberships_of(user)
+        if membership.organisation_id in scope.municipality_ids
+    ]

@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from portal.accounts.access import reviewable_municipalities
+from portal.accounts.access import municipalities_to_review
 from portal.core.paging import KeysetPage, keyset_page
 from portal.review.flows import FLOW_PARAMS, chosen_flow, flows_of
 from portal.review.passages import file_sources, read_passages
@@ -63,7 +63,7 @@ def _links(page: KeysetPage, params: QueryDict) -> PageLinks:
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     user = request.user
-    choices = list(reviewable_municipalities(user).order_by("name"))
+    choices = municipalities_to_review(user)
     if not (choices or user.is_superuser):
         raise Http404
     code = request.GET.get("municipality", "").strip()
