@@ -230,6 +230,9 @@ class IntegrationTest(models.Model):
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped by agreement")
 
+    # The results production may follow.
+    CLEARED = (Result.PASSED, Result.SKIPPED)
+
     integration = models.OneToOneField(
         Integration, on_delete=models.CASCADE, related_name="test", verbose_name=_("integration")
     )
@@ -250,7 +253,7 @@ class IntegrationTest(models.Model):
     @property
     def has_cleared(self) -> bool:
         """The result lets production follow, once both parties have accepted it."""
-        return self.result in (self.Result.PASSED, self.Result.SKIPPED)
+        return self.result in self.CLEARED
 
 
 class Consent(models.Model):

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -84,7 +84,9 @@ class _Integrations:
     # (integration, organisation) → the subjects it said yes to: asked once per party and
     # integration, and an integration may have a hundred municipalities.
     subjects: dict[tuple[int, int], set[str]]
-    tests: dict[int, IntegrationTest]
+    # The integrations whose test before production has cleared, and those with a
+    # data-processing agreement registered.
+    cleared: set[int]
     agreements: set[int]
 
     def task_state(self, integration: Integration, number: int, municipality_id=None) -> str:
@@ -137,10 +139,17 @@ def _integrations_of(scope: Scope) -> _Integrations:
             "receiver__name",
             "receiver__vendor__name",
         )
+        # Read with the integration: one test and at most one agreement each.
+        .annotate(
+            test_result=Subquery(
+                IntegrationTest.objects.filter(integration=OuterRef("pk")).values("result")
+            ),
+            has_agreement=Exists(ProcessingAgreement.objects.filter(integration=OuterRef("pk"))),
+        )
         .order_by("name", "pk")
     )
     if not rows:
-        return _Integrations(rows, defaultdict(list), {}, defaultdict(set), {}, set())
+        return _Integrations(rows, defaultdict(list), {}, defaultdict(set), set(), set())
     ids = [integration.pk for integration in rows]
     # A vendor's steps read every municipality of its integrations; a municipality's steps
     # only its own, and an integration may have a hundred: the others are not read for it.
@@ -186,18 +195,9 @@ def _integrations_of(scope: Scope) -> _Integrations:
         .values_list("integration_id", "organisation_id", "subject")
     ):
         subjects[(integration_id, organisation_id)].add(subject)
-    tests = {
-        test.integration_id: test
-        for test in IntegrationTest.objects.filter(integration_id__in=ids).only(
-            "integration_id", "result"
-        )
-    }
-    agreements = set(
-        ProcessingAgreement.objects.filter(integration_id__in=ids).values_list(
-            "integration_id", flat=True
-        )
-    )
-    return _Integrations(rows, municipalities, tasks, subjects, tests, agreements)
+    cleared = {i.pk for i in rows if i.test_result in IntegrationTest.CLEARED}
+    agreements = {i.pk for i in rows if i.has_agreement}
+    return _Integrations(rows, municipalities, tasks, subjects, cleared, agreements)
 
 
 def _task_states(which: Q) -> dict[tuple[int, int, int | None], str]:
@@ -357,8 +357,7 @@ def _vendor_consents(integration: Integration, known: _Integrations) -> list[Ite
             text = None
         if text:
             items.append(Item(Kind.CONFIRM_AGREEMENT, text, detail, integration))
-    test = known.tests.get(integration.pk)
-    if test is not None and test.has_cleared and Subject.TEST not in said:
+    if integration.pk in known.cleared and Subject.TEST not in said:
         items.append(
             Item(
                 Kind.ACCEPT_TEST,
@@ -431,7 +430,7 @@ def _municipality(scope: Scope, known: _Integrations) -> list[Item]:
         vendor = integration.sender.vendor
         vendor_said = known.said(integration, vendor.pk)
         detail = reverse("onboarding:detail", args=[integration.pk])
-        test = known.tests.get(integration.pk)
+        cleared = integration.pk in known.cleared
         for municipality in known.municipalities[integration.pk]:
             if municipality.pk not in scope.municipality_ids:
                 continue
@@ -465,7 +464,7 @@ def _municipality(scope: Scope, known: _Integrations) -> list[Item]:
                 items.append(
                     Item(Kind.CONFIRM_AGREEMENT, text % names, detail, integration, municipality)
                 )
-            if test is not None and test.has_cleared and Subject.TEST not in said:
+            if cleared and Subject.TEST not in said:
                 if Subject.TEST in vendor_said:
                     text = _(
                         "%(vendor)s has accepted the test before production of "
