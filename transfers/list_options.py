@@ -3,13 +3,16 @@ user may see."""
 
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef
+from django.db.models import CharField, Exists, F, OuterRef, Value
 
 from gdpr.models import InfRef
 from portal.accounts.access import scope_of, visible
 from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
 from transfers.models import Route, RouteTally, Transfer
+
+# Which table a name in `_names` comes from.
+INFREF, SYSTEM, MUNICIPALITY = "infref", "system", "municipality"
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,9 @@ def filter_options(user) -> Options:
             municipality_ids.add(municipality_id)
             sender_ids.add(sender_id)
             receiver_ids.add(receiver_id)
-    infrefs = dict(InfRef.objects.filter(pk__in=infref_ids).values_list("pk", "name"))
-    systems = dict(
-        ItSystem.objects.filter(pk__in=sender_ids | receiver_ids).values_list("pk", "name")
+    infrefs, systems, municipalities = _names(
+        infref_ids, sender_ids | receiver_ids, municipality_ids
     )
-    municipalities = {
-        pk: f"{name} ({code})"
-        for pk, name, code in Organisation.objects.filter(pk__in=municipality_ids).values_list(
-            "pk", "name", "municipality_code"
-        )
-    }
 
     def by_label(values: dict[int, str]) -> list[tuple[int, str]]:
         return sorted(values.items(), key=lambda item: (item[1].casefold(), item[0]))
@@ -80,3 +76,30 @@ def filter_options(user) -> Options:
         sender=by_label({pk: systems[pk] for pk in sender_ids}),
         receiver=by_label({pk: systems[pk] for pk in receiver_ids}),
     )
+
+
+def _names(
+    infref_ids: set[int], system_ids: set[int], municipality_ids: set[int]
+) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+    """The labels of these InfRefs, IT systems and municipalities, by id: one query for the
+    three, each a round trip to the database of its own before."""
+    blank = Value("", output_field=CharField())
+    infrefs = InfRef.objects.filter(pk__in=infref_ids).annotate(part=Value(INFREF), code=blank)
+    systems = ItSystem.objects.filter(pk__in=system_ids).annotate(part=Value(SYSTEM), code=blank)
+    municipalities = Organisation.objects.filter(pk__in=municipality_ids).annotate(
+        part=Value(MUNICIPALITY), code=F("municipality_code")
+    )
+    columns = ("part", "pk", "name", "code")
+    named = (
+        infrefs.order_by()
+        .values_list(*columns)
+        .union(
+            systems.order_by().values_list(*columns),
+            municipalities.order_by().values_list(*columns),
+            all=True,
+        )
+    )
+    found: dict[str, dict[int, str]] = {INFREF: {}, SYSTEM: {}, MUNICIPALITY: {}}
+    for part, pk, name, code in named:
+        found[part][pk] = f"{name} ({code})" if part == MUNICIPALITY else name
+    return found[INFREF], found[SYSTEM], found[MUNICIPALITY]
