@@ -339,3 +339,39 @@ def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
         assert tasks.send_transfer(transfers[0].pk) == "sent"
     assert {t.state for t in Transfer.objects.all()} == {Transfer.State.SENT}
     assert queued.count((tasks.FETCH_TASK, ready.receiver.pk)) == 1
+
+
+@pytest.mark.system
+def test_a_delivered_file_received_already_queues_no_fetch_of_its_own(
+    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch
+):
+    """The fetch queued as the trigger was written has the file by the time its receipt is read:
+    the receipt queues none more (one each, run one after another, found nothing)."""
+    queued = []
+    monkeypatch.setattr(
+        tasks,
+        "queue_soon",
+        lambda task, account, _fingerprint, **_options: queued.append((task, account)),
+    )
+    with engine.simulator(tmp_path) as sim:
+        ready = engine.ready_route(
+            sim=sim,
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+        )
+        received, waiting = [
+            queue_send(ready.route, io.BytesIO(DATA), original_name=f"borgere-{number}.csv")
+            for number in range(2)
+        ]
+        monkeypatch.setattr(tasks, "RECEIPT_WAIT_SECONDS", 0)  # the receipts are read below
+        for transfer in (received, waiting):
+            tasks.send_transfer(transfer.pk)
+        fetch_inbox(ready.receiver.pk)
+        # As if the second's file had come after that fetch: its receipt queues one.
+        ReceivedFile.objects.filter(remote_name=waiting.remote_name).delete()
+        queued.clear()
+        assert tasks.collect_receipts() == 2
+    assert queued == [(tasks.FETCH_TASK, ready.receiver.pk)]

@@ -28,7 +28,7 @@ from portal.core.queue_broker import others_wait
 from portal.onboarding.rules import onboarding_of
 from transfers import protocol, states
 from transfers.keys import KeyUnavailable
-from transfers.models import Route, SftpAccount, Transfer
+from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.queueing import SEND_TASK, enqueue, route_blockers
 from transfers.sessions import drop_session, session_for
 from transfers.sftp import (
@@ -729,13 +729,24 @@ def _collect_receipt(
     if transfer.state == State.NO_RECEIPT:
         alerts.clear_no_receipt(transfer.pk)
     if outcome == State.DELIVERED:
-        _fetch_soon(transfer)
+        if not _fetched(receipt.file_transfer_uuid):
+            _fetch_soon(transfer)
     else:
         alerts.transfer_failed(transfer.pk)
     # Removed only once recorded: a crash in between reads the same receipt again, or (once
     # settled) leaves the local copy by which collect_receipts removes it.
     _remove_receipt(session, transfer.remote_name, removals)
     return True
+
+
+def _fetched(file_transfer_uuid: uuid.UUID | None) -> bool:
+    """Whether the delivered file is received already: as a rule the fetch queued as its trigger
+    was written has it by the time the receipt is read, and a fetch queued for each receipt
+    found nothing, one after another."""
+    return (
+        file_transfer_uuid is not None
+        and ReceivedFile.objects.filter(file_transfer_uuid=file_transfer_uuid).exists()
+    )
 
 
 def _send_again_later(
