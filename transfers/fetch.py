@@ -75,8 +75,17 @@ class FetchResult:
     quarantined: int = 0
     waiting: int = 0
     gone: int = 0  # taken by another fetch of the same inbox after this one listed it
+    # The data files counted as waiting for their metadata, which may come while the run goes.
+    _waiting: set[str] = dataclasses.field(default_factory=set, repr=False, compare=False)
 
-    def count(self, outcome: str) -> None:
+    def count(self, name: str, outcome: str) -> None:
+        """What came of one data file: a file that waited for its metadata and was fetched
+        later in the same run counts only as what came of it in the end."""
+        if name in self._waiting:
+            self._waiting.discard(name)
+            self.waiting -= 1
+        if outcome == "waiting":
+            self._waiting.add(name)
         setattr(self, outcome, getattr(self, outcome) + 1)
 
 
@@ -227,12 +236,13 @@ def _fetch_listed(
             continue
         outcome = _screen(account, name, listed)
         if outcome:
-            result.count(outcome)
+            result.count(name, outcome)
         else:
             pairs.append(name)
     for start in range(0, len(pairs), PAIRS_AT_ONCE):
-        for outcome in _fetch_pairs(session, account, pairs[start : start + PAIRS_AT_ONCE], listed):
-            result.count(outcome)
+        batch = pairs[start : start + PAIRS_AT_ONCE]
+        for name, outcome in zip(batch, _fetch_pairs(session, account, batch, listed), strict=True):
+            result.count(name, outcome)
 
 
 def _sweep_staging(account: SftpAccount) -> None:
