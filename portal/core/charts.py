@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from portal.accounts.access import routes_of_transfers_seen, scope_of, visible
+from portal.core import dates
 from portal.onboarding.models import Integration, OnboardingTask
 from transfers.models import Transfer, TransferHour
 
@@ -318,8 +319,8 @@ def day_charts(user, *, now: datetime | None = None) -> DayCharts:
         days.append(
             Day(
                 day=day,
-                label=formats.date_format(day, "j/n"),
-                long_label=formats.date_format(day, "DATE_FORMAT"),
+                label=dates.date_format(day, "j/n"),
+                long_label=dates.date_format(day, "DATE_FORMAT"),
                 x=round(LEFT + index * slot + (slot - bar_width) / 2, 2),
                 width=bar_width,
                 center=round(LEFT + index * slot + slot / 2, 2),

@@ -8,11 +8,12 @@ queries. Here each row is one `format_html`, and each word translated once a pag
 
 from django import template
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
+from portal.core import dates
 from portal.core.templatetags.row_urls import row_url
 from transfers.models import Route
 
@@ -53,7 +54,7 @@ def _next_step(route: Route, is_kombit: bool, words: dict) -> SafeString | str:
         # With the line break the template had after it, so the page stays as it was.
         return format_html('<p class="route-next">{}</p>\n        ', words["kombit_establishes"])
     if route.state == Route.State.SUSPENDED:
-        moment = formats.date_format(timezone.localtime(route.changed_at), "SHORT_DATETIME_FORMAT")
+        moment = dates.date_format(timezone.localtime(route.changed_at), "SHORT_DATETIME_FORMAT")
         # As {% blocktranslate %} has it: the value escaped, the sentence as translated.
         sentence = SafeString(words["suspended"] % {"date": format_html("{}", moment)})
         return format_html('<p class="route-next">{}</p>', sentence)

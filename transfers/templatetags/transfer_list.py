@@ -9,10 +9,11 @@ label translated once a page.
 
 from django import template
 from django.template.defaultfilters import filesizeformat
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from portal.core import dates
 from portal.core.templatetags.row_urls import row_url
 from transfers.models import Transfer
 from transfers.templatetags.transfer_states import state_badge
@@ -64,8 +65,8 @@ def transfer_rows(context: template.Context, rows: list[Transfer]) -> SafeString
                 "receiver": route.receiver.name,
                 "municipality": route.municipality.name,
                 "size": filesizeformat(transfer.size),
-                "iso": formats.date_format(queued, "c"),
-                "queued": formats.date_format(queued, "SHORT_DATETIME_FORMAT"),
+                "iso": dates.date_format(queued, "c"),
+                "queued": dates.date_format(queued, "SHORT_DATETIME_FORMAT"),
             }
         )
     return SafeString("".join(format_html(_ROW, **cell) for cell in cells))

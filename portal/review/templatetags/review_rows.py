@@ -8,11 +8,12 @@ else it shows. Here each row is one `format_html`, and each word translated once
 
 from django import template
 from django.template.defaultfilters import filesizeformat
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
+from portal.core import dates
 from portal.core.templatetags.row_urls import row_url
 from portal.review.flows import Flow, RouteTotals
 from transfers.models import ReceivedFile
@@ -43,7 +44,7 @@ _ROW = """
 def _last(totals: RouteTotals) -> str:
     if totals.last_queued_at is None:
         return "–"
-    return formats.date_format(timezone.localtime(totals.last_queued_at), "SHORT_DATETIME_FORMAT")
+    return dates.date_format(timezone.localtime(totals.last_queued_at), "SHORT_DATETIME_FORMAT")
 
 
 def _head(context: template.Context, flow: Flow, words: dict[str, str]) -> SafeString:
@@ -154,7 +155,7 @@ def _moment(value, form: str = "SHORT_DATETIME_FORMAT") -> str:
     """As the template's `date` filter writes it: local time, nothing for no moment."""
     if value is None:
         return ""
-    return formats.date_format(timezone.localtime(value), form)
+    return dates.date_format(timezone.localtime(value), form)
 
 
 def _file_name(context: template.Context, passage, words: dict) -> SafeString:
