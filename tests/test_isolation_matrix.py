@@ -159,6 +159,7 @@ CLASSIFICATION: dict[str, Case] = {
     "logout": Case(get=rule(not_allowed="NABMKS"), post=rule("", **dict.fromkeys(ROLES, ANSWERED))),
     "healthz": Case(get=rule(**dict.fromkeys(ROLES, ANSWERED)), post=rule(not_allowed="NABMKS")),
     "livez": Case(get=rule("NABMKS"), post=rule(not_allowed="NABMKS")),
+    "favicon": Case(get=rule(**dict.fromkeys(ROLES, ANSWERED)), post=rule(not_allowed="NABMKS")),
     "readyz": Case(get=rule("NABMKS"), post=rule(not_allowed="NABMKS")),
     "set_language": same(rule("NABMKS")),
     "two_factor_setup": same(rule("ABMKS")),

@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -76,6 +77,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "it_systems": context["it_system_count"],
         }
     return render(request, "core/dashboard.html", context)
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The portal's icon, for what asks for /favicon.ico without reading a page's link to it."""
+    return redirect(static("portal/favicon.svg"), permanent=True)
 
 
 @require_GET
