@@ -670,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print_rows(report["rows"])
-    if not arguments.no_save:
+    if not (arguments.no_save or arguments.quick):
         print(f"\nwrote {save('end-to-end', report).relative_to(ROOT)}")
     return 0
 

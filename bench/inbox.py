@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         rtt_ms=arguments.rtt_ms,
     )
     print_report(report)
-    if not arguments.no_save:
+    if not (arguments.no_save or arguments.quick):
         print(f"\nwrote {save(BENCHMARK, report).relative_to(ROOT)}")
     return 0
 

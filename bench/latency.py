@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(arguments.quick, sends=None if arguments.quick else arguments.sends)
     print()
     print_rows(report["rows"])
-    if not arguments.no_save:
+    if not (arguments.no_save or arguments.quick):
         print(f"\nwrote {save('latency', report).relative_to(ROOT)}")
     return 0
 

@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = arguments.requests or (10 if arguments.quick else 50)
     report = benchmark(full, small, requests, tuple(arguments.database or DATABASES))
     print_report(report)
-    if not arguments.no_save:
+    if not (arguments.no_save or arguments.quick):
         print(f"wrote {save(BENCHMARK, report).relative_to(ROOT)}")
     return 0 if all(row["holds"] is not False for row in report["rows"]) else 1
 
