@@ -7,6 +7,7 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from tests.support.system import ROOT, child_environment
 from transfers import keys, tasks
@@ -108,12 +109,15 @@ def test_a_send_waits_uncounted_instead_of_failing_when_the_key_is_missing(
 ):
     ready = ready_route()
     transfer = queue_send(ready.route, io.BytesIO(b"a;b\r\n"), original_name="x.csv", user=staff_a)
+    # It had waited for the platform before: the wait for the key does not count to that.
+    Transfer.objects.filter(pk=transfer.pk).update(waiting_since=timezone.now())
     settings.SFTP_KEY_ENCRYPTION_KEY = NEW
 
     assert tasks.send_transfer(transfer.pk) == "waiting for key"
     transfer.refresh_from_db()
     assert transfer.state == Transfer.State.QUEUED
     assert transfer.attempts == 0
+    assert transfer.waiting_since is None
     assert "rotate_sftp_keys" in transfer.last_error
     assert NEW not in transfer.last_error
     assert not list((ready.sim.data_dir / "alfa_omsorg" / "OUT").glob("*"))

@@ -175,7 +175,9 @@ def _after_error(transfer: Transfer, error: Exception) -> str:
 
 
 def _wait_for_key(transfer: Transfer, error: KeyUnavailable) -> str:
-    """Not the transfer's fault: it waits, uncounted, for workers that hold the right key."""
+    """Not the transfer's fault: it waits, uncounted, for workers that hold the right key. The
+    time it waits is not time it waited for the platform: a wait for an outage to pass starts
+    again at the next fault, so that an hour without the key does not use up the outage's."""
     log.error("transfer %s waits: %s", transfer.pk, error)
     with transaction.atomic():
         _move(
@@ -184,6 +186,7 @@ def _wait_for_key(transfer: Transfer, error: KeyUnavailable) -> str:
             last_error=str(error),
             heartbeat_at=None,
             attempts=F("attempts") - 1,
+            waiting_since=None,
         )
         _schedule_send(
             transfer, "transfer-key", timezone.now() + timedelta(seconds=KEY_WAIT_SECONDS)
