@@ -19,7 +19,6 @@ unless it is unsafe as a file's name, and one that is not a conservative name is
 under a name of the portal's (`local_name`), keeping its own in the record.
 """
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -38,6 +37,7 @@ from django.utils import timezone
 from portal.alerts import service as alerts
 from portal.core import task_names
 from transfers import protocol
+from transfers.leftovers import remove_stale
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.sessions import drop_session, session_for
 from transfers.sftp import SftpError, SftpSession
@@ -175,7 +175,7 @@ def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchRes
     account = SftpAccount.objects.get(pk=account_id)
     with running(task_names.FETCH_INBOX, account.pk, account.key_fingerprint):
         result = FetchResult()
-        _sweep_staging(account)
+        remove_stale(_store_dir(account) / ".incoming", left_by="a fetch that stopped")
         try:
             _follow(session or session_for(account), account, result)
         except Exception:
@@ -243,22 +243,6 @@ def _fetch_listed(
         batch = pairs[start : start + PAIRS_AT_ONCE]
         for name, outcome in zip(batch, _fetch_pairs(session, account, batch, listed), strict=True):
             result.count(name, outcome)
-
-
-def _sweep_staging(account: SftpAccount) -> None:
-    """Remove what a dead fetch left in the staging folder: files nobody has written to for
-    TRANSFER_STALE_SECONDS (a live fetch writes its file all the time)."""
-    staging = _store_dir(account) / ".incoming"
-    limit = time.time() - settings.TRANSFER_STALE_SECONDS
-    try:
-        entries = list(os.scandir(staging))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        with contextlib.suppress(OSError):
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
-                os.unlink(entry.path)
-                log.info("removed %s, left by a fetch that stopped", entry.path)
 
 
 def _leftover_metadata(session: SftpSession, account: SftpAccount, name: str) -> None:

@@ -28,6 +28,7 @@ from portal.core.queue_broker import others_wait
 from portal.onboarding.rules import onboarding_of
 from transfers import protocol, states
 from transfers.keys import KeyUnavailable
+from transfers.leftovers import remove_stale
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.queueing import SEND_TASK, enqueue, route_blockers
 from transfers.sessions import drop_session, session_for
@@ -825,8 +826,13 @@ def unreadable_receipt(remote_name: str) -> Path:
     return Path(settings.TRANSFER_DATA_DIR) / UNREADABLE_RECEIPTS / f"{remote_name}.sftpreceipt"
 
 
+def _receipts_folder() -> Path:
+    """The receipts recorded and not yet removed from the server (see `_receipts_left`)."""
+    return Path(settings.TRANSFER_DATA_DIR) / "receipts"
+
+
 def _receipt_copy(remote_name: str) -> Path:
-    return Path(settings.TRANSFER_DATA_DIR) / "receipts" / f"{remote_name}.sftpreceipt"
+    return _receipts_folder() / f"{remote_name}.sftpreceipt"
 
 
 def _remove_receipt(
@@ -852,7 +858,7 @@ def _remove_receipts(session: SftpSession, remote_names: list[str]) -> None:
 def _receipts_left() -> dict[int, list[str]]:
     """Receipts recorded but not removed from the server (a worker died in between), by account:
     the local copy is removed only after the remote receipt."""
-    folder = Path(settings.TRANSFER_DATA_DIR) / "receipts"
+    folder = _receipts_folder()
     suffix = ".sftpreceipt"
     try:
         names = [
@@ -908,6 +914,7 @@ def collect_receipts() -> int:
     """Scheduled: look for receipts of every sent transfer still waiting for one, and remove
     the receipts of settled ones that a dead worker left on the server."""
     mark_no_receipt()
+    remove_stale(_receipts_folder(), suffix=".part", left_by="a receipt read that stopped")
     settled = 0
     waiting = Transfer.objects.filter(state__in=State.AWAITING_RECEIPT).select_related("account")
     left = _receipts_left()
