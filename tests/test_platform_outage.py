@@ -28,6 +28,7 @@ from django.utils import timezone
 from django_q.models import Schedule, Task
 
 from portal.alerts.models import Alert
+from portal.outbox.models import OutgoingMail
 from tests.support import engine, private_portal
 from tests.support.browser import chromium, log_in, screenshot
 from tests.support.engine import RECEIVER, SENDER
@@ -37,7 +38,7 @@ from tests.support.system import child_environment
 from tests.support.workers import worker_cluster
 from transfers import tasks
 from transfers.fetch import fetch_inbox
-from transfers.models import ReceivedFile, Transfer
+from transfers.models import ReceivedFile, Route, Transfer
 from transfers.queueing import SEND_TASK
 from transfers.simulator.registry import Registry
 from transfers.simulator.server import Simulator
@@ -94,6 +95,7 @@ def test_a_send_waits_out_a_refused_connection_uncounted_and_delivers_once_it_is
 ):
     sim, route, sender, receiver = setup
     settings.TRANSFER_MAX_ATTEMPTS = 1  # the portal that counted these would fail at once
+    Route.objects.filter(pk=route.pk).update(contacts="drift@example.invalid")
     transfer = queue(route, staff_a)
     sim.stop()
 
@@ -118,6 +120,10 @@ def test_a_send_waits_out_a_refused_connection_uncounted_and_delivers_once_it_is
     assert Alert.objects.filter(kind=UNREACHABLE).count() == 1
     assert alert.resolved_at is None
     assert list(alert.concerns.all()) == [system_a.vendor]
+    # Mailed once, to who looks after the routes the account carries.
+    [mail] = OutgoingMail.objects.filter(subject__contains=str(alert.get_kind_display()))
+    assert mail.to == ["drift@example.invalid"]
+    assert alert.message in mail.body
     sender.refresh_from_db()
     assert sender.unreachable_since is not None
 

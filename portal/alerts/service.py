@@ -12,13 +12,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import Organisation
 from portal.alerts.models import Alert
 from portal.outbox.mail import queue_mail
-from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
+from transfers.models import ReceivedFile, Route, SftpAccount, Transfer, split_addresses
 
 log = logging.getLogger(__name__)
 Kind = Alert.Kind
@@ -201,8 +202,21 @@ def platform_unreachable(account_id: int, reason: str) -> Alert | None:
             "hours": max(1, settings.TRANSFER_OUTAGE_WAIT_SECONDS // 3600),
         },
         concerns=[account.it_system.vendor_id],
+        contacts=_contacts_of_routes_through(account),
     )
     return alert
+
+
+def _contacts_of_routes_through(account: SftpAccount) -> list[str]:
+    """Who is told of an outage: the contacts of every route the account sends or receives on."""
+    routes = Route.objects.filter(
+        Q(sender_id=account.it_system_id) | Q(receiver_id=account.it_system_id),
+        environment=account.environment,
+    ).exclude(contacts="")
+    addresses: dict[str, None] = {}  # in order, each once
+    for contacts in routes.order_by("pk").values_list("contacts", flat=True):
+        addresses.update(dict.fromkeys(split_addresses(contacts)))
+    return list(addresses)
 
 
 @_safely
