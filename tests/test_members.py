@@ -473,3 +473,46 @@ def test_a_superuser_makes_the_first_administrator_in_the_admin(superuser, staff
     assert response.status_code == 302
     target.refresh_from_db()
     assert target.is_administrator
+
+
+def test_in_the_admin_too_the_last_administrator_keeps_the_role(superuser, admin_a, vendor_a):
+    client = logged_in(superuser)
+    last = membership(admin_a, vendor_a)
+    url = reverse("admin:accounts_membership_change", args=[last.pk])
+
+    response = client.post(url, {})  # the role's box left empty
+
+    assert response.status_code == 200
+    assert "the only active administrator" in response.content.decode()
+    assert Membership.objects.get(pk=last.pk).is_administrator
+    # Nor is it deleted, alone or in a bulk action.
+    delete = reverse("admin:accounts_membership_delete", args=[last.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    changelist = client.get(reverse("admin:accounts_membership_changelist")).content.decode()
+    assert "delete_selected" not in changelist
+    assert Membership.objects.filter(pk=last.pk).exists()
+
+
+def test_a_change_in_the_admin_goes_by_the_rules_into_the_audit_log(
+    superuser, admin_a, staff_a, vendor_a
+):
+    client = logged_in(superuser)
+    target = membership(staff_a, vendor_a)
+    change = reverse("admin:accounts_membership_change", args=[target.pk])
+    client.post(change, {"is_administrator": "on"})
+    client.post(change, {})  # and back: admin_a is an administrator still
+    delete = reverse("admin:accounts_membership_delete", args=[target.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 302
+
+    assert not Membership.objects.filter(pk=target.pk).exists()
+    actions = AuditEvent.objects.filter(actor=superuser, action__in=PEOPLE).order_by("pk")
+    assert list(actions.values_list("action", flat=True)) == [
+        Action.MEMBER_ROLE_CHANGED,
+        Action.MEMBER_ROLE_CHANGED,
+        Action.MEMBER_REMOVED,
+        Action.MEMBER_DEACTIVATED,
+    ]
+    # The organisation's page in the admin shows its people and changes none.
+    page = client.get(reverse("admin:accounts_organisation_change", args=[vendor_a.pk]))
+    assert "memberships-TOTAL_FORMS" in page.content.decode()
+    assert 'name="memberships-0-is_administrator"' not in page.content.decode()

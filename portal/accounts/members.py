@@ -58,6 +58,14 @@ def _is_last_active_administrator(membership: Membership) -> bool:
     return not others.exists()
 
 
+def last_administrator_refusal(membership: Membership) -> Refused | None:
+    """Why the membership may not lose its administrator's role now, if it may not: for a
+    page to ask before it offers the change. The change itself checks again, under the lock."""
+    if _is_last_active_administrator(membership):
+        return _last_administrator_refusal(membership)
+    return None
+
+
 def _last_administrator_refusal(membership: Membership) -> Refused:
     return Refused(
         _(
