@@ -180,6 +180,7 @@ CLASSIFICATION: dict[str, Case] = {
     ),
     "organisations:member_remove": same(A_IS_NO_ADMINISTRATOR, kwargs=member_a),
     "organisations:member_deactivate": same(A_IS_NO_ADMINISTRATOR, kwargs=member_a),
+    "organisations:member_two_factor_reset": same(A_IS_NO_ADMINISTRATOR, kwargs=member_a),
     "organisations:invitation_resend": post_only(A_IS_NO_ADMINISTRATOR, kwargs=invitation_a),
     "organisations:invitation_withdraw": post_only(A_IS_NO_ADMINISTRATOR, kwargs=invitation_a),
     "organisations:two_factor": post_only(

@@ -5,12 +5,15 @@ keeps an active administrator; no one else has any say over its people."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal.accounts import access
+from portal.accounts import access, members
 from portal.accounts.models import Invitation, Membership
 from portal.audit.models import AuditEvent
 from tests.conftest import make_administrator, make_user
 from tests.support.clients import logged_in, said
+from tests.support.totp import confirmed_device
 
 Action = AuditEvent.Action
 User = get_user_model()
@@ -363,6 +366,7 @@ def member_urls(vendor, target: Membership, invitation: Invitation) -> list[tupl
         (member_url("member_role", target), {"administrator": "true"}),
         (member_url("member_remove", target), {}),
         (member_url("member_deactivate", target), {}),
+        (member_url("member_two_factor_reset", target), {}),
         (reverse("organisations:invite", args=[vendor.pk]), {"email": "new@alfa.example"}),
         (
             reverse("organisations:invitation_resend", args=[vendor.pk, invitation.pk]),
@@ -516,3 +520,56 @@ def test_a_change_in_the_admin_goes_by_the_rules_into_the_audit_log(
     page = client.get(reverse("admin:accounts_organisation_change", args=[vendor_a.pk]))
     assert "memberships-TOTAL_FORMS" in page.content.decode()
     assert 'name="memberships-0-is_administrator"' not in page.content.decode()
+
+
+# A lost phone -----------------------------------------------------------------------------------
+
+
+def test_an_administrator_resets_a_members_two_step_login_for_a_lost_phone(
+    admin_a, staff_a, vendor_a
+):
+    device = confirmed_device(staff_a)
+    StaticDevice.objects.create(user=staff_a, name="Backup codes")
+    client = logged_in(admin_a)
+    page = client.get(reverse("organisations:detail", args=[vendor_a.pk])).content.decode()
+    reset = member_url("member_two_factor_reset", membership(staff_a, vendor_a))
+    assert reset in page
+    assert "Two-step login" in page
+
+    confirm = client.get(reset)
+    assert confirm.status_code == 200
+    assert "authenticator app and backup codes stop working" in confirm.content.decode()
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()  # not on the way to the question
+
+    response = client.post(reset)
+
+    assert response.status_code == 302
+    assert said(client.get(response["Location"])) == [
+        "The two-step login of Ada is reset: they set it up anew."
+    ]
+    assert not TOTPDevice.objects.filter(user=staff_a).exists()
+    assert not StaticDevice.objects.filter(user=staff_a).exists()
+    event = AuditEvent.objects.get(action=Action.TWO_FACTOR_REMOVED)
+    assert (event.actor, event.object_id) == (admin_a, str(staff_a.pk))
+    assert list(event.concerns.all()) == [vendor_a]
+    # Again: nothing left to reset, and nothing recorded.
+    client.post(reset)
+    assert AuditEvent.objects.filter(action=Action.TWO_FACTOR_REMOVED).count() == 1
+
+
+def test_no_reset_of_ones_own_two_step_login_or_a_portal_administrators_here(
+    admin_a, staff_a, vendor_a, superuser
+):
+    confirmed_device(admin_a)
+    client = logged_in(admin_a)
+    page = client.get(reverse("organisations:detail", args=[vendor_a.pk])).content.decode()
+    assert member_url("member_two_factor_reset", membership(admin_a, vendor_a)) not in page
+    with pytest.raises(members.Refused, match="account's page"):
+        members.reset_two_factor(admin_a, membership(admin_a, vendor_a))
+    staff_a.is_staff = True
+    staff_a.save()
+    confirmed_device(staff_a)
+    with pytest.raises(members.Refused, match="superusers"):
+        members.reset_two_factor(admin_a, membership(staff_a, vendor_a))
+    assert members.reset_two_factor(superuser, membership(staff_a, vendor_a))
+    assert TOTPDevice.objects.filter(user=admin_a).exists()

@@ -14,6 +14,8 @@ their audit trail and what they wrote. A user left with no organisation can no l
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.models import Membership, Organisation
 from portal.audit.log import record
@@ -189,6 +191,43 @@ def deactivate(actor, membership: Membership) -> bool:
             actor,
             Action.MEMBER_DEACTIVATED,
             membership,
+            concerns=Organisation.objects.filter(pk__in=theirs),
+            **_facts(membership),
+        )
+    return True
+
+
+def reset_two_factor(actor, membership: Membership) -> bool:
+    """Take away the member's authenticator and backup codes, for a lost phone: their next login
+    sets up two-step login anew where it is required, and is a password's alone until then
+    where it is not. False if they had none. Every organisation of theirs is told, as their
+    login is one for all of them; a portal administrator's is reset by the portal's superusers
+    alone."""
+    user = membership.user
+    if user == actor:
+        raise Refused(_("Your own two-step login is changed on your account's page."))
+    if not may_deactivate(actor, user):
+        raise Refused(
+            _(
+                "%(person)s administers the portal; only the portal's superusers reset their "
+                "two-step login."
+            )
+            % {"person": person(user)}
+        )
+    with transaction.atomic():
+        theirs = list(
+            Membership.objects.filter(user=user).values_list("organisation_id", flat=True)
+        )
+        _lock(*theirs)
+        membership = _fresh(membership)
+        removed, _by_model = TOTPDevice.objects.filter(user=membership.user).delete()
+        removed += StaticDevice.objects.filter(user=membership.user).delete()[0]
+        if not removed:
+            return False
+        record(
+            actor,
+            Action.TWO_FACTOR_REMOVED,
+            membership.user,
             concerns=Organisation.objects.filter(pk__in=theirs),
             **_facts(membership),
         )

@@ -24,6 +24,11 @@ urlpatterns = [
         name="member_deactivate",
     ),
     path(
+        "<int:pk>/members/<int:membership_pk>/two-factor-reset/",
+        views.member_two_factor_reset,
+        name="member_two_factor_reset",
+    ),
+    path(
         "<int:pk>/invitations/<int:invitation_pk>/resend/",
         views.invitation_resend,
         name="invitation_resend",

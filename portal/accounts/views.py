@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts import invitations, members
 from portal.accounts.access import (
@@ -85,6 +86,12 @@ def organisation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         waiting = invitations.open_invitations(organisation).select_related("invited_by")
         context["invitations"] = [(i, i.expires_at <= now) for i in waiting]
         context["active_administrators"] = members.active_administrators(organisation).count()
+        # Whose login has two-step login, for the administrator who resets a lost phone.
+        context["two_step"] = set(
+            TOTPDevice.objects.filter(
+                user__in=[m.user_id for m in listing.page.object_list], confirmed=True
+            ).values_list("user_id", flat=True)
+        )
     return render(request, "accounts/organisation_detail.html", context)
 
 
@@ -160,6 +167,12 @@ def _confirmed_member_change(request: HttpRequest, pk: int, membership_pk: int, 
             else:
                 message = _("%(person)s is removed from %(organisation)s; their records stay.")
             messages.success(request, message % facts)
+        elif action == "two_factor_reset":
+            if members.reset_two_factor(request.user, membership):
+                messages.success(
+                    request,
+                    _("The two-step login of %(person)s is reset: they set it up anew.") % facts,
+                )
         elif members.deactivate(request.user, membership):
             messages.success(request, _("%(person)s can no longer log in.") % facts)
     except members.Refused as refusal:
@@ -175,6 +188,11 @@ def member_remove(request: HttpRequest, pk: int, membership_pk: int) -> HttpResp
 @login_required
 def member_deactivate(request: HttpRequest, pk: int, membership_pk: int) -> HttpResponse:
     return _confirmed_member_change(request, pk, membership_pk, action="deactivate")
+
+
+@login_required
+def member_two_factor_reset(request: HttpRequest, pk: int, membership_pk: int) -> HttpResponse:
+    return _confirmed_member_change(request, pk, membership_pk, action="two_factor_reset")
 
 
 @login_required
