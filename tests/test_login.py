@@ -12,6 +12,8 @@ PUBLIC = {
     "healthz",
     "livez",
     "readyz",
+    # The icon, which a browser asks for before anyone logs in.
+    "favicon",
     "set_language",
     "logout",
     "account:password_reset",
