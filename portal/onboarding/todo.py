@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from gdpr.models import HOLDS_IT_SYSTEM, GdprDeclaration, InfRef, InfRefRequest
-from portal.accounts.access import Scope, scope_of
+from portal.accounts.access import Scope, memberships_of, scope_of
 from portal.accounts.models import Organisation
 from portal.itsystems.models import ItSystem
 from portal.onboarding.models import (
@@ -102,7 +102,7 @@ def todo_for(user) -> list[Item]:
     scope = scope_of(user)
     items: list[Item] = []
     if scope.vendor_ids or scope.municipality_ids:
-        known = _integrations_of(scope)
+        known = _integrations_of(scope, _own_municipality(user, scope))
         if scope.vendor_ids:
             items += _sending_vendor(scope, known)
             items += _receiving_vendor(scope, known)
@@ -115,7 +115,7 @@ def todo_for(user) -> list[Item]:
     return sorted(items, key=lambda item: order.index(item.kind))
 
 
-def _integrations_of(scope: Scope) -> _Integrations:
+def _integrations_of(scope: Scope, own_municipality: Organisation | None) -> _Integrations:
     taking_part = Q(sender__vendor_id__in=scope.vendor_ids) | Q(
         receiver__vendor_id__in=scope.vendor_ids
     )
@@ -161,19 +161,12 @@ def _integrations_of(scope: Scope) -> _Integrations:
     own = Q(integration_id__in=as_vendor) | Q(
         integration_id__in=ids, municipality_id__in=scope.municipality_ids
     )
-    municipalities: dict[int, list[Organisation]] = defaultdict(list)
-    # Of each municipality only what the steps say of it, read as values and made into one
-    # model each (its other fields read if ever asked for): a vendor's integrations may have a
-    # hundred each, and a whole row of both tables for each cost the overview more than the
-    # rest of its steps.
-    read: dict[int, Organisation] = {}
-    links = IntegrationMunicipality.objects.filter(own).order_by("municipality__name")
-    for integration_id, pk, name in links.values_list(
-        "integration_id", "municipality_id", "municipality__name"
-    ):
-        if pk not in read:
-            read[pk] = Organisation.from_db(links.db, ["id", "name"], [pk, name])
-        municipalities[integration_id].append(read[pk])
+    if own_municipality is not None:
+        # Each integration was read for taking part with the one municipality the user acts
+        # for, the only one its steps name: its links would say no more.
+        municipalities = defaultdict(list, {pk: [own_municipality] for pk in ids})
+    else:
+        municipalities = _municipalities_of(own)
     # Only a vendor's steps follow the tasks; a municipality's follow the yeses alone, and a
     # busy one's integrations hold hundreds of tasks.
     tasks = (
@@ -198,6 +191,34 @@ def _integrations_of(scope: Scope) -> _Integrations:
     cleared = {i.pk for i in rows if i.test_result in IntegrationTest.CLEARED}
     agreements = {i.pk for i in rows if i.has_agreement}
     return _Integrations(rows, municipalities, tasks, subjects, cleared, agreements)
+
+
+def _own_municipality(user, scope: Scope) -> Organisation | None:
+    """The municipality of a user who acts for that one alone, from the memberships read with
+    their scope; None for anyone else."""
+    if scope.vendor_ids or len(scope.municipality_ids) != 1:
+        return None
+    organisations = (membership.organisation for membership in memberships_of(user))
+    return next((o for o in organisations if o.pk in scope.municipality_ids), None)
+
+
+def _municipalities_of(links: Q) -> dict[int, list[Organisation]]:
+    """The municipalities of the integrations' links `links` picks, by integration, each in
+    the order of their names."""
+    municipalities: dict[int, list[Organisation]] = defaultdict(list)
+    # Of each municipality only what the steps say of it, read as values and made into one
+    # model each (its other fields read if ever asked for): a vendor's integrations may have a
+    # hundred each, and a whole row of both tables for each cost the overview more than the
+    # rest of its steps.
+    read: dict[int, Organisation] = {}
+    found = IntegrationMunicipality.objects.filter(links).order_by("municipality__name")
+    for integration_id, pk, name in found.values_list(
+        "integration_id", "municipality_id", "municipality__name"
+    ):
+        if pk not in read:
+            read[pk] = Organisation.from_db(found.db, ["id", "name"], [pk, name])
+        municipalities[integration_id].append(read[pk])
+    return municipalities
 
 
 def _task_states(which: Q) -> dict[tuple[int, int, int | None], str]:
@@ -225,10 +246,15 @@ def _sending_vendor(scope: Scope, known: _Integrations) -> list[Item]:
     if not sending:
         return items
     senders = {integration.sender_id for integration in sending}
+    # Asked only of the senders with an integration still without its InfRef, the only ones
+    # the answer is read for: none, once every integration has one.
+    unlinked = {i.sender_id for i in sending if i.infref_id is None}
     holding = set(
-        InfRefRequest.objects.filter(HOLDS_IT_SYSTEM, it_system_id__in=senders).values_list(
+        InfRefRequest.objects.filter(HOLDS_IT_SYSTEM, it_system_id__in=unlinked).values_list(
             "it_system_id", flat=True
         )
+        if unlinked
+        else ()
     )
     # The senders are the vendor's own IT systems: their InfRefs are among those just read.
     assigned = {infref.it_system_id for infref in infrefs if infref.it_system_id in senders}
