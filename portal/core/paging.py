@@ -22,7 +22,7 @@ from functools import reduce
 from typing import Generic, NamedTuple, TypeVar
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -129,13 +129,11 @@ _ID_LIMIT = 2**63
 class Key(NamedTuple):
     """Where a row stands in a keyset list, which runs newest first by the row's moment, then
     by its kind (the place of its source among the list's sources, the last first), then by
-    its id, the highest first; and the row itself, where its source reads it whole."""
+    its id, the highest first."""
 
     moment: datetime
     kind: int
     pk: int
-    # Never compared: the three before tell every row of a list apart.
-    row: Model | None = None
 
 
 @dataclass(frozen=True)
@@ -146,9 +144,6 @@ class Source:
     rows: QuerySet
     moment_field: str
     prefix: str = ""
-    # Read whole in the query that finds the page (each key carries its row), not as keys to be
-    # read by id after: for rows the database must visit to find the page anyway.
-    whole: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,8 +204,7 @@ def keyset_page(sources: Sequence[Source], cursor: str, per_page: int) -> Keyset
     """A page of the rows of `sources` together, newest first, as their keys: a query a source.
 
     Only the moments and ids are read, which the database sorts from its indexes; the caller
-    reads the page's rows by id (`with_rows`), but those of a source read whole (`Source.whole`),
-    which come with their keys. A cursor that is not one a page made, or that
+    reads the page's rows by id (`with_rows`). A cursor that is not one a page made, or that
     lies past either end of the list, reads the first page; so does a page of newer rows that
     would come short at the top, which is the first page, whole.
     """
@@ -292,11 +286,11 @@ def _keys(sources: Sequence[Source], at: Key | None, *, older: bool, limit: int)
         rows = source.rows if at is None else _beyond(source, kind, at, older)
         if reach is not None:
             rows = rows.filter(**{f"{field}__{'gte' if older else 'lte'}": reach})
-        rows = rows.order_by(*(f"-{field}", "-pk") if older else (field, "pk"))
-        if source.whole:
-            keys = [Key(getattr(row, field), kind, row.pk, row) for row in rows[:limit]]
-        else:
-            keys = [Key(moment, kind, pk) for moment, pk in rows.values_list(field, "pk")[:limit]]
+        order = (f"-{field}", "-pk") if older else (field, "pk")
+        keys = [
+            Key(moment, kind, pk)
+            for moment, pk in rows.order_by(*order).values_list(field, "pk")[:limit]
+        ]
         if len(keys) == limit:
             last = keys[-1].moment
             reach = last if reach is None else (max if older else min)(reach, last)

@@ -73,13 +73,7 @@ def file_sources(route_ids: list[int]) -> list[Source]:
     # every transfer of the route for each file.
     sent_by_portal = Transfer.objects.filter(file_transfer_uuid=OuterRef("file_transfer_uuid"))
     return [
-        # Read whole: the database visits each transfer to find the page anyway, and a page
-        # found as keys was read again by id.
-        Source(
-            Transfer.objects.filter(route_id__in=route_ids).defer(*_TRANSFER_TEXTS),
-            "queued_at",
-            whole=True,
-        ),
+        Source(Transfer.objects.filter(route_id__in=route_ids), "queued_at"),
         Source(
             ReceivedFile.objects.filter(route_id__in=route_ids).filter(~Exists(sent_by_portal)),
             "received_at",
@@ -109,10 +103,9 @@ def read_passages(keys: list[Key], routes: dict[int, Route]) -> list[FilePassage
     transfer's own). Each row is given its route from `routes`, already read with its IT
     systems, instead of joining them in again.
     """
-    transfers = {key.pk: key.row for key in keys if key.kind == TRANSFERS and key.row}
-    unread = [key.pk for key in keys if key.kind == TRANSFERS and not key.row]
-    if unread:
-        transfers |= Transfer.objects.defer(*_TRANSFER_TEXTS).in_bulk(unread)
+    transfers = Transfer.objects.defer(*_TRANSFER_TEXTS).in_bulk(
+        [key.pk for key in keys if key.kind == TRANSFERS]
+    )
     sent_uuids = [t.file_transfer_uuid for t in transfers.values() if t.file_transfer_uuid]
     outside_ids = [key.pk for key in keys if key.kind == FROM_OUTSIDE]
     received = _received_files(outside_ids, sent_uuids, list(routes))
