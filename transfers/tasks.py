@@ -606,16 +606,24 @@ def _collect_rounds(session: SftpSession, account: SftpAccount) -> int:
         receipts = session.read_small_files(
             {path: size or 0 for path, size in arrived.items()}, protocol.MAX_XML_BYTES
         )
+        read = {
+            names[path.removeprefix(f"{IN}/").removesuffix(".sftpreceipt")]: raw
+            for path, raw in receipts.items()
+            if raw is not None  # else taken by another collector meanwhile
+        }
+        # The sends read at once, as their receipts were; each move is still made from the
+        # state read here, so a collector that raced this one wins or loses it cleanly.
+        transfers = Transfer.objects.select_related("route").in_bulk(read)
         removals: list[str] = []
+        delivered: list[tuple[Transfer, uuid.UUID | None]] = []
         try:
-            for path, raw in receipts.items():
-                if raw is None:
-                    continue  # taken by another collector meanwhile
-                remote_name = path.removeprefix(f"{IN}/").removesuffix(".sftpreceipt")
-                if _collect_receipt(session, names[remote_name], raw, removals):
+            for transfer_id, raw in read.items():
+                transfer = transfers.get(transfer_id, transfer_id)
+                if _collect_receipt(session, transfer, raw, removals, delivered):
                     settled, progress_at = settled + 1, time.monotonic()
         finally:
             _remove_receipts(session, removals)
+            _fetch_unless_received(delivered)
         if not arrived:
             time.sleep(0.1)
     return settled
@@ -645,20 +653,24 @@ def _this_receipt(transfer: Transfer) -> Q:
 
 def _collect_receipt(
     session: SftpSession,
-    transfer_id: int,
+    transfer: Transfer | int,
     read: bytes | None = None,
     removals: list[str] | None = None,
+    delivered: list[tuple[Transfer, uuid.UUID | None]] | None = None,
 ) -> bool:
     """Record the receipt if it has arrived; True when the transfer is settled (or its receipt
-    proved unreadable: it is not read again). `read`: the receipt's bytes, read already (with
-    others at once); `removals`: where to leave the names of receipts to remove from the server
-    (with others at once, by the caller), instead of removing each here.
+    proved unreadable: it is not read again). `transfer`: the send as read with its route a
+    moment ago, or its id; `read`: the receipt's bytes, read already (with others at once);
+    `removals`: where to leave the names of receipts to remove from the server, and `delivered`
+    the sends delivered, whose files may want a fetch: each done for all at once by the caller,
+    instead of one by one here.
 
     Several collectors may read one receipt, and the timeout or the owner may move the transfer
     meanwhile: each outcome is a move from the state read, and a collector whose move loses
     records nothing more and leaves the receipt on the server to whoever moved the transfer.
     """
-    transfer = Transfer.objects.select_related("route").get(pk=transfer_id)
+    if not isinstance(transfer, Transfer):
+        transfer = Transfer.objects.select_related("route").get(pk=transfer)
     if transfer.state not in State.AWAITING_RECEIPT:
         return transfer.state in State.FINAL
     path = f"{IN}/{transfer.remote_name}.sftpreceipt"
@@ -733,8 +745,10 @@ def _collect_receipt(
     if transfer.state == State.NO_RECEIPT:
         alerts.clear_no_receipt(transfer.pk)
     if outcome == State.DELIVERED:
-        if not _fetched(receipt.file_transfer_uuid):
-            _fetch_soon(transfer)
+        if delivered is None:
+            _fetch_unless_received([(transfer, receipt.file_transfer_uuid)])
+        else:
+            delivered.append((transfer, receipt.file_transfer_uuid))
     else:
         alerts.transfer_failed(transfer.pk)
     # Removed only once recorded: a crash in between reads the same receipt again, or (once
@@ -743,14 +757,20 @@ def _collect_receipt(
     return True
 
 
-def _fetched(file_transfer_uuid: uuid.UUID | None) -> bool:
-    """Whether the delivered file is received already: as a rule the fetch queued as its trigger
-    was written has it by the time the receipt is read, and a fetch queued for each receipt
-    found nothing, one after another."""
-    return (
-        file_transfer_uuid is not None
-        and ReceivedFile.objects.filter(file_transfer_uuid=file_transfer_uuid).exists()
+def _fetch_unless_received(delivered: list[tuple[Transfer, uuid.UUID | None]]) -> None:
+    """A fetch for the delivered files not received yet: as a rule the fetch queued as their
+    triggers were written has them by the time the receipts are read, and a fetch queued for
+    each receipt found nothing, one after another."""
+    uuids = {file_transfer_uuid for _transfer, file_transfer_uuid in delivered}
+    uuids.discard(None)
+    received = set(
+        ReceivedFile.objects.filter(file_transfer_uuid__in=uuids).values_list(
+            "file_transfer_uuid", flat=True
+        )
     )
+    waiting = [transfer for transfer, uuid_ in delivered if uuid_ is None or uuid_ not in received]
+    if waiting:
+        _fetch_soon(*waiting)
 
 
 def _send_again_later(
@@ -925,8 +945,8 @@ def collect_receipts() -> int:
             session = session_for(account)
             for remote_name in left.get(account_id, ()):
                 _remove_receipt(session, remote_name)
-            for transfer_id in waiting.filter(account=account).values_list("pk", flat=True):
-                settled += _collect_receipt(session, transfer_id)
+            for transfer in waiting.filter(account=account).select_related("route"):
+                settled += _collect_receipt(session, transfer)
         except (SftpError, HostKeyChanged, HostKeyUnknown, OSError) as error:
             log.warning("receipts for %s: %s", account, error)
             drop_session(account_id)
