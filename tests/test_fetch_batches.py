@@ -87,6 +87,43 @@ def test_a_pair_recorded_by_an_earlier_fetch_is_only_removed(receiving_on_sshd):
     assert list(folder.iterdir()) == []
 
 
+def test_a_file_a_concurrent_fetch_recorded_first_is_kept_once_and_the_rest_recorded(
+    receiving_on_sshd, monkeypatch
+):
+    """Two fetches of one inbox may store the same file: the one that records it second keeps
+    the first's record and still records the other files of its batch."""
+    folder, receiver, route = receiving_on_sshd
+    for name in ("a.csv", "b.csv", "c.csv"):
+        deliver(folder, route, name, f"751;{name}\r\n".encode())
+    recorded = fetch._record
+
+    def beaten_to_b(records):
+        [b] = [record for record in records if record.remote_name == "b.csv"]
+        # The concurrent fetch's record, just before this one's.
+        ReceivedFile.objects.create(
+            account=b.account,
+            remote_name=b.remote_name,
+            state=b.state,
+            stored_path=b.stored_path,
+            size=b.size,
+            sha256=b.sha256,
+            file_transfer_uuid=b.file_transfer_uuid,
+            route=b.route,
+        )
+        recorded(records)
+
+    monkeypatch.setattr(fetch, "_record", beaten_to_b)
+
+    assert fetch_inbox(receiver.pk).received == 3
+
+    assert sorted(ReceivedFile.objects.values_list("remote_name", flat=True)) == [
+        "a.csv",
+        "b.csv",
+        "c.csv",
+    ]
+    assert list(folder.iterdir()) == []
+
+
 def test_a_data_file_whose_metadata_never_came_is_quarantined_after_the_grace(receiving_on_sshd):
     folder, receiver, _route = receiving_on_sshd
     (folder / "alone.csv").write_bytes(b"data")

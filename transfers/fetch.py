@@ -428,27 +428,43 @@ def _store(
         complete.append((name, final, size, sha256))
     if complete:
         _fsync_directory(directory)
+    records = []
     for name, final, size, sha256 in complete:
         metadata, route, raw = files[name]
-        try:
-            with transaction.atomic():
-                ReceivedFile.objects.create(
-                    account=account,
-                    remote_name=name,
-                    state=ReceivedFile.State.RECEIVED,
-                    stored_path=str(final),
-                    size=size,
-                    sha256=sha256,
-                    metadata_xml=raw.decode(),
-                    file_transfer_uuid=metadata.file_transfer_uuid,
-                    infref_name=metadata.routing.infref,
-                    sender_username=metadata.descriptor.sender,
-                    route=route,
-                )
-        except IntegrityError:
-            pass  # recorded by a concurrent fetch of the same file: the same bytes, kept once
+        records.append(
+            ReceivedFile(
+                account=account,
+                remote_name=name,
+                state=ReceivedFile.State.RECEIVED,
+                stored_path=str(final),
+                size=size,
+                sha256=sha256,
+                metadata_xml=raw.decode(),
+                file_transfer_uuid=metadata.file_transfer_uuid,
+                infref_name=metadata.routing.infref,
+                sender_username=metadata.descriptor.sender,
+                route=route,
+            )
+        )
         outcomes[name] = "received"
+    _record(records)
     return outcomes, failed
+
+
+def _record(records: list[ReceivedFile]) -> None:
+    """The stored files recorded: all in one insert, or, where a concurrent fetch of the same
+    files recorded one of them first, each on its own."""
+    try:
+        with transaction.atomic():
+            ReceivedFile.objects.bulk_create(records)
+    except IntegrityError:
+        for record in records:
+            record.pk = None
+            try:
+                with transaction.atomic():
+                    record.save(force_insert=True)
+            except IntegrityError:
+                pass  # recorded by the concurrent fetch: the same bytes, kept once
 
 
 def _download_large(session: SftpSession, name: str, partial: Path) -> tuple[int, str] | None:
