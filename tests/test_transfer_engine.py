@@ -308,21 +308,27 @@ def test_metadata_naming_another_sender_is_quarantined(setup):
     assert inbox(setup) == [name, f"{name}.metadata"]
 
 
+@pytest.fixture
+def queued(monkeypatch) -> list[tuple[str, int]]:
+    """The rounds the engine queues (task, account), recorded instead of queued."""
+    rounds = []
+    monkeypatch.setattr(
+        tasks,
+        "queue_soon",
+        lambda task, account, _fingerprint, **_options: rounds.append((task, account)),
+    )
+    return rounds
+
+
 @pytest.mark.system
 @pytest.mark.parametrize("sends", [1, 3], ids=["alone", "together"])
 def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
-    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, sends
+    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, queued, sends
 ):
     """Where the portal holds the receiving account too, its fetch is queued as the triggers are
     written, before any receipt (a platform that routes at once has put the files there by
     then): one for a batch sent together."""
     monkeypatch.setattr(tasks, "RECEIPT_WAIT_SECONDS", 0.1)
-    queued = []
-    monkeypatch.setattr(
-        tasks,
-        "queue_soon",
-        lambda task, account, _fingerprint, **_options: queued.append((task, account)),
-    )
     with engine.simulator(tmp_path, delay=60) as sim:  # routes nothing while the test runs
         ready = engine.ready_route(
             sim=sim,
@@ -343,16 +349,10 @@ def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
 
 @pytest.mark.system
 def test_a_delivered_file_received_already_queues_no_fetch_of_its_own(
-    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch
+    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, queued
 ):
     """The fetch queued as the trigger was written has the file by the time its receipt is read:
     the receipt queues none more (one each, run one after another, found nothing)."""
-    queued = []
-    monkeypatch.setattr(
-        tasks,
-        "queue_soon",
-        lambda task, account, _fingerprint, **_options: queued.append((task, account)),
-    )
     with engine.simulator(tmp_path) as sim:
         ready = engine.ready_route(
             sim=sim,
