@@ -34,6 +34,22 @@ def own_environment(**settings: str) -> dict[str, str]:
     return {**environment, **settings}
 
 
+def in_service(workspace: Path) -> dict[str, str]:
+    """The settings of a portal as it runs in service, DEBUG off, for a bench's portal in
+    `workspace`: keys of its own, and the static folder WhiteNoise looks for (no page's files
+    are served)."""
+    from cryptography.fernet import Fernet
+
+    (workspace / "static").mkdir(exist_ok=True)
+    return {
+        "DEBUG": "false",
+        "SECRET_KEY": Fernet.generate_key().decode() * 2,
+        "SFTP_KEY_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "SECURE_SSL_REDIRECT": "false",
+        "STATIC_ROOT": str(workspace / "static"),
+    }
+
+
 def allow_sftp_to(host: str, port: int) -> None:
     """Django settings for a child that uses transfers.sftp without the portal: nothing but
     SFTP_ALLOWED_HOSTS, and that allows only the bench's own server (transfers/endpoints.py)."""

@@ -35,7 +35,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bench.common import ROOT, Row, machine, now, own_database, own_environment, print_rows, save
+from bench.common import (
+    ROOT,
+    Row,
+    in_service,
+    machine,
+    now,
+    own_database,
+    own_environment,
+    print_rows,
+    save,
+)
 
 BENCHMARK = "end_to_end"
 SENDS_FLOOR = 0.5  # sends through queue and workers against OpenSSH's batch (issue 20, point 3)
@@ -52,20 +62,13 @@ def throwaway_portal(label: str, database: str = "sqlite") -> Iterator[dict[str,
     """The environment of a portal of its own: data folder and database made here, gone after.
     DEBUG off, as the portal's workers run in service: with it on, Django keeps every query a
     worker makes, a tenth of their time."""
-    from cryptography.fernet import Fernet
-
     workspace = Path(tempfile.mkdtemp(prefix=f"fdd-bench-{label}-"))
-    (workspace / "static").mkdir()  # WhiteNoise looks for it; no page's files are served
     try:
         with own_database(database, workspace, f"fdd_bench_e2e_{label}_{os.getpid()}") as url:
             yield own_environment(
                 DJANGO_SETTINGS_MODULE="portal.settings",
-                DEBUG="false",
-                SECRET_KEY=Fernet.generate_key().decode() * 2,
-                SFTP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+                **in_service(workspace),
                 ALLOWED_HOSTS="localhost,testserver",
-                SECURE_SSL_REDIRECT="false",
-                STATIC_ROOT=str(workspace / "static"),
                 # The simulator and the delay proxies listen on free loopback ports.
                 SFTP_ALLOWED_HOSTS="127.0.0.1:*",
                 PORTAL_DATA_DIR=str(workspace / "data"),

@@ -31,7 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench.common import ROOT, Row, machine, now, own_database, own_environment, print_rows, save
+from bench.common import (
+    ROOT,
+    Row,
+    in_service,
+    machine,
+    now,
+    own_database,
+    own_environment,
+    print_rows,
+    save,
+)
 
 BENCHMARK = "pages"
 FLOOR_MS = 50.0
@@ -267,21 +277,14 @@ def inside(options: dict) -> dict:
 def bench_portal(database: str) -> Iterator[dict[str, str]]:
     """The environment of a portal of its own, DEBUG off: its folder and database made here,
     both gone afterwards."""
-    from cryptography.fernet import Fernet
-
     workspace = Path(tempfile.mkdtemp(prefix="fdd-bench-pages-"))
-    (workspace / "static").mkdir()  # WhiteNoise looks for it; the pages' files are not served
     try:
         with own_database(database, workspace, POSTGRES_NAME) as url:
             yield own_environment(
                 DJANGO_SETTINGS_MODULE="portal.settings",
-                DEBUG="false",
-                SECRET_KEY=Fernet.generate_key().decode() * 2,
-                SFTP_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+                **in_service(workspace),
                 ALLOWED_HOSTS="testserver",
-                SECURE_SSL_REDIRECT="false",
                 PORTAL_DATA_DIR=str(workspace / "data"),
-                STATIC_ROOT=str(workspace / "static"),
                 LOG_LEVEL="WARNING",
                 PYTHONUNBUFFERED="1",
                 DATABASE_URL=url,
