@@ -545,7 +545,7 @@ def test_an_administrator_resets_a_members_two_step_login_for_a_lost_phone(
 
     assert response.status_code == 302
     assert said(client.get(response["Location"])) == [
-        "The two-step login of Ada is reset: they set it up anew."
+        "The two-step login of Ada is reset: their app and backup codes no longer work."
     ]
     assert not TOTPDevice.objects.filter(user=staff_a).exists()
     assert not StaticDevice.objects.filter(user=staff_a).exists()

@@ -171,7 +171,11 @@ def _confirmed_member_change(request: HttpRequest, pk: int, membership_pk: int, 
             if members.reset_two_factor(request.user, membership):
                 messages.success(
                     request,
-                    _("The two-step login of %(person)s is reset: they set it up anew.") % facts,
+                    _(
+                        "The two-step login of %(person)s is reset: their app and backup codes "
+                        "no longer work."
+                    )
+                    % facts,
                 )
         elif members.deactivate(request.user, membership):
             messages.success(request, _("%(person)s can no longer log in.") % facts)
