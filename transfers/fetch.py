@@ -12,7 +12,8 @@ Several fetches of one inbox may run at once (a fetch is queued as a batch's tri
 and again when a send is delivered, and every worker of every cluster may take one): each stages
 under names of its own, and a pair that leaves IN/ between a fetch's listing and its turn was
 taken by another fetch, not lost. A fetch lists again for as long as it finds names it has not
-seen, so files that arrive while it works are fetched by the same run.
+seen, or while the portal's own sends to the inbox are on their way, so files that arrive while
+it works are fetched by the same run.
 
 Names are read as transfers.protocol.READING_RULES say: any name the contract allows is received
 unless it is unsafe as a file's name, and one that is not a conservative name is stored here
