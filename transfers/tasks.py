@@ -580,52 +580,52 @@ def collect_account_receipts(account_id: int) -> int:
     listing per round, for as long as receipts keep coming (the schedule takes any later)."""
     account = SftpAccount.objects.get(pk=account_id)
     with running(RECEIPTS_TASK, account.pk, account.key_fingerprint):
-        try:
-            return _collect_rounds(session_for(account), account)
-        except (SftpError, OSError, HostKeyChanged, HostKeyUnknown, KeyUnavailable) as error:
-            log.warning("receipts for %s left to the schedule: %s", account, error)
-            drop_session(account_id)
-            return 0
+        return _collect_rounds(account)
 
 
-def _collect_rounds(session: SftpSession, account: SftpAccount) -> int:
+def _collect_rounds(account: SftpAccount) -> int:
     settled, progress_at = 0, time.monotonic()
-    while time.monotonic() - progress_at < RECEIPT_WAIT_SECONDS:
-        waiting = Transfer.objects.filter(account=account, state=State.SENT)
-        names = dict(waiting.values_list("remote_name", "pk"))
-        if not names:
-            break
-        listed = session.list_entries(IN)
-        arrived = {
-            f"{IN}/{name}": size
-            for name, (size, _modified) in listed.items()
-            if name.removesuffix(".sftpreceipt") in names and name.endswith(".sftpreceipt")
-        }
-        # Every receipt that has arrived read at once, and the recorded ones removed at once
-        # after: a round trip or two for the lot instead of a few for each.
-        receipts = session.read_small_files(
-            {path: size or 0 for path, size in arrived.items()}, protocol.MAX_XML_BYTES
-        )
-        read = {
-            names[path.removeprefix(f"{IN}/").removesuffix(".sftpreceipt")]: raw
-            for path, raw in receipts.items()
-            if raw is not None  # else taken by another collector meanwhile
-        }
-        # The sends read at once, as their receipts were; each move is still made from the
-        # state read here, so a collector that raced this one wins or loses it cleanly.
-        transfers = Transfer.objects.select_related("route").in_bulk(read)
-        removals: list[str] = []
-        delivered: list[tuple[Transfer, uuid.UUID | None]] = []
-        try:
-            for transfer_id, raw in read.items():
-                transfer = transfers.get(transfer_id, transfer_id)
-                if _collect_receipt(session, transfer, raw, removals, delivered):
-                    settled, progress_at = settled + 1, time.monotonic()
-        finally:
-            _remove_receipts(session, removals)
-            _fetch_unless_received(delivered)
-        if not arrived:
-            time.sleep(0.1)
+    try:
+        session = session_for(account)
+        while time.monotonic() - progress_at < RECEIPT_WAIT_SECONDS:
+            waiting = Transfer.objects.filter(account=account, state=State.SENT)
+            names = dict(waiting.values_list("remote_name", "pk"))
+            if not names:
+                break
+            listed = session.list_entries(IN)
+            arrived = {
+                f"{IN}/{name}": size
+                for name, (size, _modified) in listed.items()
+                if name.removesuffix(".sftpreceipt") in names and name.endswith(".sftpreceipt")
+            }
+            # Every receipt that has arrived read at once, and the recorded ones removed at once
+            # after: a round trip or two for the lot instead of a few for each.
+            receipts = session.read_small_files(
+                {path: size or 0 for path, size in arrived.items()}, protocol.MAX_XML_BYTES
+            )
+            read = {
+                names[path.removeprefix(f"{IN}/").removesuffix(".sftpreceipt")]: raw
+                for path, raw in receipts.items()
+                if raw is not None  # else taken by another collector meanwhile
+            }
+            # The sends read at once, as their receipts were; each move is still made from the
+            # state read here, so a collector that raced this one wins or loses it cleanly.
+            transfers = Transfer.objects.select_related("route").in_bulk(read)
+            removals: list[str] = []
+            delivered: list[tuple[Transfer, uuid.UUID | None]] = []
+            try:
+                for transfer_id, raw in read.items():
+                    transfer = transfers.get(transfer_id, transfer_id)
+                    if _collect_receipt(session, transfer, raw, removals, delivered):
+                        settled, progress_at = settled + 1, time.monotonic()
+            finally:
+                _remove_receipts(session, removals)
+                _fetch_unless_received(delivered)
+            if not arrived:
+                time.sleep(0.1)
+    except (SftpError, OSError, HostKeyChanged, HostKeyUnknown, KeyUnavailable) as error:
+        log.warning("receipts for %s left to the schedule: %s", account, error)
+        drop_session(account.pk)
     return settled
 
 
