@@ -14,10 +14,9 @@ their audit trail and what they wrote. A user left with no organisation can no l
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.models import Membership, Organisation
+from portal.accounts.two_factor import forget_devices
 from portal.audit.log import record
 from portal.audit.models import AuditEvent
 from portal.core.templatetags.people import person
@@ -220,9 +219,7 @@ def reset_two_factor(actor, membership: Membership) -> bool:
         )
         _lock(*theirs)
         membership = _fresh(membership)
-        removed, _by_model = TOTPDevice.objects.filter(user=membership.user).delete()
-        removed += StaticDevice.objects.filter(user=membership.user).delete()[0]
-        if not removed:
+        if not forget_devices(membership.user):
             return False
         record(
             actor,

@@ -38,6 +38,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django_htmx.http import HttpResponseClientRedirect
 from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts import backup_codes
@@ -96,6 +97,12 @@ def _exempt(request: HttpRequest) -> bool:
 
 def has_confirmed_device(user) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def forget_devices(user) -> int:
+    """Delete the user's authenticator apps and backup codes; how many there were."""
+    removed, _by_model = TOTPDevice.objects.filter(user=user).delete()
+    return removed + StaticDevice.objects.filter(user=user).delete()[0]
 
 
 class TwoFactorMiddleware:

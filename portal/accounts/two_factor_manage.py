@@ -8,12 +8,11 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts import backup_codes
 from portal.accounts.two_factor import (
     CHOSEN_OR_REQUIRED,
+    forget_devices,
     has_confirmed_device,
     required_by_organisation,
     requires_two_factor,
@@ -59,8 +58,7 @@ def remove(request: HttpRequest) -> HttpResponse:
     if requires_two_factor(user) or required_by_organisation(user):
         messages.error(request, _("Your role or your organisation requires two-step login."))
     elif has_confirmed_device(user) and user.is_verified():
-        TOTPDevice.objects.filter(user=user).delete()
-        StaticDevice.objects.filter(user=user).delete()
+        forget_devices(user)
         request.session[CHOSEN_OR_REQUIRED] = False
         organisations = [membership.organisation for membership in user.memberships.all()]
         record(user, AuditEvent.Action.TWO_FACTOR_REMOVED, user, concerns=organisations)
