@@ -44,6 +44,14 @@ def _lock(*organisation_ids: int) -> None:
     )
 
 
+def _lock_theirs(user) -> list[int]:
+    """Lock every organisation the user belongs to (a change to their one login touches them
+    all); their ids."""
+    theirs = list(Membership.objects.filter(user=user).values_list("organisation_id", flat=True))
+    _lock(*theirs)
+    return theirs
+
+
 def _fresh(membership: Membership) -> Membership:
     """The membership as it is now, inside the caller's lock; Refused if it has gone."""
     try:
@@ -160,10 +168,7 @@ def deactivate(actor, membership: Membership) -> bool:
         )
     user = membership.user
     with transaction.atomic():
-        theirs = list(
-            Membership.objects.filter(user=user).values_list("organisation_id", flat=True)
-        )
-        _lock(*theirs)
+        theirs = _lock_theirs(user)
         membership = _fresh(membership)
         user = membership.user
         if not user.is_active:
@@ -214,10 +219,7 @@ def reset_two_factor(actor, membership: Membership) -> bool:
             % {"person": person(user)}
         )
     with transaction.atomic():
-        theirs = list(
-            Membership.objects.filter(user=user).values_list("organisation_id", flat=True)
-        )
-        _lock(*theirs)
+        theirs = _lock_theirs(user)
         membership = _fresh(membership)
         if not forget_devices(membership.user):
             return False
