@@ -265,3 +265,19 @@ def test_a_fetch_waits_for_the_files_of_sends_on_their_way_to_the_inbox(
     assert list(folder.iterdir()) == []
     # It stopped once the trigger was no longer fresh, not at the end of FOLLOW_SECONDS.
     assert time.monotonic() - started < fetch.FOLLOW_SECONDS / 2
+
+
+def test_a_send_that_stalls_does_not_keep_a_fetch_listing(receiving_on_sshd, monkeypatch):
+    """A send to the inbox that hangs (a stalled connection, a large file) keeps a run listing
+    for EXPECTING_SECONDS after its last new name, not until the end of FOLLOW_SECONDS: the
+    worker is free for other tasks, and the send's delivery queues a fetch of its own."""
+    _folder, receiver, route = receiving_on_sshd
+    monkeypatch.setattr(fetch, "EXPECTING_SECONDS", 0.3)
+    transfer = queue_send(route, io.BytesIO(b"751;x\r\n"), original_name="a.csv")
+    states.move(transfer.pk, Transfer.State.QUEUED, Transfer.State.SENDING)
+
+    started = time.monotonic()
+    result = fetch_inbox(receiver.pk)
+
+    assert result.received == 0
+    assert time.monotonic() - started < fetch.FOLLOW_SECONDS / 2

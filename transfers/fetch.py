@@ -57,11 +57,13 @@ _PLAIN_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}\Z")
 # Pairs fetched together, each step for all of them at once (transfers.sftp_batch).
 PAIRS_AT_ONCE = 64
 # How long one run goes on listing again for files that arrived while it fetched; the schedule
-# and the next delivered send queue further runs.
-FOLLOW_SECONDS = 30
+# and the next delivered send queue further runs. A run holds a worker that sends may be waiting
+# for, so it gives way after this even while files keep coming.
+FOLLOW_SECONDS = 10
 # While the portal's own sends to the inbox are on their way, a listing that shows nothing new
-# is made again after EXPECTING_POLL_SECONDS; a trigger written EXPECTING_SECONDS ago or less
-# counts as on its way.
+# is made again after EXPECTING_POLL_SECONDS, for at most EXPECTING_SECONDS after the last new
+# name: a send that stalls must not hold a worker listing, and its delivery queues a fetch of its
+# own. A trigger written EXPECTING_SECONDS ago or less counts as on its way.
 EXPECTING_POLL_SECONDS = 0.05
 EXPECTING_SECONDS = 1.0
 # A data file this large is read on its own, over more than one connection (transfers.sftp).
@@ -187,15 +189,16 @@ def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchRes
 
 def _follow(session: SftpSession, account: SftpAccount, result: FetchResult) -> None:
     """Fetch what is listed, and what arrives while this run works: as a batch of sends is
-    routed, it lists again while each listing shows names it has not seen, or while the
-    portal's own sends to this inbox are on their way."""
+    routed, it lists again while each listing shows names it has not seen, or, for a moment
+    after the last new name, while the portal's own sends to this inbox are on their way."""
     seen: set[str] = set()
     following_until = time.monotonic() + FOLLOW_SECONDS
+    news_at = time.monotonic()
     while time.monotonic() < following_until:
         listed = session.list_entries(IN)
         fresh = {name for name in listed if name not in seen}
         if not fresh:
-            if not _expecting(account):
+            if time.monotonic() - news_at > EXPECTING_SECONDS or not _expecting(account):
                 break
             time.sleep(EXPECTING_POLL_SECONDS)
             continue
@@ -207,6 +210,7 @@ def _follow(session: SftpSession, account: SftpAccount, result: FetchResult) -> 
             if name.endswith(".metadata") and name.removesuffix(".metadata") in listed
         }
         _fetch_listed(session, account, listed, sorted(fresh), result)
+        news_at = time.monotonic()
 
 
 def _expecting(account: SftpAccount) -> bool:
