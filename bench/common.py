@@ -50,6 +50,18 @@ def in_service(workspace: Path) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def service_cluster(**options) -> Iterator[subprocess.Popen]:
+    """tests/support/workers.py's `worker_cluster`, with DEBUG off as in service: a test's
+    cluster has it on (tests.support.system.child_environment), and then Django keeps every
+    query a worker makes."""
+    from tests.support.workers import worker_cluster
+
+    environment = {"DEBUG": "false", **(options.pop("env", None) or {})}
+    with worker_cluster(env=environment, **options) as process:
+        yield process
+
+
 def allow_sftp_to(host: str, port: int) -> None:
     """Django settings for a child that uses transfers.sftp without the portal: nothing but
     SFTP_ALLOWED_HOSTS, and that allows only the bench's own server (transfers/endpoints.py)."""

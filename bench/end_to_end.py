@@ -45,6 +45,7 @@ from bench.common import (
     own_environment,
     print_rows,
     save,
+    service_cluster,
 )
 
 BENCHMARK = "end_to_end"
@@ -229,9 +230,7 @@ def simulator(data_dir: Path, delay: float | None = None) -> Iterator:
 def cluster(**options) -> Iterator[subprocess.Popen]:
     """A `manage.py qcluster` (tests/support/workers.py), returned once it is idle with nothing
     queued, so its start-up and its first scheduled rounds stay out of what is measured."""
-    from tests.support.workers import worker_cluster
-
-    with worker_cluster(**options) as process:
+    with service_cluster(**options) as process:
         wait_for_idle([process])
         yield process
 

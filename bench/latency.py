@@ -21,7 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.common import ROOT, Row, machine, now, print_rows, save
+from bench.common import ROOT, Row, machine, now, print_rows, save, service_cluster
 from bench.end_to_end import (
     answered_inside,
     cluster,
@@ -136,8 +136,6 @@ def idle_queries_per_second(work: Path) -> dict[str, float]:
     import contextlib
     import time
 
-    from tests.support.workers import worker_cluster
-
     counts = {broker: work / f"idle-queries-{broker}" for broker in BROKERS}
     with contextlib.ExitStack() as clusters:
         for broker, path in counts.items():
@@ -145,7 +143,7 @@ def idle_queries_per_second(work: Path) -> dict[str, float]:
             if broker == "plain":
                 environment["BENCH_PLAIN_ORM"] = "1"
             clusters.enter_context(
-                worker_cluster(env=environment, command=("-m", "bench.counted_cluster"))
+                service_cluster(env=environment, command=("-m", "bench.counted_cluster"))
             )
         time.sleep(IDLE_SETTLE_SECONDS)
         before = {broker: int(path.read_text()) for broker, path in counts.items()}

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import ROOT, Row, machine, now, print_rows, save
+from bench.common import ROOT, Row, machine, now, print_rows, save, service_cluster
 from bench.end_to_end import (
     RECEIVER,
     SENDER,
@@ -179,7 +179,6 @@ def _drive(options: dict) -> dict:
     from django.conf import settings
     from django.utils import timezone
 
-    from tests.support.workers import worker_cluster
     from transfers.simulator import Simulator
 
     work = Path(settings.DATA_DIR)
@@ -190,7 +189,10 @@ def _drive(options: dict) -> dict:
         integration = sending_integration(None, simulator.port, host_key)
         uploads = UploadLog(simulator)
         logs = {name: work / f"qcluster{name}.log" for name in CLUSTERS}
-        with worker_cluster(output=logs["a"]) as first, worker_cluster(output=logs["b"]) as second:
+        with (
+            service_cluster(output=logs["a"]) as first,
+            service_cluster(output=logs["b"]) as second,
+        ):
             wait_for_idle([first, second])
             click = timezone.now()
             started = time.monotonic()
