@@ -317,7 +317,10 @@ def _send_together(transfers: list[Transfer]) -> str:
     outcome: dict[int, str] = {}
     going: dict[str, Transfer] = {}  # remote path of the data file -> its send
     # What the routes' readiness reads, read once for the lot rather than once a send.
-    onboarding = onboarding_of(t.route.integration for t in transfers if t.route.integration_id)
+    onboarding = onboarding_of(
+        (t.route.integration for t in transfers if t.route.integration_id),
+        municipalities=(t.route.municipality_id for t in transfers),
+    )
     for transfer in transfers:
         blockers = route_blockers(
             transfer.route,

@@ -205,18 +205,21 @@ class Onboarding:
 
 
 def onboarding_of(
-    integrations: Iterable[Integration], *, municipality: Organisation | None = None
+    integrations: Iterable[Integration], *, municipalities: Iterable[int] | None = None
 ) -> dict[int, Onboarding]:
     """What readiness reads, for any number of integrations in a fixed number of queries: a
     list of routes asks for many at once instead of several queries per route. With
-    `municipality`, only its own tasks and those of the whole integration: a send asks about
-    one municipality, and an integration may have a hundred."""
+    `municipalities` (ids), only their own tasks and consents and those of the whole
+    integration: sends ask about the municipalities they go to, and an integration may have a
+    hundred, each with seven tasks."""
     integrations = {integration.pk: integration for integration in integrations}
     tasks: dict[int, dict] = {pk: {} for pk in integrations}
     # Unordered: the model's ordering joins the municipality for its name.
     wanted = OnboardingTask.objects.filter(integration_id__in=integrations).order_by()
-    if municipality is not None:
-        wanted = wanted.filter(Q(municipality__isnull=True) | Q(municipality=municipality))
+    consented = Consent.objects.filter(integration_id__in=integrations).order_by()
+    if municipalities is not None:
+        theirs = Q(municipality__isnull=True) | Q(municipality_id__in=set(municipalities))
+        wanted, consented = wanted.filter(theirs), consented.filter(theirs)
     for task in wanted:
         tasks[task.integration_id][(task.number, task.municipality_id)] = task
     infrefs = {i.infref_id for i in integrations.values() if i.infref_id}
@@ -242,7 +245,7 @@ def onboarding_of(
     system_ids |= {i.receiver_id for i in integrations.values()}
     systems = ItSystem.objects.select_related("vendor").in_bulk(system_ids)
     consents: dict[int, list[Consent]] = {pk: [] for pk in integrations}
-    for consent in Consent.objects.filter(integration_id__in=integrations).order_by():
+    for consent in consented:
         consents[consent.integration_id].append(consent)
     return {
         pk: Onboarding(
@@ -272,7 +275,7 @@ def readiness(
     what `onboarding_of` read for the integration.
     """
     if onboarding is None:
-        onboarding = onboarding_of([integration], municipality=municipality)[integration.pk]
+        onboarding = onboarding_of([integration], municipalities=[municipality.pk])[integration.pk]
     result = Readiness()
     blockers = result.blockers
     if integration.infref_id is None:
