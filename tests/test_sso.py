@@ -398,7 +398,32 @@ def test_a_deactivated_user_is_refused(sso, vendor_a):
 
 def test_a_post_without_a_response_is_refused(client, sso):
     assert_refused(client.post(reverse("sso:acs"), {}), "invalid")
+    client.get(reverse("sso:login"))
     assert_refused(client.post(reverse("sso:acs"), {"SAMLResponse": "bm90IFNBTUw="}), "invalid")
+
+
+def test_an_answer_nobody_asked_for_is_refused_before_its_signature_is_checked(
+    client, sso, monkeypatch
+):
+    """A POST from a browser that started no sign-in (or whose request is used up or too old)
+    is refused at once: checking a signature costs far more than saying no."""
+    from portal.sso import protocol
+
+    read = []
+    read_response = protocol.read_response
+    monkeypatch.setattr(
+        protocol, "read_response", lambda *args: read.append(args) or read_response(*args)
+    )
+    answer = answer_from_idp(Client(), sso)
+
+    assert_refused(post(client, answer), "replayed")
+    client.cookies[COOKIE] = "not-a-request"
+    assert_refused(post(client, answer), "replayed")
+    assert read == []
+    # A browser that asked has its answer read.
+    asker = Client()
+    assert post(asker, answer_from_idp(asker, sso)).status_code == 302
+    assert len(read) == 1
 
 
 # --- In the browser -----------------------------------------------------------------------------

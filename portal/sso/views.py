@@ -200,14 +200,17 @@ def _checked_answer(request: HttpRequest):
     encoded = request.POST.get("SAMLResponse", "")
     if not encoded:
         raise Refusal("invalid", asked)
-    outstanding = {pending.pk: pending.next_url} if pending else {}
+    if pending is None:
+        # Refused before the signature is checked: whoever posts here without having started
+        # a sign-in in this browser must not cost the portal a verification each time.
+        raise Refusal("replayed", asked)
     try:
-        answer = protocol.read_response(sp_config(), encoded, outstanding)
+        answer = protocol.read_response(sp_config(), encoded, {pending.pk: pending.next_url})
     except protocol.Rejected as rejected:
         details = {"detail": rejected.detail} if rejected.detail else {}
-        raise Refusal(rejected.reason, asked, details=details) from None
-    if pending is None or answer.in_response_to != pending.pk:
-        raise Refusal("replayed", asked)
+        raise Refusal(rejected.reason, pending, details=details) from None
+    if answer.in_response_to != pending.pk:
+        raise Refusal("replayed", pending)
     # One answer per request, even when two arrive at once.
     taken = SsoRequest.objects.filter(pk=pending.pk, answered_at__isnull=True).update(
         answered_at=timezone.now()
