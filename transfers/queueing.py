@@ -106,7 +106,9 @@ def checks_of(routes: list[Route]) -> list[RouteCheck]:
     for route in routes:
         if route.integration_id:
             route.integration = integrations[route.integration_id]  # one instance each
-    onboarding = onboarding_of(integrations.values())
+    onboarding = onboarding_of(
+        integrations.values(), municipalities={route.municipality_id for route in routes}
+    )
     accounts: dict[tuple[int, str], SftpAccount] = {}
     wanted = SftpAccount.objects.filter(it_system_id__in={route.sender_id for route in routes})
     for account in wanted.order_by("pk"):
