@@ -20,6 +20,7 @@ from tests.support.sshd import sshd_fixture
 from tests.support.streams import (
     MIB,
     carried,
+    cut_the_first_while_both_carry,
     fail_connection,
     second_stream_joins,
     sha256_of,
@@ -167,12 +168,12 @@ def test_the_session_connection_cut_mid_file_fails_it_and_a_retry_writes_it_whol
     running, and the next attempt (a new connection, as a worker's retry makes) starts over
     and writes the whole file."""
     local, expected = source
-    with FaultProxy(sshd.port, plan=fail_connection(1, "cut", after=6 * MIB)) as proxy:
+    with FaultProxy(sshd.port) as proxy:
         session = sshd.session(proxy.port, timeout=5.0)
         session.connect()
-        progress = second_stream_joins(lambda: carried(proxy, 2) > MIB)
+
         with pytest.raises(SftpUnreachable):
-            session.put_file(local, "large.bin", progress=progress)
+            session.put_file(local, "large.bin", progress=cut_the_first_while_both_carry(proxy))
         assert not session.connected
         until(lambda: not stream_threads())
         assert proxy.faults and proxy.faults[0].connection == 1

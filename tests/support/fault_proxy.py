@@ -193,6 +193,17 @@ class FaultProxy:
                 self._links = [link for link in self._links if not link.closed.is_set()]
                 self._links.append(_Link(self, number, client, upstream, self.plan(number)))
 
+    def cut(self, number: int) -> None:
+        """Reset connection `number` now, wherever it has got to: for a test that places the
+        cut by what the other connections are doing rather than at a byte offset."""
+        with self._lock:
+            link = next(link for link in self._links if link.number == number)
+        with link.lock:
+            link.faulted = True
+            after = link.forwarded
+        self._record(number, "cut", after)
+        link.close(reset=True)
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         self._thread.join(timeout)

@@ -65,3 +65,17 @@ def second_stream_joins(condition, calls: list | None = None):
 
     progress.waited = False
     return progress
+
+
+def cut_the_first_while_both_carry(proxy: FaultProxy):
+    """A progress callback that cuts the session's own connection (the proxy's first) once the
+    second has carried a MiB, with the session's own requests in flight. At a fixed offset
+    instead, the second connection, which takes pieces as fast as it can, could carry so much
+    of the file that the first never got there."""
+
+    def progress(_done: int) -> None:
+        if not proxy.faults:
+            until(lambda: carried(proxy, 2) > MIB)
+            proxy.cut(1)
+
+    return progress
