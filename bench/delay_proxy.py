@@ -8,8 +8,8 @@
 Each chunk read from one side is stamped with the time it arrived and written to the other side
 when `delay` has passed since then (chunks that are due together go out in one write). With `rate`
 (bytes per second), each direction is also a link of that bandwidth, shared by every connection
-through the proxy: a chunk leaves only once the link has carried the ones before it, so that a
-stream through it, however large its window, reaches the rate and no more. Per connection and
+through the proxy: a chunk leaves only once the link has carried it and the ones before it, so
+that a stream through it, however large its window, reaches the rate and no more. Per connection and
 direction one thread reads and one writes; time.sleep (clock_nanosleep) keeps the delay to within a
 fraction of a millisecond, which asyncio's millisecond timers would not. Memory is bounded: a
 direction stops reading while `max_buffered` bytes wait to be forwarded (16 MiB: far above what a
@@ -42,15 +42,14 @@ class _Link:
         self.free_at = 0.0
         self.lock = threading.Lock()
 
-    def turn(self, size: int) -> float:
-        """The moment a chunk of `size` bytes handed to the link now may start: once the ones
-        before it have gone through."""
-        if self.rate is None:
-            return 0.0
+    def carried(self, size: int, handed: float) -> float:
+        """The moment a chunk of `size` bytes handed to the link at `handed` is through it: it
+        starts once the ones before it have gone, and takes its own size / rate after that. The
+        chunk counts from when it was due, not from when this thread got to it, so that a late
+        wake-up does not leave the link idle."""
         with self.lock:
-            start = max(self.free_at, time.monotonic())
-            self.free_at = start + size / self.rate
-            return start
+            self.free_at = max(self.free_at, handed) + size / self.rate
+            return self.free_at
 
 
 class _Direction:
@@ -102,21 +101,21 @@ class _Direction:
                         return
                     now, pieces, end = time.monotonic(), [], False
                     while self.chunks and self.chunks[0][0] <= now:
-                        _due, data = self.chunks.popleft()
+                        due, data = self.chunks.popleft()
                         if data is None:
                             end = True
                             break
-                        pieces.append(data)
+                        pieces.append((due, data))
                         self.buffered -= len(data)
                     self.condition.notify_all()
                 if pieces and self.link.rate is not None:
-                    for piece in pieces:
-                        wait = self.link.turn(len(piece)) - time.monotonic()
+                    for due, piece in pieces:
+                        wait = self.link.carried(len(piece), due) - time.monotonic()
                         if wait > 0:
                             time.sleep(wait)
                         self.target.sendall(piece)
                 elif pieces:
-                    self.target.sendall(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+                    self.target.sendall(b"".join(piece for _due, piece in pieces))
                 if end:
                     self.target.shutdown(socket.SHUT_WR)
                     return
