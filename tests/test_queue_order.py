@@ -1,7 +1,12 @@
-"""The queue is taken in the order its tasks fell due, and a fetch of files being sent is queued
-ahead of the sends that wait (portal.core.queue_broker, transfers.soon)."""
+"""The queue is taken in the order its tasks fell due, a fetch of files being sent is queued
+ahead of the sends that wait, and one account's fetch or receipts run one at a time
+(portal.core.queue_broker, transfers.soon)."""
+
+import socket
+from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django_q.conf import Conf
 from django_q.models import OrmQ
@@ -50,25 +55,102 @@ def test_others_wait_when_the_queue_holds_more_tasks_than_the_workers(monkeypatc
     assert queue_broker.others_wait()
 
 
-def test_a_fetch_is_queued_ahead_unless_one_runs_for_the_account(
-    django_capture_on_commit_callbacks,
-):
-    def queue_fetch() -> None:
-        with django_capture_on_commit_callbacks(execute=True):
-            soon.queue_soon(FETCH, 7, "fingerprint", group="fetch", ahead=True)
+def ask_for_fetch(account_id: int = 7) -> None:
+    soon.queue_soon(FETCH, account_id, "fingerprint", group="fetch", ahead=True)
 
-    queue_fetch()
-    queue_fetch()  # one waits already: it will see this file too
+
+# In these the transaction commits as the portal's own do: what is queued on commit is queued
+# at once, also as a run ends.
+@pytest.mark.django_db(transaction=True)
+def test_a_fetch_is_queued_ahead_and_not_while_one_runs_for_the_account():
+    ask_for_fetch()
+    ask_for_fetch()  # one waits already: it will see this file too
     assert list(OrmQ.objects.values_list("lock", flat=True)) == [AHEAD]
-
-    with soon.running(FETCH, 7, "fingerprint"):
-        # Started: what arrives now needs another, which waits its turn behind the sends.
-        queue_fetch()
-        [behind] = OrmQ.objects.exclude(lock=AHEAD)
-        assert behind.lock > AHEAD
     OrmQ.objects.all().delete()
 
-    with soon.running(FETCH, 7, "fingerprint"):  # the one queued behind runs, and ends
-        pass
-    queue_fetch()  # none runs: ahead again
+    with soon.running(FETCH, 7, "fingerprint", group="fetch") as run:
+        run.looking()
+        ask_for_fetch()  # the run under way is asked to look again: nothing is queued
+        assert not OrmQ.objects.exists()
+        run.looking()  # and it does
+    assert not OrmQ.objects.exists()  # nothing was asked for after it looked
+
+    ask_for_fetch()  # none runs: ahead again
     assert list(OrmQ.objects.values_list("lock", flat=True)) == [AHEAD]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_asked_for_after_it_last_looked_queues_the_next_as_it_ends():
+    with soon.running(FETCH, 7, "fingerprint", group="fetch") as run:
+        run.looking()
+        ask_for_fetch()
+        assert not OrmQ.objects.exists()
+    [queued] = OrmQ.objects.all()
+    assert queued.lock > AHEAD  # behind the tasks that wait, as any other
+    assert SignedPackage.loads(queued.payload)["args"] == (7,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_run_of_the_same_work_stands_aside_and_the_first_looks_for_it():
+    with soon.running(FETCH, 7, "fingerprint", group="fetch") as first:
+        first.looking()
+        with soon.running(FETCH, 7, "fingerprint", group="fetch") as second:
+            assert second is None
+        # Another account's, or another key's, is work of its own.
+        with soon.running(FETCH, 8, "fingerprint", group="fetch") as other:
+            assert other is not None
+            other.looking()
+        with soon.running(FETCH, 7, "a-new-key", group="fetch") as renewed:
+            assert renewed is not None
+            renewed.looking()
+        assert not OrmQ.objects.exists()
+    # The first had not looked since the second stood aside: it queues the next.
+    assert OrmQ.objects.count() == 1
+    OrmQ.objects.all().delete()
+    with soon.running(FETCH, 7, "fingerprint", group="fetch") as again:
+        assert again is not None  # the first ended: the work is free
+        again.looking()
+    assert not OrmQ.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_process_has_gone_holds_back_nothing_and_one_elsewhere_does():
+    # No process has this number: the kernel gives out numbers below pid_max.
+    gone = Path("/proc/sys/kernel/pid_max").read_text().strip()
+    running_mark = soon._mark(FETCH, 7, "fingerprint") + ":running"
+
+    cache.set(running_mark, f"{socket.gethostname()}:{gone}")
+    ask_for_fetch()
+    assert OrmQ.objects.count() == 1
+    with soon.running(FETCH, 7, "fingerprint", group="fetch") as run:
+        assert run is not None
+        run.looking()
+    OrmQ.objects.all().delete()
+
+    cache.set(running_mark, "another-host:1")  # its run may well be under way
+    ask_for_fetch()
+    assert not OrmQ.objects.exists()
+    with soon.running(FETCH, 7, "fingerprint", group="fetch") as run:
+        assert run is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_fails_after_it_was_asked_for_queues_the_next():
+    """It may have failed on the very files it was asked for, though it looked after the ask."""
+    with (
+        pytest.raises(ConnectionError),
+        soon.running(FETCH, 7, "fingerprint", group="fetch") as run,
+    ):
+        ask_for_fetch()
+        run.looking()
+        raise ConnectionError("the inbox could not be read")
+    assert OrmQ.objects.count() == 1
+
+    OrmQ.objects.all().delete()
+    with (
+        pytest.raises(ConnectionError),  # asked for by none: the schedule fetches next
+        soon.running(FETCH, 7, "fingerprint", group="fetch") as run,
+    ):
+        run.looking()
+        raise ConnectionError("the inbox could not be read")
+    assert not OrmQ.objects.exists()

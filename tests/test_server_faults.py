@@ -246,9 +246,12 @@ def check_receipt_outcome(code, sim, receiver, transfer, client) -> None:
 
 @pytest.mark.system
 def test_a_full_disk_at_the_platform_fails_uploads_plainly_and_loses_nothing(
-    tmp_path, settings, staff_a, operator, system_a, system_b, aarhus, client_for
+    tmp_path, settings, staff_a, operator, system_a, system_b, aarhus, client_for, monkeypatch
 ):
     settings.TRANSFER_RETRY_SECONDS = 1
+    # The receiving side fetches only below, after the disk has filled: the sending worker
+    # would otherwise fetch each file beside the sends and make room as it goes.
+    monkeypatch.setattr(tasks, "_fetch_here", lambda *_args: None)
     payloads = [os.urandom(300 * 1024) for _ in range(6)]  # 1.8 MB for a 1 MiB disk
     with (
         small_disk(tmp_path / "serviceplatform", "1m"),

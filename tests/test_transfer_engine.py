@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 
 from tests.support import engine
 from tests.support.sending import inbox
+from tests.support.smtp import free_port
 from transfers import protocol, sessions, tasks
 from transfers.fetch import fetch_inbox
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
@@ -321,14 +322,20 @@ def queued(monkeypatch) -> list[tuple[str, int]]:
 
 
 @pytest.mark.system
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
 @pytest.mark.parametrize("sends", [1, 3], ids=["alone", "together"])
 def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
-    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, queued, sends
+    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, queued, sends, busy
 ):
-    """Where the portal holds the receiving account too, its fetch is queued as the triggers are
+    """Where the portal holds the receiving account too, its fetch starts as the triggers are
     written, before any receipt (a platform that routes at once has put the files there by
-    then): one for a batch sent together."""
+    then), one for a batch sent together: queued ahead for the other worker while this one
+    waits for the receipts, or, when other tasks wait for a worker, made by this one at once
+    and the receipts left to a round queued behind them."""
     monkeypatch.setattr(tasks, "RECEIPT_WAIT_SECONDS", 0.1)
+    monkeypatch.setattr(tasks, "others_wait", lambda: busy)
+    fetched_here = []
+    monkeypatch.setattr(tasks, "fetch_inbox", fetched_here.append)
     with engine.simulator(tmp_path, delay=60) as sim:  # routes nothing while the test runs
         ready = engine.ready_route(
             sim=sim,
@@ -342,8 +349,37 @@ def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
             queue_send(ready.route, io.BytesIO(DATA), original_name=f"borgere-{number}.csv")
             for number in range(sends)
         ]
+        if busy:  # a send waits that does not go with these: over TOGETHER_FILE_BYTES
+            large = io.BytesIO(bytes(tasks.TOGETHER_FILE_BYTES + 1))
+            waiting = queue_send(ready.route, large, original_name="stor.csv")
         assert tasks.send_transfer(transfers[0].pk) == "sent"
-    assert {t.state for t in Transfer.objects.all()} == {Transfer.State.SENT}
+    sent = Transfer.objects.exclude(pk=waiting.pk) if busy else Transfer.objects.all()
+    assert {t.state for t in sent} == {Transfer.State.SENT}
+    assert fetched_here == ([ready.receiver.pk] if busy else [])
+    assert queued.count((tasks.FETCH_TASK, ready.receiver.pk)) == (0 if busy else 1)
+    assert queued.count((tasks.RECEIPTS_TASK, ready.sender.pk)) == (1 if busy else 0)
+
+
+@pytest.mark.system
+def test_a_fetch_beside_the_sends_that_fails_is_queued_and_the_sends_stand(
+    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, queued
+):
+    """The receiving account cannot be reached: the sends are sent all the same, and the fetch
+    goes to a task of its own, which retries it and keeps its failure on record."""
+    monkeypatch.setattr(tasks, "others_wait", lambda: True)
+    with engine.simulator(tmp_path, delay=60) as sim:
+        ready = engine.ready_route(
+            sim=sim,
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+        )
+        SftpAccount.objects.filter(pk=ready.receiver.pk).update(port=free_port())
+        transfer = queue_send(ready.route, io.BytesIO(DATA), original_name="borgere.csv")
+        assert tasks.send_transfer(transfer.pk) == "sent"
+    assert Transfer.objects.get().state == Transfer.State.SENT
     assert queued.count((tasks.FETCH_TASK, ready.receiver.pk)) == 1
 
 

@@ -42,7 +42,7 @@ from transfers.leftovers import remove_stale
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
 from transfers.sessions import drop_session, session_for
 from transfers.sftp import SftpError, SftpSession
-from transfers.soon import running
+from transfers.soon import Run, running
 
 log = logging.getLogger(__name__)
 IN = "IN"
@@ -176,18 +176,20 @@ def _check(name: str, metadata: protocol.Metadata, routes: _Routes) -> tuple[Rou
 
 def fetch_inbox(account_id: int, session: SftpSession | None = None) -> FetchResult:
     account = SftpAccount.objects.get(pk=account_id)
-    with running(task_names.FETCH_INBOX, account.pk, account.key_fingerprint):
-        result = FetchResult()
+    result = FetchResult()
+    with running(task_names.FETCH_INBOX, account.pk, account.key_fingerprint, group="fetch") as run:
+        if run is None:
+            return result  # the fetch under way looks again for what this one was for
         remove_stale(_store_dir(account) / ".incoming", left_by="a fetch that stopped")
         try:
-            _follow(session or session_for(account), account, result)
+            _follow(session or session_for(account), account, result, run)
         except Exception:
             drop_session(account_id)
             raise
         return result
 
 
-def _follow(session: SftpSession, account: SftpAccount, result: FetchResult) -> None:
+def _follow(session: SftpSession, account: SftpAccount, result: FetchResult, run: Run) -> None:
     """Fetch what is listed, and what arrives while this run works: as a batch of sends is
     routed, it lists again while each listing shows names it has not seen, or, for a moment
     after the last new name, while the portal's own sends to this inbox are on their way."""
@@ -195,6 +197,7 @@ def _follow(session: SftpSession, account: SftpAccount, result: FetchResult) -> 
     following_until = time.monotonic() + FOLLOW_SECONDS
     news_at = time.monotonic()
     while time.monotonic() < following_until:
+        run.looking()
         listed = session.list_entries(IN)
         fresh = {name for name in listed if name not in seen}
         if not fresh:

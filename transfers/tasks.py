@@ -27,6 +27,7 @@ from portal.core.logs import transfer_context
 from portal.core.queue_broker import others_wait
 from portal.onboarding.rules import onboarding_of
 from transfers import protocol, states
+from transfers.fetch import fetch_inbox
 from transfers.keys import KeyUnavailable
 from transfers.leftovers import remove_stale
 from transfers.models import ReceivedFile, Route, SftpAccount, Transfer
@@ -41,7 +42,7 @@ from transfers.sftp import (
     SftpSession,
     SftpUnreachable,
 )
-from transfers.soon import queue_soon, running
+from transfers.soon import Run, queue_soon, running
 
 log = logging.getLogger(__name__)
 FETCH_TASK = task_names.FETCH_INBOX
@@ -153,7 +154,6 @@ def _send(transfer: Transfer) -> str:
             _resume_after_trigger(session, transfer)
     except SEND_ERRORS as error:
         return _after_error(transfer, error)
-    _fetch_soon(transfer, ahead=True)
     _receipt_now_or_later(session, transfer)
     return "sent"
 
@@ -351,8 +351,7 @@ def _send_together(transfers: list[Transfer]) -> str:
             if transfer.pk not in outcome:
                 outcome[transfer.pk] = _settle(transfer, _after_error, error)
     if "sent" in outcome.values():
-        _fetch_soon(*(t for t in transfers if outcome.get(t.pk) == "sent"), ahead=True)
-        _receipts_later(transfers[0].account)
+        _receipts_later(transfers[0].account, [t for t in transfers if outcome.get(t.pk) == "sent"])
     return outcome[transfers[0].pk]
 
 
@@ -435,14 +434,17 @@ def _remove_quietly(session: SftpSession, paths: list[str]) -> None:
         log.warning("left for their next attempts: %s", error)
 
 
-def _receipts_later(account: SftpAccount) -> None:
-    """The receipts of sends made together: collected on the open session when no other task
-    waits for a worker; else a round queued behind them. Not only sends: the tasks of the
-    batch's fellows and the fetch of its files wait too, and a worker that waited here for the
-    receipts held up the fetch of the very files it had sent."""
+def _receipts_later(account: SftpAccount, sent: list[Transfer]) -> None:
+    """The receipts of sends made together, and the fetch of their files where the portal holds
+    the receiving account. When other tasks wait for a worker (the batch's fellows, more sends),
+    the receipts are left to a round queued behind them and this worker fetches at once: a
+    worker that waited here for the receipts held up the fetch of the very files it had sent.
+    Else the fetch goes ahead to the other worker and this one collects the receipts."""
     if others_wait():
         _queue_receipts(account)
+        _fetch_soon(*sent, here=True)
     else:
+        _fetch_soon(*sent, ahead=True)
         collect_account_receipts(account.pk)
 
 
@@ -569,12 +571,15 @@ def _schedule_send(transfer: Transfer, kind: str, at: datetime) -> None:
 
 def _receipt_now_or_later(session: SftpSession, transfer: Transfer) -> None:
     """Wait for the receipt on the open session, unless other sends are waiting for a worker:
-    then a round of receipts queued behind them collects it. Routing and collecting a receipt
-    take a few round trips; a worker that waited for each would send a batch at the pace of its
-    receipts."""
+    then a round of receipts queued behind them collects it, and this worker fetches the file
+    where the portal holds the receiving account. Routing and collecting a receipt take a few
+    round trips; a worker that waited for each would send a batch at the pace of its receipts.
+    While this one waits, the fetch goes ahead to the other worker."""
     if Transfer.objects.filter(state=State.QUEUED).exists():
         _queue_receipts(transfer.account)
+        _fetch_soon(transfer, here=True)
     else:
+        _fetch_soon(transfer, ahead=True)
         _await_receipt(session, transfer)
 
 
@@ -582,15 +587,17 @@ def collect_account_receipts(account_id: int) -> int:
     """Queued by sends that left their receipts for later: collect them on one session, one
     listing per round, for as long as receipts keep coming (the schedule takes any later)."""
     account = SftpAccount.objects.get(pk=account_id)
-    with running(RECEIPTS_TASK, account.pk, account.key_fingerprint):
-        return _collect_rounds(account)
+    with running(RECEIPTS_TASK, account.pk, account.key_fingerprint, group="receipts") as run:
+        # Another round under way collects what this one was for.
+        return 0 if run is None else _collect_rounds(account, run)
 
 
-def _collect_rounds(account: SftpAccount) -> int:
+def _collect_rounds(account: SftpAccount, run: Run) -> int:
     settled, progress_at = 0, time.monotonic()
     try:
         session = session_for(account)
         while time.monotonic() - progress_at < RECEIPT_WAIT_SECONDS:
+            run.looking()
             waiting = Transfer.objects.filter(account=account, state=State.SENT)
             names = dict(waiting.values_list("remote_name", "pk"))
             if not names:
@@ -902,12 +909,15 @@ def _receipts_left() -> dict[int, list[str]]:
     return left
 
 
-def _fetch_soon(*transfers: Transfer, ahead: bool = False) -> None:
+def _fetch_soon(*transfers: Transfer, here: bool = False, ahead: bool = False) -> None:
     """Where the portal also holds the receiving accounts, fetch at once instead of at the next
     scheduled round: when a send is delivered, and already when its trigger is written (a
-    platform that routes at once has put the file in the inbox by then). `ahead`, as the
-    triggers are written: before the sends waiting, so that receiving goes on beside sending
-    (a fetch follows the arrivals; a delivery's fetch then mostly finds its file taken)."""
+    platform that routes at once has put the file in the inbox by then), so that receiving goes
+    on beside sending (a fetch follows the arrivals; a delivery's fetch then mostly finds its
+    file taken). As the triggers are written, `here`: in this worker, before it takes another
+    task, for a task queued even ahead of the sends that wait would still wait behind those the
+    cluster has already taken from the queue, a batch or two of sends; or `ahead` of the tasks
+    that wait, when this worker has the receipts to wait for."""
     receivers = {(t.route.receiver_id, t.route.environment) for t in transfers}
     accounts = (
         SftpAccount.objects.filter(it_system_id__in={receiver for receiver, _env in receivers})
@@ -920,7 +930,21 @@ def _fetch_soon(*transfers: Transfer, ahead: bool = False) -> None:
         # The first account of each receiving IT system and environment, as one lookup took it.
         if (it_system_id, environment) in receivers:
             receivers.discard((it_system_id, environment))
-            queue_soon(FETCH_TASK, pk, fingerprint, group="fetch", ahead=ahead)
+            if here:
+                _fetch_here(pk, fingerprint)
+            else:
+                queue_soon(FETCH_TASK, pk, fingerprint, group="fetch", ahead=ahead)
+
+
+def _fetch_here(account_id: int, fingerprint: str) -> None:
+    """The inbox fetched in this worker (or, when a fetch runs for it, that one asked to look
+    again). The sends are made whatever comes of it: a fetch that fails here is queued as a task
+    of its own, which retries it and keeps its failure on record."""
+    try:
+        fetch_inbox(account_id)
+    except Exception:
+        log.warning("fetching account %s beside sends failed; queued", account_id, exc_info=True)
+        queue_soon(FETCH_TASK, account_id, fingerprint, group="fetch")
 
 
 def fetch_all_inboxes() -> int:
