@@ -55,8 +55,8 @@ def test_others_wait_when_the_queue_holds_more_tasks_than_the_workers(monkeypatc
     assert queue_broker.others_wait()
 
 
-def ask_for_fetch(account_id: int = 7) -> None:
-    soon.queue_soon(FETCH, account_id, "fingerprint", group="fetch", ahead=True)
+def ask_for_fetch() -> None:
+    soon.queue_soon(FETCH, 7, "fingerprint", group="fetch", ahead=True)
 
 
 # In these the transaction commits as the portal's own do: what is queued on commit is queued

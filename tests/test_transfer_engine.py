@@ -240,10 +240,26 @@ def test_a_split_refused_while_queueing_leaves_no_part_behind(setup, tmp_path):
     assert outgoing_entries() == before
 
 
+@pytest.fixture
+def ready_aarhus(staff_a, operator, system_a, system_b, aarhus):
+    """Alfa Omsorg's route to Beta Journal for Aarhus, onboarded and with its accounts: called
+    with where the accounts point (tests.support.engine.ready_route's options)."""
+
+    def ready(**options) -> engine.ReadyRoute:
+        return engine.ready_route(
+            staff=staff_a,
+            operator=operator,
+            sender=system_a,
+            receiver=system_b,
+            municipalities=[aarhus],
+            **options,
+        )
+
+    return ready
+
+
 @pytest.mark.system
-def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(
-    staff_a, operator, system_a, system_b, aarhus
-):
+def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(ready_aarhus):
     """OpenSSH's sshd does not route: the send ends sent, waiting for the platform's receipt."""
     from tests.support.sshd import running_sshd
 
@@ -251,12 +267,7 @@ def test_a_send_against_openssh_leaves_the_data_file_and_a_valid_trigger(
         (sshd.root / "OUT").mkdir()
         (sshd.root / "IN").mkdir()
         # The sending account on sshd; no receiver: OpenSSH delivers nothing to fetch.
-        ready = engine.ready_route(
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
+        ready = ready_aarhus(
             receiver_account=False,
             usernames=(sshd.username, engine.RECEIVER),
             port=sshd.port,
@@ -325,7 +336,7 @@ def queued(monkeypatch) -> list[tuple[str, int]]:
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
 @pytest.mark.parametrize("sends", [1, 3], ids=["alone", "together"])
 def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
-    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, queued, sends, busy
+    ready_aarhus, tmp_path, monkeypatch, queued, sends, busy
 ):
     """Where the portal holds the receiving account too, its fetch starts as the triggers are
     written, before any receipt (a platform that routes at once has put the files there by
@@ -337,14 +348,7 @@ def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
     fetched_here = []
     monkeypatch.setattr(tasks, "fetch_inbox", fetched_here.append)
     with engine.simulator(tmp_path, delay=60) as sim:  # routes nothing while the test runs
-        ready = engine.ready_route(
-            sim=sim,
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
+        ready = ready_aarhus(sim=sim)
         transfers = [
             queue_send(ready.route, io.BytesIO(DATA), original_name=f"borgere-{number}.csv")
             for number in range(sends)
@@ -362,20 +366,13 @@ def test_the_receiving_inbox_is_fetched_once_the_triggers_are_written(
 
 @pytest.mark.system
 def test_a_fetch_beside_the_sends_that_fails_is_queued_and_the_sends_stand(
-    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, queued
+    ready_aarhus, tmp_path, monkeypatch, queued
 ):
     """The receiving account cannot be reached: the sends are sent all the same, and the fetch
     goes to a task of its own, which retries it and keeps its failure on record."""
     monkeypatch.setattr(tasks, "others_wait", lambda: True)
     with engine.simulator(tmp_path, delay=60) as sim:
-        ready = engine.ready_route(
-            sim=sim,
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
+        ready = ready_aarhus(sim=sim)
         SftpAccount.objects.filter(pk=ready.receiver.pk).update(port=free_port())
         transfer = queue_send(ready.route, io.BytesIO(DATA), original_name="borgere.csv")
         assert tasks.send_transfer(transfer.pk) == "sent"
@@ -385,19 +382,12 @@ def test_a_fetch_beside_the_sends_that_fails_is_queued_and_the_sends_stand(
 
 @pytest.mark.system
 def test_a_delivered_file_received_already_queues_no_fetch_of_its_own(
-    staff_a, operator, system_a, system_b, aarhus, tmp_path, monkeypatch, queued
+    ready_aarhus, tmp_path, monkeypatch, queued
 ):
     """The fetch queued as the trigger was written has the file by the time its receipt is read:
     the receipt queues none more (one each, run one after another, found nothing)."""
     with engine.simulator(tmp_path) as sim:
-        ready = engine.ready_route(
-            sim=sim,
-            staff=staff_a,
-            operator=operator,
-            sender=system_a,
-            receiver=system_b,
-            municipalities=[aarhus],
-        )
+        ready = ready_aarhus(sim=sim)
         received, waiting = [
             queue_send(ready.route, io.BytesIO(DATA), original_name=f"borgere-{number}.csv")
             for number in range(2)

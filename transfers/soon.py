@@ -118,7 +118,7 @@ def _held(key: str) -> bool:
     except ProcessLookupError:
         return False
     except (PermissionError, ValueError):
-        return True
+        pass  # another user's process, or a mark not written here: taken as held
     return True
 
 
