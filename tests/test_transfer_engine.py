@@ -1,13 +1,16 @@
 """Sends and fetches against the simulator: delivered once, fetched once, whatever happens."""
 
+import csv
 import hashlib
 import io
+import random
 from datetime import UTC
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from tests.support import engine
 from tests.support.sending import inbox
@@ -192,6 +195,55 @@ def test_each_part_holds_the_source_lines_as_they_were_written(db, tmp_path):
     parts = split_csv(source, "kommunekode", tmp_path)
     assert parts["751"].read_bytes() == b'kommunekode;"navn"\n751;"A; \n""B"""\n751;D\r\n'
     assert parts["461"].read_bytes() == b"kommunekode;\"navn\"\n461;'C'\r\n"
+
+
+def test_each_part_holds_the_rows_the_csv_module_reads_for_its_municipality(db, tmp_path):
+    """Lines without a quote are cut without the csv module, the others go through it: either
+    way a part's rows are the csv module's rows of the source for that code, in order, and a
+    blank line is in none."""
+    rng = random.Random(20)  # noqa: S311 - test data, the same every run
+    cells = ["A", "B C", "æøå", '"x;y"', '"sagt ""hej"""', '"to\r\nlinjer"', "", " ", "'q'"]
+    lines = ['kommunekode;"navn";note\r\n']
+    for _ in range(400):
+        code = rng.choice(["751", " 751", "751 ", "461", '"461"', " 461 "])
+        lines.append(";".join([code, rng.choice(cells), rng.choice(cells)]) + "\r\n")
+        if rng.random() < 0.05:
+            lines.append(rng.choice(["\r\n", "\n"]))
+    source = tmp_path / "alle.csv"
+    source.write_text("".join(lines), encoding="utf-8", newline="")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    parts = split_csv(source, "kommunekode", out)
+
+    def rows(path: Path) -> list[list[str]]:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return [row for row in csv.reader(handle, delimiter=";") if row]
+
+    header, *body = rows(source)
+    for code, part in parts.items():
+        expected = [row for row in body if row[0].strip().zfill(3) == code]
+        assert rows(part) == [header, *expected]
+    assert sorted(parts) == ["461", "751"]
+    assert sum(len(rows(part)) - 1 for part in parts.values()) == len(body)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("kommunekode;navn\r\n751;A\r\nB\r\n", "Linje 3"),  # no cell for the code
+        ("navn;kommunekode\r\nA;751\r\nB\r\n", "Linje 3"),
+        (f"kommunekode;navn\r\n751;{'x' * 200_000}\r\n", "CSV"),  # over the csv field limit
+    ],
+)
+def test_a_row_the_split_cannot_read_refuses_the_file_and_keeps_nothing(
+    db, tmp_path, text, message
+):
+    source = tmp_path / "alle.csv"
+    source.write_text(text, encoding="utf-8", newline="")
+    with translation.override("da"), pytest.raises(ValidationError, match=message):
+        split_csv(source, "kommunekode", tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["alle.csv"]
 
 
 def test_a_csv_naming_an_unknown_municipality_queues_nothing(setup, tmp_path):
