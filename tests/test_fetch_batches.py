@@ -85,6 +85,9 @@ def test_a_pair_recorded_by_an_earlier_fetch_is_only_removed(receiving_on_sshd):
     assert fetch_inbox(receiver.pk).received == 1
     assert ReceivedFile.objects.count() == 1
     assert list(folder.iterdir()) == []
+    # Its bytes were read beside the metadata, before the record was found: not kept.
+    staging = Path(settings.TRANSFER_DATA_DIR) / "received" / receiver.username / ".incoming"
+    assert list(staging.iterdir()) == []
 
 
 def test_a_file_a_concurrent_fetch_recorded_first_is_kept_once_and_the_rest_recorded(

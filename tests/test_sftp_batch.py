@@ -1,5 +1,6 @@
 """Many files over one connection at once (transfers.sftp_batch, through SftpSession's
-read_small_files, get_files and remove_many), against a real OpenSSH sshd on loopback.
+read_small_files, get_files, read_and_get_files and remove_many), against a real OpenSSH sshd
+on loopback.
 
 More files than are opened at once and more bytes than are asked for at once; sizes listed
 wrong in both directions; reads the server answers short; files gone meanwhile; a local copy
@@ -34,7 +35,7 @@ def digest(data: bytes) -> tuple[int, str]:
 
 
 def test_small_files_are_read_whole_more_than_are_opened_at_once(sshd):
-    sizes = [0, 1, 1000, 261_119, 261_120, 261_121, 600_000] * 10  # 70 files
+    sizes = [0, 1, 1000, 261_119, 261_120, 261_121, 600_000] * 20  # 140 files
     written = {f"m{i}.xml": put(sshd.root, f"m{i}.xml", size) for i, size in enumerate(sizes)}
     assert len(written) > sftp_batch.FILES_AT_ONCE
     with sshd.session() as session:
@@ -68,8 +69,9 @@ def test_a_file_gone_meanwhile_is_none_and_the_others_are_read(sshd):
 
 def test_files_are_downloaded_at_once_each_whole_and_fsynced(sshd, tmp_path):
     # More than are opened at once, more bytes than are asked for at once, sizes listed wrong.
-    sizes = [0, 17, 261_120, 261_121, 1_000_000, 3 * MIB + 7] * 8
+    sizes = [0, 17, 261_120, 261_121, 1_000_000, 3 * MIB + 7] * 8 + [17] * 90
     written = {f"d{i}.csv": put(sshd.root, f"d{i}.csv", size) for i, size in enumerate(sizes)}
+    assert len(sizes) > sftp_batch.FILES_AT_ONCE
     assert sum(sizes) > 2 * sftp_batch.BYTES_IN_FLIGHT
     hints = {
         name: (len(data), 0, 2 * len(data))[i % 3] for i, (name, data) in enumerate(written.items())
@@ -80,6 +82,23 @@ def test_files_are_downloaded_at_once_each_whole_and_fsynced(sshd, tmp_path):
         assert session.connected
     assert got == {name: digest(data) for name, data in written.items()}
     assert all(local[name].read_bytes() == data for name, data in written.items())
+
+
+def test_small_files_are_read_and_others_downloaded_in_the_same_batch(sshd, tmp_path):
+    small = {f"m{i}.xml": put(sshd.root, f"m{i}.xml", 400 + i) for i in range(70)}
+    large = {f"d{i}.csv": put(sshd.root, f"d{i}.csv", 200_000 + i) for i in range(70)}
+    local = {name: tmp_path / f"{name}.part" for name in [*large, "gone.csv"]}
+    with sshd.session() as session:
+        read, got = session.read_and_get_files(
+            {name: len(data) for name, data in small.items()} | {"gone.xml": 400},
+            MIB,
+            {name: (len(data), local[name]) for name, data in large.items()}
+            | {"gone.csv": (10, local["gone.csv"])},
+        )
+        assert session.connected
+    assert read == small | {"gone.xml": None}
+    assert got == {name: digest(data) for name, data in large.items()} | {"gone.csv": None}
+    assert all(local[name].read_bytes() == data for name, data in large.items())
 
 
 def test_reads_the_server_answers_short_are_asked_again_for_the_rest(sshd, tmp_path):
@@ -117,6 +136,25 @@ def test_files_gone_meanwhile_are_none(sshd, tmp_path):
     assert got == {"gone.csv": None, "there.csv": digest(there)}
 
 
+def test_a_folder_of_many_readdir_replies_lists_whole(sshd):
+    """OpenSSH answers a READDIR with at most 100 names: 1000 files take several waves."""
+    folder = sshd.root / "IN"
+    folder.mkdir()
+    names = {f"f{i:04}.csv" for i in range(1000)}
+    for name in names:
+        (folder / name).write_bytes(b"x" * (len(name) % 7))
+    assert len(names) > 100 * sftp_batch.READDIRS_IN_FLIGHT
+    with sshd.session() as session:
+        listed = session.list_entries("IN")
+        assert session.list_entries("IN") == listed  # the handles went: listing again works
+        with pytest.raises(SftpError, match="no-such-folder"):
+            session.list_entries("no-such-folder")
+        assert session.connected
+    assert {name: size for name, (size, _modified) in listed.items()} == {
+        name: len(name) % 7 for name in names
+    }
+
+
 def test_removals_go_out_together_and_a_refused_one_is_raised_after_the_rest(sshd):
     for i in range(40):
         put(sshd.root, f"r{i}.csv", 10)
@@ -148,7 +186,7 @@ def test_a_connection_broken_in_the_middle_of_a_batch_fails_it_plainly(sshd, tmp
 
 
 def test_small_files_are_written_whole_more_than_are_opened_at_once(sshd):
-    sizes = [0, 1, 1000, 261_119, 261_120, 261_121, 600_000] * 10  # 70 files
+    sizes = [0, 1, 1000, 261_119, 261_120, 261_121, 600_000] * 20  # 140 files
     files = {f"d{i}.csv": os.urandom(size) for i, size in enumerate(sizes)}
     (sshd.root / "d3.csv").write_bytes(b"an earlier, longer content" * 100)  # emptied first
     assert len(files) > sftp_batch.FILES_AT_ONCE

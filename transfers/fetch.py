@@ -5,8 +5,10 @@ a crash at any point leaves the pair on the server, and the next fetch finds its
 platform's FileTransferUUID) and finishes the job instead of storing the file twice.
 
 The pairs go a batch at a time (PAIRS_AT_ONCE), each step for the whole batch at once over the
-one connection (transfers.sftp_batch): their metadata read, their data files stored, their pairs
-removed; so a full inbox costs a handful of round trips per batch, not ten per pair.
+one connection (transfers.sftp_batch): their metadata read together with their data files
+(staged, and kept only once the metadata is checked), their pairs removed; so a full inbox costs
+a handful of round trips per batch (a listing two, the reads two, the removals two), not ten per
+pair.
 
 Several fetches of one inbox may run at once (a fetch is queued as a batch's triggers are written
 and again when a send is delivered, and every worker of every cluster may take one): each stages
@@ -291,12 +293,35 @@ def _screen(account: SftpAccount, name: str, listed: Listing) -> str:
 def _fetch_pairs(
     session: SftpSession, account: SftpAccount, names: list[str], listed: Listing
 ) -> list[str]:
-    """Fetch these data files with their metadata, each step for all of them at once: read
-    the metadata, check it, store and record the data files, then remove the pairs. The
-    outcome of each."""
-    raws = session.read_small_files(
+    """Fetch these data files with their metadata, each step for all of them at once: read the
+    metadata and download the data files beside it (under names of the portal's, kept only
+    once the metadata is checked), store and record the accepted files, then remove the pairs.
+    The outcome of each."""
+    staging = _store_dir(account) / ".incoming"
+    staging.mkdir(parents=True, exist_ok=True)
+    partial = {name: staging / f"{uuid.uuid4().hex}.part" for name in names}
+    try:
+        return _fetch_staged(session, account, names, listed, partial)
+    finally:
+        # A stored file has moved into place; what is left was not kept (a quarantined pair,
+        # one recorded by an earlier run, one that failed) or is half-written.
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+
+
+def _fetch_staged(
+    session: SftpSession,
+    account: SftpAccount,
+    names: list[str],
+    listed: Listing,
+    partial: dict[str, Path],
+) -> list[str]:
+    sizes = {name: listed[name][0] or 0 for name in names}
+    # One step, not two: the metadata's reads and the data files' share their round trips.
+    raws, got = session.read_and_get_files(
         {f"{IN}/{name}.metadata": listed[f"{name}.metadata"][0] or 0 for name in names},
         protocol.MAX_XML_BYTES,
+        {f"{IN}/{name}": (sizes[name], partial[name]) for name in names if sizes[name] < LARGE},
     )
     outcomes: dict[str, str] = {}
     parsed: dict[str, tuple[protocol.Metadata, bytes]] = {}
@@ -305,7 +330,8 @@ def _fetch_pairs(
         if raw is None:
             # A fetch removes the data file before its metadata: both gone means another
             # fetch has the pair.
-            if session.size(f"{IN}/{name}") is None:
+            data = f"{IN}/{name}"
+            if (got[data] if data in got else session.size(data)) is None:
                 outcomes[name] = "gone"
             else:
                 _quarantine(account, name, "the metadata file is missing")
@@ -333,7 +359,10 @@ def _fetch_pairs(
         ).values_list("file_transfer_uuid", flat=True)
     )
     new = {name: item for name, item in accepted.items() if item[0].file_transfer_uuid not in done}
-    stored, failed = _store(session, account, new, listed)
+    for name in new:
+        if sizes[name] >= LARGE:
+            got[f"{IN}/{name}"] = _download_large(session, name, partial[name])
+    stored, failed = _store(account, new, got, partial)
     outcomes.update(stored)
     # Stored and recorded (now or by an earlier run): only now may the pairs leave the server,
     # each data file before its metadata.
@@ -377,50 +406,33 @@ def _accept(
 
 
 def _store(
-    session: SftpSession,
     account: SftpAccount,
     files: dict[str, tuple[protocol.Metadata, Route, bytes]],
-    listed: Listing,
+    got: dict[str, tuple[int, str] | OSError | None],
+    partial: dict[str, Path],
 ) -> tuple[dict[str, str], SftpError | None]:
-    """Download the data files, put each complete one in its place and record it: "received",
-    or "quarantined" if it proved not to match its metadata, or "gone" if another fetch took
-    it first, or "failed" if it could not be stored here (with the first such failure). Small
-    files come all at once; a large one on its own, over more connections."""
+    """Put each complete data file downloaded (`got`, from `partial`) in its place and record
+    it: "received", or "quarantined" if it proved not to match its metadata, or "gone" if
+    another fetch took it first, or "failed" if it could not be stored here (with the first
+    such failure)."""
     if not files:
         return {}, None
     directory = _store_dir(account)
-    staging = directory / ".incoming"
-    staging.mkdir(parents=True, exist_ok=True)
-    partial = {name: staging / f"{uuid.uuid4().hex}.part" for name in files}
-    sizes = {name: listed[name][0] or 0 for name in files}
-    try:
-        stored = session.get_files(
-            {f"{IN}/{name}": (sizes[name], partial[name]) for name in files if sizes[name] < LARGE}
-        )
-        for name in files:
-            if sizes[name] >= LARGE:
-                stored[f"{IN}/{name}"] = _download_large(session, name, partial[name])
-    except BaseException:
-        for path in partial.values():
-            path.unlink(missing_ok=True)
-        raise
     outcomes, complete = {}, []
     failed: SftpError | None = None
     for name, (metadata, _route, raw) in files.items():
-        got = stored[f"{IN}/{name}"]
-        if got is None or isinstance(got, OSError):
-            partial[name].unlink(missing_ok=True)
-            if got is None:
+        result = got[f"{IN}/{name}"]
+        if result is None or isinstance(result, OSError):
+            if result is None:
                 outcomes[name] = "gone"
             else:
                 # Not stored here (a full disk): the pair stays on the server for a later
                 # fetch; the files that were stored are kept and their pairs removed.
                 outcomes[name] = "failed"
-                failed = failed or SftpError(f"Storing {name} failed: {got}")
+                failed = failed or SftpError(f"Storing {name} failed: {result}")
             continue
-        size, sha256 = got
+        size, sha256 = result
         if size != metadata.descriptor.size:
-            partial[name].unlink(missing_ok=True)
             _quarantine(
                 account,
                 name,

@@ -28,8 +28,9 @@ one interpreter lock is what bounds a paramiko download. The channel window stay
 default (2 MiB).
 
 This module relies on a few paramiko internals (`SFTPClient._async_request`, `_read_response`,
-`_request`, `BufferedPipe`'s buffer, lock and condition, `Channel.in_buffer`), checked against
-paramiko 5.1 by tests/test_sftp_session.py and tests/test_download_streams.py.
+`_request`, `SFTPAttributes._from_msg`, `BufferedPipe`'s buffer, lock and condition,
+`Channel.in_buffer`), checked against paramiko 5.1 by tests/test_sftp_session.py,
+tests/test_sftp_batch.py and tests/test_download_streams.py.
 """
 
 import base64
@@ -1128,7 +1129,8 @@ class SftpSession:
         """Each entry of the folder: name -> (size, modified), as the server lists them."""
         client = self._client()
         try:
-            return {a.filename: (a.st_size, a.st_mtime) for a in client.listdir_attr(path)}
+            listed = sftp_batch.list_folder(client, path)
+            return {a.filename: (a.st_size, a.st_mtime) for a in listed}
         except _TRANSFER_ERRORS as error:
             raise self._fail(f"Listing {path}", error) from None
 
@@ -1305,6 +1307,16 @@ class SftpSession:
             return sftp_batch.download_many(self._client(), files, self._read_size)
         except _TRANSFER_ERRORS as error:
             raise self._fail(f"Downloading {len(files)} files", error) from None
+
+    def read_and_get_files(
+        self, small: dict[str, int], limit: int, files: dict[str, tuple[int, Path]]
+    ) -> tuple[dict[str, bytes | None], dict[str, tuple[int, str] | OSError | None]]:
+        """`read_small_files` and `get_files` at once, their requests pipelined together."""
+        try:
+            client = self._client()
+            return sftp_batch.read_and_download(client, small, limit, files, self._read_size)
+        except _TRANSFER_ERRORS as error:
+            raise self._fail(f"Reading {len(small) + len(files)} files", error) from None
 
     def _download(self, client, handle: bytes, remote_path: str, local: int, progress):
         """Read the remote file into `local` over this connection and, for a large file, over

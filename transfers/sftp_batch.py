@@ -7,12 +7,13 @@ over a link with tens of milliseconds of round trip that, not the bytes, is the 
 that go together write their data files, then their triggers, the same way (`write_many`). Here
 every request of a step goes out before the first reply is waited for, with a bound on the files
 open and on the bytes asked for at once (kept within what the channel's window lets the server
-send).
+send). The fetch's listing of its inbox is pipelined the same way (`list_folder`).
 
 The functions take paramiko's SFTP client and raise OSError (the server refused), EOFError or
 paramiko's SSHException (the connection broke); transfers.sftp.SftpSession wraps them.
 """
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -26,8 +27,11 @@ from paramiko.sftp import (
     CMD_CLOSE,
     CMD_DATA,
     CMD_HANDLE,
+    CMD_NAME,
     CMD_OPEN,
+    CMD_OPENDIR,
     CMD_READ,
+    CMD_READDIR,
     CMD_REMOVE,
     CMD_STATUS,
     CMD_WRITE,
@@ -42,10 +46,16 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
-FILES_AT_ONCE = 32  # handles open at once: far below what servers allow (OpenSSH: thousands)
+# Handles open at once: a fetch's batch of 64 pairs (its metadata and data files) in one wave,
+# far below what servers allow (OpenSSH: as many as its process may open files, 1024 or more).
+FILES_AT_ONCE = 128
 BYTES_IN_FLIGHT = 8 * 1024 * 1024  # read bytes asked for and not yet answered, all files
 HASH_BLOCK = 1024 * 1024
 COMPLETERS = 8  # files fsynced and hashed at once while the rest are read
+# READDIR requests out at once on a folder: servers answer with about 100 names each (OpenSSH,
+# the simulator), so an inbox of up to 150 pairs lists in one wave, which learns in the same
+# round trip that it was all.
+READDIRS_IN_FLIGHT = 4
 
 
 class _Pipeline:
@@ -73,15 +83,19 @@ class _Pipeline:
             if then is not None:
                 then(kind, message)
 
+    def close_unwaited(self, handles: list[bytes]) -> None:
+        """Close these handles; their replies are let go as they come (paramiko drops a reply
+        to a request asked for no one)."""
+        for handle in handles:
+            self.client._async_request(type(None), CMD_CLOSE, handle)
+
     def abandon(self, handles: list[bytes]) -> None:
         """After a failure: close what is open without waiting; later replies are ignored."""
         self._then.clear()
         if not self.client.sock.closed:
-            for handle in handles:
-                try:
-                    self.client._async_request(type(None), CMD_CLOSE, handle)
-                except Exception:  # the failure being raised is what matters
-                    break
+            # The failure being raised is what matters, not one of closing after it.
+            with contextlib.suppress(Exception):
+                self.close_unwaited(handles)
 
 
 def _status(message: paramiko.Message) -> tuple[int, str]:
@@ -98,9 +112,10 @@ def _refused(path: str, code: int, text: str) -> OSError:
 class _FileRead:
     """One remote file being read: its handle, the ranges asked, where it ends."""
 
-    def __init__(self, path: str, size_hint: int):
+    def __init__(self, path: str, size_hint: int, stop_at: int | None):
         self.path = path
         self.size_hint = size_hint  # the size listed; the reads learn the real one
+        self.stop_at = stop_at  # no read is asked past this offset
         self.handle: bytes | None = None
         self.next_offset = 0
         self.asked = 0  # reads out
@@ -112,18 +127,16 @@ class _FileRead:
 
 class _Reader:
     """Reads `files` (remote path -> expected size) pipelined; each file's bytes go to `sink`,
-    and `finished(file)` is called once the whole file is in and its handle closed.
+    and `finished(file)` is called once the whole file is in and its close asked. No read of a
+    file in `stops` is asked past the offset given there.
 
     A local failure (an OSError from `sink` or `finished`, such as a full disk) ends that
     file's reading and is kept in `failed`; the other files go on."""
 
-    def __init__(
-        self, client, files: dict[str, int], request_size: int, sink, finished, stop_at=None
-    ):
+    def __init__(self, client, files: dict[str, int], request_size: int, sink, finished, stops):
         self.pipeline = _Pipeline(client)
         self.request_size = request_size
-        self.stop_at = stop_at  # no read is asked past this offset
-        self.waiting = deque(_FileRead(path, hint) for path, hint in files.items())
+        self.waiting = deque(_FileRead(path, hint, stops.get(path)) for path, hint in files.items())
         self.open: list[_FileRead] = []
         self.in_flight = 0
         self.sink, self.finished = sink, finished
@@ -166,7 +179,7 @@ class _Reader:
         """Ask for the next ranges of the open files, within the bytes allowed in flight."""
         for file in self.open:
             while file.handle is not None and file.end is None and file.failed is None:
-                if self.stop_at is not None and file.next_offset >= self.stop_at:
+                if file.stop_at is not None and file.next_offset >= file.stop_at:
                     break  # what was asked is enough for `sink` to end the file
                 if file.next_offset < file.size_hint:
                     length = min(self.request_size, file.size_hint - file.next_offset)
@@ -220,29 +233,26 @@ class _Reader:
                 raise OSError(f"{file.path}: expected data")
             ended = file.end is not None or file.failed is not None
             if file.asked == 0 and ended and file.handle is not None:
-                handle, file.handle = file.handle, None
-                self.pipeline.ask(CMD_CLOSE, handle, then=self._closing(file))
+                self._finish(file)
             self._ask_reads()
 
         return then
 
-    def _closing(self, file: _FileRead):
-        def then(kind, message) -> None:
-            if kind != CMD_STATUS:
-                raise OSError(f"{file.path}: expected a status reply to a close")
-            code, text = _status(message)
-            if code != SFTP_OK:
-                raise _refused(file.path, code, text)
-            if file.failed is None:
-                try:
-                    self.finished(file)
-                except OSError as error:
-                    file.failed = error
-            if file.failed is not None:
-                self.failed[file.path] = file.failed
-            self._closed(file)
-
-        return then
+    def _finish(self, file: _FileRead) -> None:
+        """Every read of the file is answered: its close is asked, and the file is done. The
+        close is not waited for (it was one more round trip a batch): every byte is here, and
+        servers take requests in order. One that did not, and refused to remove a file still
+        open, would fail the fetch's removal of the pair, which a later fetch does again."""
+        handle, file.handle = file.handle, None
+        self.pipeline.close_unwaited([handle])
+        if file.failed is None:
+            try:
+                self.finished(file)
+            except OSError as error:
+                file.failed = error
+        if file.failed is not None:
+            self.failed[file.path] = file.failed
+        self._closed(file)
 
     def _closed(self, file: _FileRead) -> None:
         self.open.remove(file)
@@ -255,21 +265,7 @@ def read_whole(
     """The whole of each small file (remote path -> expected size), read into memory; None for a
     file that is not there. Reading a file stops once it is longer than `limit` bytes: what it
     returns is then longer than the limit, for the caller to refuse."""
-    results: dict[str, bytes | None] = {}
-
-    def sink(file: _FileRead, offset: int, data: bytes) -> None:
-        file.parts[offset] = data
-        if offset + len(data) > limit:
-            file.end = offset + len(data)  # longer than the limit: read no further
-
-    def finished(file: _FileRead) -> None:
-        results[file.path] = b"".join(file.parts[offset] for offset in sorted(file.parts))
-
-    reader = _Reader(client, dict(files), request_size, sink, finished, stop_at=limit + 1)
-    reader.run()
-    for path in reader.missing:
-        results[path] = None
-    return results
+    return read_and_download(client, files, limit, {}, request_size)[0]
 
 
 def download_many(
@@ -278,14 +274,27 @@ def download_many(
     """Each remote file (path -> (expected size, local path)) written to its local path and
     fsynced: its (size, SHA-256 hex) once complete, None if it is not there, the OSError if
     its local copy could not be written (the others go on). On a failure of the connection
-    the local files written so far are left for the caller to remove.
+    the local files written so far are left for the caller to remove."""
+    return read_and_download(client, {}, 0, files, request_size)[1]
+
+
+def read_and_download(
+    client: paramiko.SFTPClient,
+    small: dict[str, int],
+    limit: int,
+    files: dict[str, tuple[int, Path]],
+    request_size: int,
+) -> tuple[dict[str, bytes | None], dict[str, tuple[int, str] | OSError | None]]:
+    """`read_whole` of the `small` files and `download_many` of the others, all pipelined
+    together: a fetch reads its pairs' metadata and data files in the round trips of one.
 
     A complete file is made durable and hashed by `COMPLETERS` threads while the replies of the
     others are still read: an fsync waits on the disk for milliseconds, and one after another
     in the reading thread they held up every file behind them."""
+    read: dict[str, bytes | None] = {}
     descriptors: dict[str, int] = {}
     completing: dict[str, tuple[int, Future[str]]] = {}
-    results: dict[str, tuple[int, str] | OSError | None] = {}
+    downloaded: dict[str, tuple[int, str] | OSError | None] = {}
 
     def local(path: str) -> int:
         if path not in descriptors:
@@ -294,35 +303,40 @@ def download_many(
         return descriptors[path]
 
     def sink(file: _FileRead, offset: int, data: bytes) -> None:
-        _write_block(local(file.path), offset, data)
+        if file.path in small:
+            file.parts[offset] = data
+            if offset + len(data) > limit:
+                file.end = offset + len(data)  # longer than the limit: read no further
+        else:
+            _write_block(local(file.path), offset, data)
 
     def finished(file: _FileRead) -> None:
-        # `local` opens it here if no write did: an empty file.
-        completing[file.path] = (file.end, completers.submit(_complete, local(file.path), file.end))
+        if file.path in small:
+            read[file.path] = b"".join(file.parts[offset] for offset in sorted(file.parts))
+        else:
+            # `local` opens it here if no write did: an empty file.
+            future = completers.submit(_complete, local(file.path), file.end)
+            completing[file.path] = (file.end, future)
 
+    expected = dict(small) | {path: size for path, (size, _local) in files.items()}
     try:
         with ThreadPoolExecutor(COMPLETERS, thread_name_prefix="sftp-complete") as completers:
-            reader = _Reader(
-                client,
-                {path: size for path, (size, _local) in files.items()},
-                request_size,
-                sink,
-                finished,
-            )
+            stops = dict.fromkeys(small, limit + 1)
+            reader = _Reader(client, expected, request_size, sink, finished, stops)
             reader.run()
         # Every completion has ended here, the pool's exit waited for them.
         for path, (size, digest) in completing.items():
             try:
-                results[path] = (size, digest.result())
+                downloaded[path] = (size, digest.result())
             except OSError as error:
-                results[path] = error
+                downloaded[path] = error
     finally:
         for descriptor in descriptors.values():
             os.close(descriptor)
     for path in reader.missing:
-        results[path] = None
-    results.update(reader.failed)
-    return results
+        (read if path in small else downloaded)[path] = None
+    downloaded.update(reader.failed)
+    return read, downloaded
 
 
 def _write_block(descriptor: int, offset: int, data: bytes) -> None:
@@ -455,3 +469,57 @@ def remove_many(client: paramiko.SFTPClient, paths: list[str]) -> set[str]:
     if refused:
         raise refused[0]
     return gone
+
+
+def list_folder(client: paramiko.SFTPClient, path: str) -> list[SFTPAttributes]:
+    """The folder's entries but `.` and `..`, as paramiko's `listdir_attr` gives them, in two
+    round trips where it takes four: its READDIRs go out in waves of `READDIRS_IN_FLIGHT` (a
+    server answers the requests on one handle in order, each with the next names or the end),
+    and the folder's close is not waited for. A fetch lists its inbox again and again while
+    a batch of sends comes in: each listing it waits for is time that the last file waits."""
+    pipeline = _Pipeline(client)
+    entries: list[SFTPAttributes] = []
+    state = {"handle": None, "asked": 0, "ended": False}
+
+    def wave() -> None:
+        for _ in range(READDIRS_IN_FLIGHT):
+            state["asked"] += 1
+            pipeline.ask(CMD_READDIR, state["handle"], then=named)
+
+    def opened(kind, message) -> None:
+        if kind == CMD_STATUS:
+            raise _refused(path, *_status(message))
+        if kind != CMD_HANDLE:
+            raise OSError(f"{path}: expected a handle")
+        state["handle"] = message.get_binary()
+        wave()
+
+    def named(kind, message) -> None:
+        state["asked"] -= 1
+        if state["ended"]:
+            return  # a READDIR past the end: whatever a server answers to it is of no account
+        if kind == CMD_STATUS:
+            code, text = _status(message)
+            if code != SFTP_EOF:
+                raise _refused(path, code, text)
+            state["ended"] = True
+        elif kind == CMD_NAME:
+            for _ in range(message.get_int()):
+                name, long_name = message.get_text(), message.get_text()
+                attributes = SFTPAttributes._from_msg(message, name, long_name)
+                if name not in (".", ".."):
+                    entries.append(attributes)
+        else:
+            raise OSError(f"{path}: expected names")
+        if not state["asked"] and not state["ended"]:
+            wave()
+
+    pipeline.ask(CMD_OPENDIR, path, then=opened)
+    try:
+        pipeline.run()
+    except BaseException:
+        if state["handle"] is not None:
+            pipeline.abandon([state["handle"]])
+        raise
+    pipeline.close_unwaited([state["handle"]])
+    return entries
