@@ -1,7 +1,11 @@
 import contextlib
 import json
+import logging
+import socket
+import struct
 import time
 
+import paramiko
 import pytest
 from django.db import connection
 from django.test import Client
@@ -107,6 +111,31 @@ def test_health_includes_the_simulator_once_an_account_uses_it(
         assert report["checks"]["simulator"] == {"ok": True}
     report = _wait_for(client, 503)
     assert report["checks"]["simulator"]["ok"] is False
+
+
+@pytest.mark.system
+def test_a_probe_that_resets_after_the_key_exchange_is_no_error_of_the_simulator(tmp_path, caplog):
+    """The probe hangs up once it has the host key; where the hang-up reaches the simulator as a
+    reset, paramiko's line for it is kept at INFO, not written as an error."""
+    from tests.support import engine
+
+    with engine.simulator(tmp_path) as sim, caplog.at_level(logging.INFO):
+        probe = socket.create_connection(("127.0.0.1", sim.port))
+        # Closed with a linger of 0 the socket sends a reset, as a close with unread bytes does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport = paramiko.Transport(probe)
+        transport.start_client(timeout=10)
+        transport.close()
+        deadline = time.monotonic() + 10
+        while not _resets(caplog) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert _resets(caplog)
+    assert {record.levelname for record in _resets(caplog)} == {"INFO"}
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def _resets(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "Connection reset by peer" in r.getMessage()]
 
 
 @pytest.mark.system

@@ -108,6 +108,21 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class PeerResetFilter(logging.Filter):
+    """paramiko's transport logs a connection the other side reset as an ERROR of this process:
+    a client of the simulator that hangs up without a goodbye (the health check's probe, after
+    its key exchange) or a server that drops a worker's connection. Neither is this process
+    failing, and each is reported where it counts (the simulator's "Connection from ... ended",
+    the transfer's error), so the line is kept, at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().startswith(
+            "Socket exception: Connection reset by peer"
+        ):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
 def _time(record: logging.LogRecord) -> str:
     return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
@@ -173,6 +188,7 @@ def logging_config(log_format: str, level: str) -> dict:
         "disable_existing_loggers": False,
         "filters": {
             "context": {"()": "portal.core.logs.ContextFilter"},
+            "peer_reset": {"()": "portal.core.logs.PeerResetFilter"},
             "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         },
         "formatters": {"line": {"()": f"portal.core.logs.{formatter}"}},
@@ -197,6 +213,7 @@ def logging_config(log_format: str, level: str) -> dict:
             # (and, with DEBUG, print django's lines a second time): here they use the root's.
             "django": {"handlers": ["mail_admins"], "level": "INFO", "propagate": True},
             "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+            "paramiko.transport": {"filters": ["peer_reset"]},
             # WeasyPrint reports every rendering step at INFO.
             "weasyprint": {"level": "WARNING"},
             "fontTools": {"level": "WARNING"},
