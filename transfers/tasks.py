@@ -257,7 +257,7 @@ def _clear_earlier(session: SftpSession, transfer: Transfer) -> bool:
 # exactly as in a lone send, at the same points relative to what the server has, so a worker
 # that dies part-way leaves each send where a lone one would be, for the same recovery.
 
-TOGETHER_FILES = 32  # the sends one worker takes at once: SftpSession's handles open at once
+TOGETHER_FILES = 32  # the sends one worker takes at once, their files open in one wave
 TOGETHER_FILE_BYTES = 1024 * 1024  # larger files are their bytes' time, not their round trips
 # Held in memory while they go, and written with no heartbeat between: a few seconds on a slow
 # link, far inside TRANSFER_STALE_SECONDS.
