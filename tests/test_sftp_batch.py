@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fault_proxy import Fate, FaultProxy
-from tests.support.sshd import sshd_fixture
+from tests.support.sshd import running_sshd, sshd_fixture
 from transfers import sftp_batch
 from transfers.sftp import SftpError, SftpUnreachable
 
@@ -42,6 +42,24 @@ def test_small_files_are_read_whole_more_than_are_opened_at_once(sshd):
         read = session.read_small_files({name: len(data) for name, data in written.items()}, MIB)
         assert read == written
         assert session.connected
+
+
+def test_a_server_that_caps_open_files_has_the_files_read_within_its_cap(tmp_path):
+    """OpenSSH at its process's file limit answers an open with a bare failure: the batch then
+    opens no more at once than the server took, and every file is read."""
+    with running_sshd(tmp_path, open_files=40) as capped:
+        small = {f"m{i}.xml": put(capped.root, f"m{i}.xml", 300 + i) for i in range(70)}
+        large = {f"d{i}.csv": put(capped.root, f"d{i}.csv", 70_000 + i) for i in range(70)}
+        local = {name: tmp_path / f"{name}.part" for name in large}
+        with capped.session() as session:
+            read, got = session.read_and_get_files(
+                {name: len(data) for name, data in small.items()},
+                MIB,
+                {name: (len(data), local[name]) for name, data in large.items()},
+            )
+            assert session.connected
+    assert read == small
+    assert got == {name: digest(data) for name, data in large.items()}
 
 
 def test_a_size_listed_wrong_still_reads_the_whole_file(sshd):

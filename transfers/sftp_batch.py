@@ -36,6 +36,7 @@ from paramiko.sftp import (
     CMD_STATUS,
     CMD_WRITE,
     SFTP_EOF,
+    SFTP_FAILURE,
     SFTP_FLAG_CREATE,
     SFTP_FLAG_READ,
     SFTP_FLAG_TRUNC,
@@ -46,8 +47,9 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
-# Handles open at once: a fetch's batch of 64 pairs (its metadata and data files) in one wave,
-# far below what servers allow (OpenSSH: as many as its process may open files, 1024 or more).
+# Handles open at once: a fetch's batch of 64 pairs (its metadata and data files) in one wave.
+# OpenSSH allows as many as its process may open files (1024 or more); a reader meets a lower
+# cap of a server by opening fewer (`_Reader.at_once`).
 FILES_AT_ONCE = 128
 BYTES_IN_FLIGHT = 8 * 1024 * 1024  # read bytes asked for and not yet answered, all files
 HASH_BLOCK = 1024 * 1024
@@ -138,6 +140,7 @@ class _Reader:
         self.request_size = request_size
         self.waiting = deque(_FileRead(path, hint, stops.get(path)) for path, hint in files.items())
         self.open: list[_FileRead] = []
+        self.at_once = FILES_AT_ONCE  # lowered to what a server that caps open files allows
         self.in_flight = 0
         self.sink, self.finished = sink, finished
         self.missing: set[str] = set()
@@ -152,7 +155,7 @@ class _Reader:
             raise
 
     def _start(self) -> None:
-        while self.waiting and len(self.open) < FILES_AT_ONCE:
+        while self.waiting and len(self.open) < self.at_once:
             file = self.waiting.popleft()
             self.open.append(file)
             self.pipeline.ask(
@@ -163,6 +166,15 @@ class _Reader:
         def then(kind, message) -> None:
             if kind == CMD_STATUS:
                 code, text = _status(message)
+                if code == SFTP_FAILURE and len(self.open) > 1:
+                    # A server that caps a session's open files says no more than "failure"
+                    # (OpenSSH's, at its process's limit): the file waits for a handle to close,
+                    # and no more are opened at once than are open now. Opened alone, a file
+                    # that still fails fails the batch.
+                    self.open.remove(file)
+                    self.waiting.appendleft(file)
+                    self.at_once = len(self.open)
+                    return
                 if code != SFTP_NO_SUCH_FILE:
                     raise _refused(file.path, code, text)
                 self.missing.add(file.path)  # taken by someone else meanwhile

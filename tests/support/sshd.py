@@ -15,6 +15,7 @@ For pytest: `sshd = sshd_fixture()` (or `sshd_fixture(scope="module")`) in a tes
 import getpass
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -146,6 +147,13 @@ def _config(directory: Path, root: Path, port: int, username: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _limit_files(count: int):
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+    return limit
+
+
 def _wait_for_banner(process: subprocess.Popen, port: int, log_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -162,8 +170,12 @@ def _wait_for_banner(process: subprocess.Popen, port: int, log_path: Path) -> No
 
 
 @contextmanager
-def running_sshd(base: str | os.PathLike | None = None) -> Iterator[Sshd]:
-    """Start sshd; its temp dir (config, keys, log and the files' root) goes under `base`."""
+def running_sshd(
+    base: str | os.PathLike | None = None, open_files: int | None = None
+) -> Iterator[Sshd]:
+    """Start sshd; its temp dir (config, keys, log and the files' root) goes under `base`. With
+    `open_files`, sshd and its sessions may have no more files open than that (a server that
+    caps the handles a client may hold)."""
     if not os.path.exists(SSHD):
         pytest.skip(f"{SSHD} is not installed")
     username = getpass.getuser()
@@ -191,6 +203,7 @@ def running_sshd(base: str | os.PathLike | None = None) -> Iterator[Sshd]:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
+                    preexec_fn=None if open_files is None else _limit_files(open_files),
                 )
             try:
                 _wait_for_banner(process, port, log_path)
