@@ -2,7 +2,6 @@
 
 import csv
 import hashlib
-import itertools
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -106,29 +105,20 @@ def _read_record(line: str, lines: Iterator[str], delimiter: str) -> tuple[list[
     """One record read by the csv module, from `line` and as many of `lines` as it takes, with
     its text."""
     taken = [line]
-    reading = itertools.chain((line,), _Taking(lines, taken))
-    return next(csv.reader(reading, delimiter=delimiter), []), _ended("".join(taken))
+
+    def reading() -> Iterator[str]:
+        yield line
+        for more in lines:
+            taken.append(more)
+            yield more
+
+    return next(csv.reader(reading(), delimiter=delimiter), []), _ended("".join(taken))
 
 
 def _ended(text: str) -> str:
     """A last line without its line break gets one, so that a record written after it in the
     same part stays a record of its own."""
     return text if text.endswith(("\n", "\r")) else text + "\r\n"
-
-
-class _Taking:
-    """The source's lines as the csv module takes them, each kept in `taken`."""
-
-    def __init__(self, lines: Iterator[str], taken: list[str]):
-        self._lines, self._taken = lines, taken
-
-    def __iter__(self) -> "_Taking":
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self._taken.append(line)
-        return line
 
 
 class _Part:
