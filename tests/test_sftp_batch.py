@@ -1,5 +1,5 @@
 """Many files over one connection at once (transfers.sftp_batch, through SftpSession's
-read_small_files, get_files, read_and_get_files and remove_many), against a real OpenSSH sshd
+read_small_files, read_and_get_files and remove_many), against a real OpenSSH sshd
 on loopback.
 
 More files than are opened at once and more bytes than are asked for at once; sizes listed
@@ -28,6 +28,11 @@ def put(folder: Path, name: str, size: int) -> bytes:
     data = os.urandom(size)
     (folder / name).write_bytes(data)
     return data
+
+
+def get_files(session, files: dict[str, tuple[int, Path]]) -> dict:
+    """The files downloaded alone, with no small files read beside them."""
+    return session.read_and_get_files({}, 0, files)[1]
 
 
 def digest(data: bytes) -> tuple[int, str]:
@@ -96,7 +101,7 @@ def test_files_are_downloaded_at_once_each_whole_and_fsynced(sshd, tmp_path):
     }
     local = {name: tmp_path / f"{name}.part" for name in written}
     with sshd.session() as session:
-        got = session.get_files({name: (hints[name], local[name]) for name in written})
+        got = get_files(session, {name: (hints[name], local[name]) for name in written})
         assert session.connected
     assert got == {name: digest(data) for name, data in written.items()}
     assert all(local[name].read_bytes() == data for name, data in written.items())
@@ -125,7 +130,7 @@ def test_reads_the_server_answers_short_are_asked_again_for_the_rest(sshd, tmp_p
     data = put(sshd.root, "big.csv", 5 * MIB + 3)
     with sshd.session() as session:
         session._read_size = 1 * MIB
-        got = session.get_files({"big.csv": (len(data), tmp_path / "big.part")})
+        got = get_files(session, {"big.csv": (len(data), tmp_path / "big.part")})
         assert session.read_small_files({"big.csv": 0}, 8 * MIB) == {"big.csv": data}
     assert got == {"big.csv": digest(data)}
     assert (tmp_path / "big.part").read_bytes() == data
@@ -136,8 +141,8 @@ def test_a_local_copy_that_cannot_be_written_fails_alone(sshd, tmp_path):
     put(sshd.root, "bad.csv", 300_000)
     nowhere = tmp_path / "missing-folder" / "bad.part"
     with sshd.session() as session:
-        got = session.get_files(
-            {"bad.csv": (300_000, nowhere), "good.csv": (300_000, tmp_path / "good.part")}
+        got = get_files(
+            session, {"bad.csv": (300_000, nowhere), "good.csv": (300_000, tmp_path / "good.part")}
         )
         assert session.connected
     assert isinstance(got["bad.csv"], FileNotFoundError)
@@ -148,8 +153,9 @@ def test_a_local_copy_that_cannot_be_written_fails_alone(sshd, tmp_path):
 def test_files_gone_meanwhile_are_none(sshd, tmp_path):
     there = put(sshd.root, "there.csv", 10)
     with sshd.session() as session:
-        got = session.get_files(
-            {"gone.csv": (10, tmp_path / "gone.part"), "there.csv": (10, tmp_path / "t.part")}
+        got = get_files(
+            session,
+            {"gone.csv": (10, tmp_path / "gone.part"), "there.csv": (10, tmp_path / "t.part")},
         )
     assert got == {"gone.csv": None, "there.csv": digest(there)}
 
@@ -198,7 +204,7 @@ def test_a_connection_broken_in_the_middle_of_a_batch_fails_it_plainly(sshd, tmp
         sshd.session(proxy.port, timeout=2.0) as session,
     ):
         with pytest.raises(SftpUnreachable):
-            session.get_files({name: (400_000, local[name]) for name in written})
+            get_files(session, {name: (400_000, local[name]) for name in written})
         assert not session.connected
     assert proxy.faults
 

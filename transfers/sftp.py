@@ -1296,22 +1296,14 @@ class SftpSession:
         except _TRANSFER_ERRORS as error:
             raise self._fail(f"Reading {len(files)} files", error) from None
 
-    def get_files(
-        self, files: dict[str, tuple[int, Path]]
-    ) -> dict[str, tuple[int, str] | OSError | None]:
-        """Download many files at once (path -> (listed size, local path)), each written and
-        fsynced: (size, SHA-256 hex) of each, None for one that is gone, the OSError for one
-        whose local copy failed (a full disk: the others go on). What was written of a file
-        that did not complete is left for the caller to remove."""
-        try:
-            return sftp_batch.download_many(self._client(), files, self._read_size)
-        except _TRANSFER_ERRORS as error:
-            raise self._fail(f"Downloading {len(files)} files", error) from None
-
     def read_and_get_files(
         self, small: dict[str, int], limit: int, files: dict[str, tuple[int, Path]]
     ) -> tuple[dict[str, bytes | None], dict[str, tuple[int, str] | OSError | None]]:
-        """`read_small_files` and `get_files` at once, their requests pipelined together."""
+        """`read_small_files` of the `small` files, and the `files` (path -> (listed size,
+        local path)) downloaded, each written and fsynced, their requests pipelined together:
+        (size, SHA-256 hex) of each file, None for one that is gone, the OSError for one whose
+        local copy failed (a full disk: the others go on). What was written of a file that did
+        not complete is left for the caller to remove."""
         try:
             client = self._client()
             return sftp_batch.read_and_download(client, small, limit, files, self._read_size)

@@ -280,16 +280,6 @@ def read_whole(
     return read_and_download(client, files, limit, {}, request_size)[0]
 
 
-def download_many(
-    client: paramiko.SFTPClient, files: dict[str, tuple[int, Path]], request_size: int
-) -> dict[str, tuple[int, str] | OSError | None]:
-    """Each remote file (path -> (expected size, local path)) written to its local path and
-    fsynced: its (size, SHA-256 hex) once complete, None if it is not there, the OSError if
-    its local copy could not be written (the others go on). On a failure of the connection
-    the local files written so far are left for the caller to remove."""
-    return read_and_download(client, {}, 0, files, request_size)[1]
-
-
 def read_and_download(
     client: paramiko.SFTPClient,
     small: dict[str, int],
@@ -297,8 +287,12 @@ def read_and_download(
     files: dict[str, tuple[int, Path]],
     request_size: int,
 ) -> tuple[dict[str, bytes | None], dict[str, tuple[int, str] | OSError | None]]:
-    """`read_whole` of the `small` files and `download_many` of the others, all pipelined
-    together: a fetch reads its pairs' metadata and data files in the round trips of one.
+    """`read_whole` of the `small` files, and each of the others (remote path -> (expected
+    size, local path)) written to its local path and fsynced: its (size, SHA-256 hex) once
+    complete, None if it is not there, the OSError if its local copy could not be written (the
+    others go on). All pipelined together: a fetch reads its pairs' metadata and data files in
+    the round trips of one. On a failure of the connection the local files written so far are
+    left for the caller to remove.
 
     A complete file is made durable and hashed by `COMPLETERS` threads while the replies of the
     others are still read: an fsync waits on the disk for milliseconds, and one after another
