@@ -14,9 +14,9 @@ thread, and a download loop of our own (`_download`): a fixed number of read req
 each reply written at its offset as it comes, the SHA-256 taken by reading the file back in
 order in a helper thread, which also has the kernel start writing each hashed stretch to disk
 (so the closing fsync does not write the whole file while the transfer waits). A large file,
-either way, goes over a second connection at the same time: a connection has at most the
-server's window in flight (2 MiB for sshd), which over a long round trip bounds it far below
-the link.
+either way, goes over a second connection at the same time when the round trip is long: a
+connection has at most the window in flight (2 MiB), which over tens of milliseconds bounds it
+far below the link; on loopback or a LAN a second one only costs.
 Round trips per uploaded file (what decides many small files on a real link): two. The open
 waits for its handle; the writes and the close then go out without waiting, and the file counts
 as written only once every write and the close are acknowledged; no stat before or after.
@@ -93,6 +93,11 @@ READS_IN_FLIGHT = 16  # outstanding read requests: memory is bounded by this tim
 DOWNLOAD_STREAMS = 2  # connections a large file is read over, the session's own among them
 UPLOAD_STREAMS = 2  # connections a large file is written over, the session's own among them
 STREAMS_FROM = 64 * 1024 * 1024  # smaller files go over the session's connection alone
+# A round trip from which a large file goes over more than one connection. Below it one
+# connection's 2 MiB window allows more than 1 GB/s, beyond what the client can carry, and a
+# second connection's threads only contend with the first's for the interpreter lock: on an
+# idle loopback they cost a tenth to a sixth of the rate (bench/README.md).
+STREAMS_FROM_ROUND_TRIP = 0.002
 HASH_BLOCK = 1024 * 1024  # a download is hashed reading back this much of the file at a time
 READ_AHEAD = 256 * 1024  # what the transport asks the socket for at once
 WHOLE_MESSAGE = 512 * 1024  # an SFTP message up to this size is read in one piece
@@ -986,6 +991,7 @@ class SftpSession:
         self._sftp: paramiko.SFTPClient | None = None
         self._write_size = SMALL_REQUEST
         self._read_size = SMALL_REQUEST
+        self.round_trip: float | None = None  # seconds, of a request the server answers at once
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -1032,7 +1038,9 @@ class SftpSession:
             channel.in_buffer = _ChunkPipe()  # before any data arrives on the channel
             _invoke_sftp(transport, channel, self.timeout)
             sftp = _SFTPClient(channel)
+            asked = time.monotonic()
             limits = _limits(sftp)
+            round_trip = time.monotonic() - asked
         except (HostKeyUnknown, HostKeyChanged, SftpError):
             transport.close()
             raise
@@ -1040,6 +1048,7 @@ class SftpSession:
             transport.close()
             raise SftpUnreachable(f"Cannot open SFTP on {self.where}: {_describe(error)}") from None
         self._transport, self._sftp = transport, sftp
+        self.round_trip = round_trip
         self._read_size = self._write_size = SMALL_REQUEST
         if limits is not None:
             _packet, read_length, write_length, _handles = limits
@@ -1061,6 +1070,16 @@ class SftpSession:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+    def _streams_pay(self, size: int | None) -> bool:
+        """Whether a file of `size` bytes goes over more than one connection: a large one, over
+        a round trip long enough for one connection's window to bound it."""
+        return (
+            size is not None
+            and size >= STREAMS_FROM
+            and self.round_trip is not None
+            and self.round_trip >= STREAMS_FROM_ROUND_TRIP
+        )
 
     def _client(self) -> paramiko.SFTPClient:
         if not self.connected:
@@ -1197,16 +1216,16 @@ class SftpSession:
         """Write the local file to `remote_path` over this connection and, for a large file,
         over UPLOAD_STREAMS - 1 more at once; returns its (size, SHA-256 hex).
 
-        Why more than one: the server's channel window (2 MiB for OpenSSH's sshd) bounds what
-        a connection has in flight, so over a long round trip it bounds the rate far below
-        the link's, whatever the client sends; another connection has a window of its own.
-        The file is read and hashed once, in order (`_BlockReader`), and every connection
-        writes pieces of it at their offsets. The others only help: one that cannot connect,
-        breaks or stalls gives back its unacknowledged pieces and this connection writes
-        them, so only a failure of the session's own connection fails the upload (and the
-        caller starts it again from the beginning). The file is closed here last, once every
-        piece is acknowledged and the other connections have closed their handles: when
-        this returns, the server has the whole file.
+        Why more than one: the server's channel window (2 MiB for OpenSSH's sshd) bounds what a
+        connection has in flight, so over a long round trip it bounds the rate far below the link's,
+        whatever the client sends; another connection has a window of its own. Over a short round
+        trip the window is not the bound, so there it is the one connection (`_streams_pay`). The
+        file is read and hashed once, in order (`_BlockReader`), and every connection writes pieces
+        of it at their offsets. The others only help: one that cannot connect, breaks or stalls
+        gives back its unacknowledged pieces and this connection writes them, so only a failure of
+        the session's own connection fails the upload (and the caller starts it again from the
+        beginning). The file is closed here last, once every piece is acknowledged and the other
+        connections have closed their handles: when this returns, the server has the whole file.
         """
         digest = hashlib.sha256()
         handle = _open_handle(client, remote_path, _WRITE_FLAGS)
@@ -1225,7 +1244,7 @@ class SftpSession:
         stream = _WriteStream(client, handle, pieces, request_size, report)
         helpers: list[SftpSession] = []
         try:
-            if os.fstat(local.fileno()).st_size >= STREAMS_FROM:
+            if self._streams_pay(os.fstat(local.fileno()).st_size):
                 helpers = self._start_writing_alongside(remote_path, pieces, request_size)
             stream.write_all()
             while pieces.settle():  # another connection broke off: write what it gave back
@@ -1316,15 +1335,14 @@ class SftpSession:
 
         Why more than one: a connection has at most its window in flight, so over a long
         round trip the window bounds it far below what the client could take in, and another
-        connection with a window and reads of its own adds as much again. Nearer, paramiko
-        decrypts and parses every packet in Python threads that share one interpreter lock,
-        and one connection's threads wait on each other and on the server; a second one's keep
-        the client's share of the cores working meanwhile (on an otherwise idle machine, on
-        loopback, they cost a little instead: bench/README.md). The file's size (FSTAT, sent
-        with the first read) decides; a smaller file is done before another connection would
-        be up. The other connections only help: one that cannot connect or breaks gives its
-        ranges back and this connection reads them, so only a failure of the session's own
-        connection fails the download (and the caller starts it again from the beginning).
+        connection with a window and reads of its own adds as much again. Over a short one the
+        window is not the bound, and a second connection's threads only contend with the
+        first's for the interpreter lock (bench/README.md). So the file's size (FSTAT, sent
+        with the first read) and the session's round trip decide (`_streams_pay`): a smaller
+        file is done before another connection would be up. The other connections only help:
+        one that cannot connect or breaks gives its ranges back and this connection reads
+        them, so only a failure of the session's own connection fails the download (and the
+        caller starts it again from the beginning).
         """
         writer = _BlockWriter(local)
         helpers: list[SftpSession] = []
@@ -1338,7 +1356,7 @@ class SftpSession:
 
         def sized(size: int | None) -> None:
             writer.size = size
-            if size is None or size < STREAMS_FROM:
+            if not self._streams_pay(size):
                 return
             for _ in range(DOWNLOAD_STREAMS - 1):
                 helper = self._helper()
