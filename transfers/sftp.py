@@ -22,10 +22,11 @@ waits for its handle; the writes and the close then go out without waiting, and 
 as written only once every write and the close are acknowledged; no stat before or after.
 paramiko's `prefetch()` is never used: its race (paramiko PR #2519) can make memory grow with
 the file size. The channel's receive buffer is replaced by one that does not memmove on every
-read and wakes the reader once a whole SFTP message is there (`_ChunkPipe`), and the transport
-reads its socket in large pieces (`_ReadAhead`): per-packet work in Python threads that share
-one interpreter lock is what bounds a paramiko download. The channel window stays at paramiko's
-default (2 MiB).
+read and wakes the reader once a whole SFTP message is there (`_ChunkPipe`), the transport
+reads its socket in large pieces (`_ReadAhead`), and aes-gcm packets are decrypted from there
+and their data passed on uncopied (transfers/ssh_reading.py): per-packet work in Python threads
+that share one interpreter lock is what bounds a paramiko download. The channel window stays at
+paramiko's default (2 MiB).
 
 This module relies on a few paramiko internals (`SFTPClient._async_request`, `_read_response`,
 `_request`, `SFTPAttributes._from_msg`, `BufferedPipe`'s buffer, lock and condition,
@@ -78,7 +79,7 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
-from transfers import endpoints, sftp_batch
+from transfers import endpoints, sftp_batch, ssh_reading
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
@@ -251,6 +252,7 @@ def _open_transport(host: str, port: int, timeout: float, pinned: str | None):
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(_ReadAhead(sock))
+        transport.packetizer.__class__ = ssh_reading.Packetizer  # before any packet is read
     except Exception:
         sock.close()
         raise
@@ -330,6 +332,29 @@ class _ReadAhead:
         self._start = min(self._end, start + count)
         return bytes(self._view[start : self._start])
 
+    def view(self, count: int) -> memoryview | None:
+        """The next `count` bytes, uncopied: valid only until the next read. What is buffered
+        of them is moved to the front and the rest read behind it; None, with nothing taken,
+        if the socket does not have them within one wait (`recv` then reads them, with
+        paramiko's handling of timeouts and of a closed socket)."""
+        if count > len(self._buffer):
+            return None
+        if self._end - self._start < count:
+            kept = self._end - self._start
+            self._view[:kept] = self._view[self._start : self._end]
+            self._start, self._end = 0, kept
+            while self._end < count:
+                try:
+                    received = self._sock.recv_into(self._view[self._end :])
+                except OSError:
+                    return None
+                if not received:
+                    return None
+                self._end += received
+        start = self._start
+        self._start += count
+        return self._view[start : self._start]
+
     def __getattr__(self, name):
         return getattr(self._sock, name)
 
@@ -370,9 +395,11 @@ class _Chunks:
     def __len__(self) -> int:
         return self._size
 
-    def frombytes(self, data: bytes) -> None:
+    def frombytes(self, data: bytes | memoryview) -> None:
+        # Kept as it comes: a view of the decrypted packet (transfers/ssh_reading.py) is not
+        # copied until a whole message is taken.
         if data:
-            self._parts.append(bytes(data))
+            self._parts.append(data)
             self._size += len(data)
 
     def take(self, limit: int | None) -> bytes:
@@ -380,9 +407,9 @@ class _Chunks:
         want = self._size if limit is None else min(limit, self._size)
         first = self._parts[0] if self._parts else b""
         if self._offset == 0 and len(first) == want:
-            return first
+            return bytes(first)
         if len(first) - self._offset >= want:
-            return first[self._offset : self._offset + want]
+            return bytes(first[self._offset : self._offset + want])
         pieces, need = [], want
         for index, part in enumerate(self._parts):
             start = self._offset if index == 0 else 0
