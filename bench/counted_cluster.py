@@ -41,10 +41,13 @@ def main() -> None:
     if os.environ.get("BENCH_PLAIN_ORM"):
         Conf.BROKER_CLASS = None
     out = Path(os.environ["BENCH_QUERY_COUNT"])
+    written = out.with_name(out.name + ".new")
 
     def report() -> None:
+        # Replaced whole: the bench reading it between a truncation and a write read nothing.
         while True:
-            out.write_text(str(queries.value))
+            written.write_text(str(queries.value))
+            os.replace(written, out)
             time.sleep(0.05)
 
     threading.Thread(target=report, daemon=True).start()
