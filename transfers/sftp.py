@@ -13,10 +13,10 @@ aes128-gcm when the server offers it, TCP_NODELAY, pipelined 255 KiB writes (Ope
 thread, and a download loop of our own (`_download`): a fixed number of read requests in flight,
 each reply written at its offset as it comes, the SHA-256 taken by reading the file back in
 order in a helper thread, which also has the kernel start writing each hashed stretch to disk
-(so the closing fsync does not write the whole file while the transfer waits). A large file,
-either way, goes over a second connection at the same time when the round trip is long: a
-connection has at most the window in flight (2 MiB), which over tens of milliseconds bounds it
-far below the link; on loopback or a LAN a second one only costs.
+(so the closing fsync does not write the whole file while the transfer waits). A large file
+goes over a second connection at the same time (a download only when the round trip is long):
+a connection has at most the window in flight (2 MiB), which over tens of milliseconds bounds it
+far below the link.
 Round trips per uploaded file (what decides many small files on a real link): two. The open
 waits for its handle; the writes and the close then go out without waiting, and the file counts
 as written only once every write and the close are acknowledged; no stat before or after.
@@ -94,10 +94,9 @@ READS_IN_FLIGHT = 16  # outstanding read requests: memory is bounded by this tim
 DOWNLOAD_STREAMS = 2  # connections a large file is read over, the session's own among them
 UPLOAD_STREAMS = 2  # connections a large file is written over, the session's own among them
 STREAMS_FROM = 64 * 1024 * 1024  # smaller files go over the session's connection alone
-# A round trip from which a large file goes over more than one connection. Below it one
+# A round trip from which a large download goes over more than one connection. Below it one
 # connection's 2 MiB window allows more than 1 GB/s, beyond what the client can carry, and a
-# second connection's threads only contend with the first's for the interpreter lock: on an
-# idle loopback they cost a tenth to a sixth of the rate (bench/README.md).
+# second connection's threads only contend with the first's (bench/README.md).
 STREAMS_FROM_ROUND_TRIP = 0.002
 HASH_BLOCK = 1024 * 1024  # a download is hashed reading back this much of the file at a time
 READ_AHEAD = 256 * 1024  # what the transport asks the socket for at once
@@ -1098,9 +1097,9 @@ class SftpSession:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _streams_pay(self, size: int | None) -> bool:
-        """Whether a file of `size` bytes goes over more than one connection: a large one, over
-        a round trip long enough for one connection's window to bound it."""
+    def _reading_alongside_pays(self, size: int | None) -> bool:
+        """Whether a download of `size` bytes goes over more than one connection: a large one,
+        over a round trip long enough for one connection's window to bound it."""
         return (
             size is not None
             and size >= STREAMS_FROM
@@ -1243,16 +1242,18 @@ class SftpSession:
         """Write the local file to `remote_path` over this connection and, for a large file,
         over UPLOAD_STREAMS - 1 more at once; returns its (size, SHA-256 hex).
 
-        Why more than one: the server's channel window (2 MiB for OpenSSH's sshd) bounds what a
-        connection has in flight, so over a long round trip it bounds the rate far below the link's,
-        whatever the client sends; another connection has a window of its own. Over a short round
-        trip the window is not the bound, so there it is the one connection (`_streams_pay`). The
-        file is read and hashed once, in order (`_BlockReader`), and every connection writes pieces
-        of it at their offsets. The others only help: one that cannot connect, breaks or stalls
-        gives back its unacknowledged pieces and this connection writes them, so only a failure of
-        the session's own connection fails the upload (and the caller starts it again from the
-        beginning). The file is closed here last, once every piece is acknowledged and the other
-        connections have closed their handles: when this returns, the server has the whole file.
+        Why more than one: the server's channel window (2 MiB for OpenSSH's sshd) bounds what
+        a connection has in flight, so over a long round trip it bounds the rate far below
+        the link's, whatever the client sends; another connection has a window of its own.
+        Unlike a download's, it is used over a short round trip too, where two measured ahead
+        of one in the benchmark's form (bench/README.md).
+        The file is read and hashed once, in order (`_BlockReader`), and every connection
+        writes pieces of it at their offsets. The others only help: one that cannot connect,
+        breaks or stalls gives back its unacknowledged pieces and this connection writes
+        them, so only a failure of the session's own connection fails the upload (and the
+        caller starts it again from the beginning). The file is closed here last, once every
+        piece is acknowledged and the other connections have closed their handles: when
+        this returns, the server has the whole file.
         """
         digest = hashlib.sha256()
         handle = _open_handle(client, remote_path, _WRITE_FLAGS)
@@ -1271,7 +1272,7 @@ class SftpSession:
         stream = _WriteStream(client, handle, pieces, request_size, report)
         helpers: list[SftpSession] = []
         try:
-            if self._streams_pay(os.fstat(local.fileno()).st_size):
+            if os.fstat(local.fileno()).st_size >= STREAMS_FROM:
                 helpers = self._start_writing_alongside(remote_path, pieces, request_size)
             stream.write_all()
             while pieces.settle():  # another connection broke off: write what it gave back
@@ -1360,16 +1361,16 @@ class SftpSession:
         """Read the remote file into `local` over this connection and, for a large file, over
         DOWNLOAD_STREAMS - 1 more at once; returns its (size, SHA-256 hex).
 
-        Why more than one: a connection has at most its window in flight, so over a long
-        round trip the window bounds it far below what the client could take in, and another
+        Why more than one: a connection has at most its window in flight, so over a long round
+        trip the window bounds it far below what the client could take in, and another
         connection with a window and reads of its own adds as much again. Over a short one the
-        window is not the bound, and a second connection's threads only contend with the
-        first's for the interpreter lock (bench/README.md). So the file's size (FSTAT, sent
-        with the first read) and the session's round trip decide (`_streams_pay`): a smaller
-        file is done before another connection would be up. The other connections only help:
-        one that cannot connect or breaks gives its ranges back and this connection reads
-        them, so only a failure of the session's own connection fails the download (and the
-        caller starts it again from the beginning).
+        window is not the bound, and a second connection's threads only contend with the first's
+        for the interpreter lock (bench/README.md). So the file's size (FSTAT, sent with the
+        first read) and the session's round trip decide (`_reading_alongside_pays`): a smaller
+        file is done before another connection would be up. The other connections only help: one
+        that cannot connect or breaks gives its ranges back and this connection reads them, so
+        only a failure of the session's own connection fails the download (and the caller starts
+        it again from the beginning).
         """
         writer = _BlockWriter(local)
         helpers: list[SftpSession] = []
@@ -1383,7 +1384,7 @@ class SftpSession:
 
         def sized(size: int | None) -> None:
             writer.size = size
-            if not self._streams_pay(size):
+            if not self._reading_alongside_pays(size):
                 return
             for _ in range(DOWNLOAD_STREAMS - 1):
                 helper = self._helper()
