@@ -24,8 +24,9 @@ paramiko's `prefetch()` is never used: its race (paramiko PR #2519) can make mem
 the file size. The channel's receive buffer is replaced by one that does not memmove on every
 read and wakes the reader once a whole SFTP message is there (`_ChunkPipe`), the transport
 reads its socket in large pieces (`_ReadAhead`), and aes-gcm packets are decrypted from there
-and their data passed on uncopied (transfers/ssh_reading.py): per-packet work in Python threads
-that share one interpreter lock is what bounds a paramiko download. The channel window stays at
+and their data passed on uncopied, and sealed in one piece on the way out
+(transfers/ssh_packets.py): per-packet work in Python threads that share one interpreter lock is
+what bounds a paramiko transfer. The channel window stays at
 paramiko's default (2 MiB).
 
 This module relies on a few paramiko internals (`SFTPClient._async_request`, `_read_response`,
@@ -79,7 +80,7 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
-from transfers import endpoints, sftp_batch, ssh_reading
+from transfers import endpoints, sftp_batch, ssh_packets
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
@@ -251,7 +252,7 @@ def _open_transport(host: str, port: int, timeout: float, pinned: str | None):
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(_ReadAhead(sock))
-        transport.packetizer.__class__ = ssh_reading.Packetizer  # before any packet is read
+        transport.packetizer.__class__ = ssh_packets.Packetizer  # before any packet is read
     except Exception:
         sock.close()
         raise
@@ -395,7 +396,7 @@ class _Chunks:
         return self._size
 
     def frombytes(self, data: bytes | memoryview) -> None:
-        # Kept as it comes: a view of the decrypted packet (transfers/ssh_reading.py) is not
+        # Kept as it comes: a view of the decrypted packet (transfers/ssh_packets.py) is not
         # copied until a whole message is taken.
         if data:
             self._parts.append(data)
@@ -1062,6 +1063,7 @@ class SftpSession:
             channel = transport.open_session(timeout=self.timeout)
             channel.settimeout(self.timeout)
             channel.in_buffer = _ChunkPipe()  # before any data arrives on the channel
+            channel.__class__ = ssh_packets.Channel
             _invoke_sftp(transport, channel, self.timeout)
             sftp = _SFTPClient(channel)
             asked = time.monotonic()

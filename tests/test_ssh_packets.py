@@ -1,8 +1,8 @@
-"""The shorter way in for aes-gcm packets (transfers/ssh_reading.py) and the socket buffer it
-decrypts from (`_ReadAhead.view` in transfers/sftp.py).
+"""The shorter ways in and out for aes-gcm packets (transfers/ssh_packets.py), and the socket
+buffer they decrypt from (`_ReadAhead.view` in transfers/sftp.py).
 
-Against a real OpenSSH sshd on loopback: downloads through it come out whole, across rekeys and
-with another cipher; the buffer and the data message are also tested alone.
+Against a real OpenSSH sshd on loopback: downloads and uploads through them come out whole,
+across rekeys and with another cipher; the buffer and the data messages are also tested alone.
 """
 
 import socket
@@ -10,11 +10,12 @@ import threading
 import time
 
 import pytest
+from paramiko.message import Message
 from paramiko.ssh_exception import SSHException
 
 from tests.support.sshd import sshd_fixture
 from tests.support.streams import MIB, sha256_of, write_file
-from transfers import sftp, ssh_reading
+from transfers import sftp, ssh_packets
 
 sshd = sshd_fixture()
 
@@ -23,16 +24,16 @@ def test_a_download_decrypted_from_the_buffer_is_whole_and_no_packet_took_parami
     sshd, tmp_path, monkeypatch
 ):
     taken_the_long_way = []
-    long_way = ssh_reading.paramiko.packet.Packetizer.read_message
+    long_way = ssh_packets.paramiko.packet.Packetizer.read_message
 
     def counted(packetizer):
         taken_the_long_way.append(packetizer._Packetizer__aead_in)
         return long_way(packetizer)
 
-    monkeypatch.setattr(ssh_reading.paramiko.packet.Packetizer, "read_message", counted)
+    monkeypatch.setattr(ssh_packets.paramiko.packet.Packetizer, "read_message", counted)
     expected = write_file(sshd.root / "data.bin", 8 * MIB + 3)
     with sshd.session() as session:
-        assert type(session.transport.packetizer) is ssh_reading.Packetizer
+        assert type(session.transport.packetizer) is ssh_packets.Packetizer
         assert session.transport.remote_cipher == "aes128-gcm@openssh.com"
         assert session.get_file("data.bin", tmp_path / "data.bin") == (8 * MIB + 3, expected)
     assert sha256_of(tmp_path / "data.bin") == expected
@@ -41,11 +42,11 @@ def test_a_download_decrypted_from_the_buffer_is_whole_and_no_packet_took_parami
 
 
 def test_keys_renewed_every_mebibyte_mid_download(sshd, tmp_path, monkeypatch):
-    monkeypatch.setattr(ssh_reading.Packetizer, "REKEY_BYTES", MIB)
+    monkeypatch.setattr(ssh_packets.Packetizer, "REKEY_BYTES", MIB)
     rekeys = []
-    trigger = ssh_reading.Packetizer._trigger_rekey
+    trigger = ssh_packets.Packetizer._trigger_rekey
     monkeypatch.setattr(
-        ssh_reading.Packetizer, "_trigger_rekey", lambda self: rekeys.append(1) or trigger(self)
+        ssh_packets.Packetizer, "_trigger_rekey", lambda self: rekeys.append(1) or trigger(self)
     )
     expected = write_file(sshd.root / "data.bin", 6 * MIB)
     with sshd.session() as session:
@@ -61,6 +62,52 @@ def test_another_cipher_takes_paramikos_way(sshd, tmp_path, monkeypatch):
     with sshd.session() as session:
         assert session.transport.remote_cipher == "aes128-ctr"
         assert session.get_file("data.bin", tmp_path / "data.bin") == (2 * MIB + 1, expected)
+
+
+def test_an_upload_sealed_in_one_piece_per_packet_is_whole_and_no_packet_took_paramikos_way(
+    sshd, tmp_path, monkeypatch
+):
+    taken_the_long_way = []
+    long_way = ssh_packets.paramiko.packet.Packetizer.send_message
+
+    def counted(packetizer, data):
+        taken_the_long_way.append(packetizer._Packetizer__aead_out)
+        return long_way(packetizer, data)
+
+    monkeypatch.setattr(ssh_packets.paramiko.packet.Packetizer, "send_message", counted)
+    local = tmp_path / "data.bin"
+    expected = write_file(local, 8 * MIB + 3)
+    with sshd.session() as session:
+        assert type(session._sftp.sock) is ssh_packets.Channel
+        assert session.put_file(local, "data.bin") == (8 * MIB + 3, expected)
+    assert sha256_of(sshd.root / "data.bin") == expected
+    assert True not in taken_the_long_way and len(taken_the_long_way) < 10
+
+
+def test_keys_renewed_every_mebibyte_mid_upload(sshd, tmp_path, monkeypatch):
+    monkeypatch.setattr(ssh_packets.Packetizer, "REKEY_BYTES", MIB)
+    rekeys = []
+    trigger = ssh_packets.Packetizer._trigger_rekey
+    monkeypatch.setattr(
+        ssh_packets.Packetizer, "_trigger_rekey", lambda self: rekeys.append(1) or trigger(self)
+    )
+    local = tmp_path / "data.bin"
+    expected = write_file(local, 6 * MIB)
+    with sshd.session() as session:
+        assert session.put_file(local, "data.bin") == (6 * MIB, expected)
+        assert session.put_file(local, "again.bin") == (6 * MIB, expected)
+    assert sha256_of(sshd.root / "data.bin") == sha256_of(sshd.root / "again.bin") == expected
+    assert len(rekeys) >= 4
+
+
+def test_an_upload_with_another_cipher_takes_paramikos_way(sshd, tmp_path, monkeypatch):
+    monkeypatch.setattr(sftp, "PREFERRED_CIPHERS", ("aes128-ctr",))
+    local = tmp_path / "data.bin"
+    expected = write_file(local, 2 * MIB + 1)
+    with sshd.session() as session:
+        assert session.transport.local_cipher == "aes128-ctr"
+        assert session.put_file(local, "data.bin") == (2 * MIB + 1, expected)
+    assert sha256_of(sshd.root / "data.bin") == expected
 
 
 # -- the buffer alone -----------------------------------------------------------------------
@@ -125,7 +172,7 @@ def data_packet(channel: int, data: bytes, claimed: int | None = None) -> tuple[
 
 def test_a_data_message_gives_its_channel_then_its_data_uncopied():
     plaintext, end = data_packet(7, b"hello")
-    message = ssh_reading.ChannelData(plaintext, end)
+    message = ssh_packets.ChannelData(plaintext, end)
     assert message.get_int() == 7
     data = message.get_binary()
     assert isinstance(data, memoryview) and data.obj is plaintext
@@ -134,9 +181,20 @@ def test_a_data_message_gives_its_channel_then_its_data_uncopied():
 
 def test_a_data_message_that_claims_more_than_its_packet_is_refused():
     plaintext, end = data_packet(7, b"hello", claimed=9)
-    message = ssh_reading.ChannelData(plaintext, end)
+    message = ssh_packets.ChannelData(plaintext, end)
     assert message.get_int() == 7
     with pytest.raises(SSHException, match="longer than its packet"):
         message.get_binary()
     with pytest.raises(SSHException, match="Truncated"):
-        ssh_reading.ChannelData(bytes([4, 94, 0, 0]), 4).get_int()
+        ssh_packets.ChannelData(bytes([4, 94, 0, 0]), 4).get_int()
+
+
+def test_outgoing_data_is_the_message_paramiko_would_have_sent():
+    data = bytes(range(256)) * 3
+    paramikos = Message()
+    paramikos.add_byte(bytes([94]))
+    paramikos.add_int(7)
+    paramikos.add_string(data)
+    outgoing = ssh_packets.OutgoingData(7, memoryview(data)[:])
+    assert outgoing.asbytes() == paramikos.asbytes()
+    assert b"".join(outgoing.pieces()) == paramikos.asbytes()
