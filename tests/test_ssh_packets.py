@@ -5,6 +5,7 @@ Against a real OpenSSH sshd on loopback: downloads and uploads through them come
 across rekeys and with another cipher; the buffer and the data messages are also tested alone.
 """
 
+import os
 import socket
 import threading
 import time
@@ -82,6 +83,19 @@ def test_an_upload_sealed_in_one_piece_per_packet_is_whole_and_no_packet_took_pa
         assert session.put_file(local, "data.bin") == (8 * MIB + 3, expected)
     assert sha256_of(sshd.root / "data.bin") == expected
     assert True not in taken_the_long_way and len(taken_the_long_way) < 10
+
+
+def test_writes_of_every_size_around_the_first_channel_packet_arrive_whole(sshd):
+    # An SFTP write's head shares the first channel packet with the start of its data; the
+    # rest goes as it is. Sizes around where that packet is full, and a whole write request.
+    files = {
+        f"size-{size}.bin": os.urandom(size)
+        for size in [0, 1, 4096, *range(32_600, 32_800, 7), 65_536, 261_120]
+    }
+    with sshd.session() as session:
+        assert session.put_small_files(files) == dict.fromkeys(files)
+    for name, data in files.items():
+        assert (sshd.root / name).read_bytes() == data, name
 
 
 def test_keys_renewed_every_mebibyte_mid_upload(sshd, tmp_path, monkeypatch):

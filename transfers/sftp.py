@@ -22,17 +22,18 @@ waits for its handle; the writes and the close then go out without waiting, and 
 as written only once every write and the close are acknowledged; no stat before or after.
 paramiko's `prefetch()` is never used: its race (paramiko PR #2519) can make memory grow with
 the file size. The channel's receive buffer is replaced by one that does not memmove on every
-read and wakes the reader once a whole SFTP message is there (`_ChunkPipe`), the transport
-reads its socket in large pieces (`_ReadAhead`), and aes-gcm packets are decrypted from there
-and their data passed on uncopied, and sealed in one piece on the way out
-(transfers/ssh_packets.py): per-packet work in Python threads that share one interpreter lock is
-what bounds a paramiko transfer. The channel window stays at
+read and wakes the reader once a whole SFTP message is there (`_ChunkPipe`), the transport reads
+its socket in large pieces (`_ReadAhead`), and aes-gcm packets are decrypted from there and
+their data passed on uncopied, and sealed in one piece on the way out (transfers/ssh_packets.py;
+a write request's data goes to the channel uncopied): per-packet work in Python threads that
+share one interpreter lock is what bounds a paramiko transfer. The channel window stays at
 paramiko's default (2 MiB).
 
-This module relies on a few paramiko internals (`SFTPClient._async_request`, `_read_response`,
-`_request`, `SFTPAttributes._from_msg`, `BufferedPipe`'s buffer, lock and condition,
-`Channel.in_buffer`), checked against paramiko 5.1 by tests/test_sftp_session.py,
-tests/test_sftp_batch.py and tests/test_download_streams.py.
+This module relies on a few paramiko internals (`SFTPClient._async_request` and the request
+numbering it keeps, `_read_response`, `_request`, `SFTPAttributes._from_msg`, `BufferedPipe`'s
+buffer, lock and condition, `Channel.in_buffer` and `out_max_packet_size`), checked against
+paramiko 5.1 by tests/test_sftp_session.py, tests/test_sftp_batch.py,
+tests/test_download_streams.py and tests/test_ssh_packets.py.
 """
 
 import base64
@@ -103,6 +104,10 @@ HASH_BLOCK = 1024 * 1024  # a download is hashed reading back this much of the f
 READ_AHEAD = 256 * 1024  # what the transport asks the socket for at once
 WHOLE_MESSAGE = 512 * 1024  # an SFTP message up to this size is read in one piece
 KEEPALIVE_SECONDS = 30
+# What paramiko's channel leaves of its peer's largest packet for the data of each it sends.
+CHANNEL_DATA_ROOM = 64
+_WRITE_START = struct.Struct(">IBII")  # an SFTP write's length, type, request id, handle length
+_WRITE_AT = struct.Struct(">QI")  # its offset and data length
 
 
 class HostKeyUnknown(Exception):
@@ -507,6 +512,31 @@ class _SFTPClient(paramiko.SFTPClient):
             if sent <= 0:
                 raise EOFError()
             view = view[sent:]
+
+    def _async_request(self, fileobj, t, *args):
+        # A write's data goes to the channel as it is: paramiko copies it into a Message, out
+        # of it, and behind the packet's length, three copies of every byte uploaded. Only the
+        # head and the start of the data that share its first channel packet are joined.
+        if t != CMD_WRITE:
+            return super()._async_request(fileobj, t, *args)
+        handle, offset, data = args
+        with self._lock:
+            number = self.request_number
+            self._expecting[number] = fileobj
+            self.request_number += 1
+        head = b"".join(
+            (
+                _WRITE_START.pack(21 + len(handle) + len(data), CMD_WRITE, number, len(handle)),
+                handle,
+                _WRITE_AT.pack(offset, len(data)),
+            )
+        )
+        view = memoryview(data)
+        first = max(0, self.sock.out_max_packet_size - CHANNEL_DATA_ROOM - len(head))
+        self._write_all(b"".join((head, view[:first])))
+        if len(view) > first:
+            self._write_all(view[first:])
+        return number
 
 
 class _BlockReader:

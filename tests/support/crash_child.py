@@ -100,7 +100,6 @@ def _die() -> None:
 
 def _inject(point: str, at: int) -> None:
     """Wrap the real code so that this process kills itself at `point`."""
-    import paramiko
     from paramiko.sftp import CMD_CLOSE, CMD_WRITE
 
     from transfers import fetch, sftp, sftp_batch, tasks
@@ -148,7 +147,8 @@ def _inject(point: str, at: int) -> None:
     )
 
     if point in ("upload", "trigger-opened", "trigger-unclosed"):
-        original_request = paramiko.SFTPClient._async_request
+        # The portal's client, which sends its writes itself and the rest through paramiko's.
+        original_request = sftp._SFTPClient._async_request
 
         def request(self, fileobj, kind, *args):
             if point == "upload" and state["doing"] == "data":
@@ -162,7 +162,7 @@ def _inject(point: str, at: int) -> None:
                 _die()
             return original_request(self, fileobj, kind, *args)
 
-        paramiko.SFTPClient._async_request = request
+        sftp._SFTPClient._async_request = request
     elif point == "before-trigger":
         around(tasks, "_write_trigger", before=lambda *_a: _die())
         around(tasks, "_record_triggers", before=lambda *_a: _die())
