@@ -186,7 +186,7 @@ def data_packet(channel: int, data: bytes, claimed: int | None = None) -> tuple[
 
 def test_a_data_message_gives_its_channel_then_its_data_uncopied():
     plaintext, end = data_packet(7, b"hello")
-    message = ssh_packets.ChannelData(plaintext, end)
+    message = ssh_packets.IncomingData(plaintext, end)
     assert message.get_int() == 7
     data = message.get_binary()
     assert isinstance(data, memoryview) and data.obj is plaintext
@@ -195,12 +195,12 @@ def test_a_data_message_gives_its_channel_then_its_data_uncopied():
 
 def test_a_data_message_that_claims_more_than_its_packet_is_refused():
     plaintext, end = data_packet(7, b"hello", claimed=9)
-    message = ssh_packets.ChannelData(plaintext, end)
+    message = ssh_packets.IncomingData(plaintext, end)
     assert message.get_int() == 7
     with pytest.raises(SSHException, match="longer than its packet"):
         message.get_binary()
     with pytest.raises(SSHException, match="Truncated"):
-        ssh_packets.ChannelData(bytes([4, 94, 0, 0]), 4).get_int()
+        ssh_packets.IncomingData(bytes([4, 94, 0, 0]), 4).get_int()
 
 
 def test_outgoing_data_is_the_message_paramiko_would_have_sent():

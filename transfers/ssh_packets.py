@@ -33,7 +33,7 @@ _PACKET_START = struct.Struct(">IB")  # packet length, padding length
 _DATA_START = struct.Struct(">BII")  # type, channel, data length
 
 
-class ChannelData(Message):
+class IncomingData(Message):
     """A received SSH_MSG_CHANNEL_DATA, its data left in the plaintext it was decrypted into.
 
     The plaintext is the packet after its length: padding length, message type, channel,
@@ -121,7 +121,7 @@ class Packetizer(paramiko.packet.Packetizer):
             raise SSHException("Invalid packet padding")
         kind = plaintext[1]
         if kind == MSG_CHANNEL_DATA:
-            message = ChannelData(plaintext, end)
+            message = IncomingData(plaintext, end)
         else:
             message = Message(plaintext[2:end])
         self._count_in(message, size)
