@@ -100,7 +100,7 @@ def in_flight() -> dict:
             "writes_in_flight_per_connection": sftp.WRITES_IN_FLIGHT,
             "upload_connections": sftp.UPLOAD_STREAMS,
             "connections_from_bytes": sftp.STREAMS_FROM,
-            "connections_from_round_trip_s": sftp.STREAMS_FROM_ROUND_TRIP,
+            "download_connections_from_round_trip_s": sftp.STREAMS_FROM_ROUND_TRIP,
         },
         # sftp(1)'s defaults (-R 64, -B 32768) and OpenSSH's channel window (2 MiB).
         "openssh": {
