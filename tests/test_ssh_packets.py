@@ -21,17 +21,35 @@ from transfers import sftp, ssh_packets
 sshd = sshd_fixture()
 
 
+@pytest.fixture
+def rekeys(monkeypatch) -> list[int]:
+    """Keys renewed every MiB; one entry per rekey the packetizer asks for."""
+    monkeypatch.setattr(ssh_packets.Packetizer, "REKEY_BYTES", MIB)
+    asked = []
+    trigger = ssh_packets.Packetizer._trigger_rekey
+    monkeypatch.setattr(
+        ssh_packets.Packetizer, "_trigger_rekey", lambda self: asked.append(1) or trigger(self)
+    )
+    return asked
+
+
+def paramikos_way(monkeypatch, method: str, aead: str) -> list[bool]:
+    """Whether aes-gcm was on for each packet that went through paramiko's own `method`."""
+    taken = []
+    original = getattr(ssh_packets.paramiko.packet.Packetizer, method)
+
+    def counted(packetizer, *args):
+        taken.append(getattr(packetizer, f"_Packetizer__{aead}"))
+        return original(packetizer, *args)
+
+    monkeypatch.setattr(ssh_packets.paramiko.packet.Packetizer, method, counted)
+    return taken
+
+
 def test_a_download_decrypted_from_the_buffer_is_whole_and_no_packet_took_paramikos_way(
     sshd, tmp_path, monkeypatch
 ):
-    taken_the_long_way = []
-    long_way = ssh_packets.paramiko.packet.Packetizer.read_message
-
-    def counted(packetizer):
-        taken_the_long_way.append(packetizer._Packetizer__aead_in)
-        return long_way(packetizer)
-
-    monkeypatch.setattr(ssh_packets.paramiko.packet.Packetizer, "read_message", counted)
+    taken_the_long_way = paramikos_way(monkeypatch, "read_message", "aead_in")
     expected = write_file(sshd.root / "data.bin", 8 * MIB + 3)
     with sshd.session() as session:
         assert type(session.transport.packetizer) is ssh_packets.Packetizer
@@ -42,13 +60,7 @@ def test_a_download_decrypted_from_the_buffer_is_whole_and_no_packet_took_parami
     assert True not in taken_the_long_way and len(taken_the_long_way) < 10
 
 
-def test_keys_renewed_every_mebibyte_mid_download(sshd, tmp_path, monkeypatch):
-    monkeypatch.setattr(ssh_packets.Packetizer, "REKEY_BYTES", MIB)
-    rekeys = []
-    trigger = ssh_packets.Packetizer._trigger_rekey
-    monkeypatch.setattr(
-        ssh_packets.Packetizer, "_trigger_rekey", lambda self: rekeys.append(1) or trigger(self)
-    )
+def test_keys_renewed_every_mebibyte_mid_download(sshd, tmp_path, rekeys):
     expected = write_file(sshd.root / "data.bin", 6 * MIB)
     with sshd.session() as session:
         assert session.get_file("data.bin", tmp_path / "data.bin") == (6 * MIB, expected)
@@ -68,14 +80,7 @@ def test_another_cipher_takes_paramikos_way(sshd, tmp_path, monkeypatch):
 def test_an_upload_sealed_in_one_piece_per_packet_is_whole_and_no_packet_took_paramikos_way(
     sshd, tmp_path, monkeypatch
 ):
-    taken_the_long_way = []
-    long_way = ssh_packets.paramiko.packet.Packetizer.send_message
-
-    def counted(packetizer, data):
-        taken_the_long_way.append(packetizer._Packetizer__aead_out)
-        return long_way(packetizer, data)
-
-    monkeypatch.setattr(ssh_packets.paramiko.packet.Packetizer, "send_message", counted)
+    taken_the_long_way = paramikos_way(monkeypatch, "send_message", "aead_out")
     local = tmp_path / "data.bin"
     expected = write_file(local, 8 * MIB + 3)
     with sshd.session() as session:
@@ -98,13 +103,7 @@ def test_writes_of_every_size_around_the_first_channel_packet_arrive_whole(sshd)
         assert (sshd.root / name).read_bytes() == data, name
 
 
-def test_keys_renewed_every_mebibyte_mid_upload(sshd, tmp_path, monkeypatch):
-    monkeypatch.setattr(ssh_packets.Packetizer, "REKEY_BYTES", MIB)
-    rekeys = []
-    trigger = ssh_packets.Packetizer._trigger_rekey
-    monkeypatch.setattr(
-        ssh_packets.Packetizer, "_trigger_rekey", lambda self: rekeys.append(1) or trigger(self)
-    )
+def test_keys_renewed_every_mebibyte_mid_upload(sshd, tmp_path, rekeys):
     local = tmp_path / "data.bin"
     expected = write_file(local, 6 * MIB)
     with sshd.session() as session:
