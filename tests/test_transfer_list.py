@@ -75,6 +75,18 @@ def test_the_list_shows_the_users_transfers_newest_first(client_for, staff_a, wo
     assert 'aria-live="polite"' in page
 
 
+def test_every_cell_of_a_row_is_escaped(client_for, staff_a, world):
+    """The file's name is the sender's and the IT systems' names their vendors': none is markup."""
+    t1 = world["transfers"][0]
+    Transfer.objects.filter(pk=t1.pk).update(original_name='<b>"Borgere"</b> & co.csv')
+    ItSystem.objects.filter(pk=world["systems"][2].pk).update(name="Beta <i>Modtag</i> & Co")
+    page = client_for(staff_a).get(reverse("transfers:list")).content.decode()
+    assert "&lt;b&gt;&quot;Borgere&quot;&lt;/b&gt; &amp; co.csv</a>" in page
+    assert "<td>Beta &lt;i&gt;Modtag&lt;/i&gt; &amp; Co</td>" in page
+    assert "<b>" not in page and "<i>Modtag" not in page
+    assert '<span class="badge badge-success">' in page  # the badge itself stays markup
+
+
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [

@@ -41,10 +41,21 @@ _MONTH_NAMES = frozenset("bEFMN")
 def date_format(value: date, format_name: str) -> str:
     """`formats.date_format(value, format_name)`: a format's name (SHORT_DATETIME_FORMAT) or
     the format itself ("j/n")."""
-    parts = _parts(formats.get_format(format_name), isinstance(value, datetime))
-    if parts is None:
-        return formats.date_format(value, format_name)
-    return "".join(part if isinstance(part, str) else part(value) for part in parts)
+    return formatter(format_name)(value)
+
+
+def formatter(format_name: str) -> Part:
+    """`date_format` with the format looked up once, in the language active now: for a page
+    that writes many moments in one format."""
+    form = formats.get_format(format_name)
+
+    def write(value: date) -> str:
+        parts = _parts(form, isinstance(value, datetime))
+        if parts is None:
+            return formats.date_format(value, format_name)
+        return "".join(part if isinstance(part, str) else part(value) for part in parts)
+
+    return write
 
 
 @lru_cache(maxsize=64)
