@@ -204,7 +204,7 @@ def test_each_part_holds_the_rows_the_csv_module_reads_for_its_municipality(db, 
     rng = random.Random(20)  # noqa: S311 - test data, the same every run
     cells = ["A", "B C", "æøå", '"x;y"', '"sagt ""hej"""', '"to\r\nlinjer"', "", " ", "'q'"]
     lines = ['kommunekode;"navn";note\r\n']
-    for _ in range(400):
+    for _ in range(1200):  # several of the split's writes to each part
         code = rng.choice(["751", " 751", "751 ", "461", '"461"', " 461 "])
         lines.append(";".join([code, rng.choice(cells), rng.choice(cells)]) + "\r\n")
         if rng.random() < 0.05:
@@ -232,6 +232,8 @@ def test_each_part_holds_the_rows_the_csv_module_reads_for_its_municipality(db, 
     ("text", "message"),
     [
         ("kommunekode;navn\r\n751;A\r\nB\r\n", "Linje 3"),  # no cell for the code
+        ("kommunekode;navn\r\n751;A\r\n\r\n999;B\r\n", "Linje 4"),  # a blank line counts
+        ('kommunekode;navn\r\n751;"A\r\nB"\r\n;C\r\n', "Linje 3"),  # a record, not a line
         ("navn;kommunekode\r\nA;751\r\nB\r\n", "Linje 3"),
         (f"kommunekode;navn\r\n751;{'x' * 200_000}\r\n", "CSV"),  # over the csv field limit
     ],
