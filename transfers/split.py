@@ -74,8 +74,7 @@ def split_csv(
     return outputs
 
 
-# A part's records are written this many at a time: a write per record was a third of the
-# split's time.
+# A part's records are written this many at a time, not one write each.
 RECORDS_PER_WRITE = 256
 
 
@@ -94,9 +93,9 @@ def _split(
     vendor's extract and several times faster, and its cell read into a code once for all the
     lines that have the same. A line with a quote, or one too long for the csv module's field
     limit (which it must refuse as the csv module does), goes to the csv module with the lines
-    that follow, as far as its record reaches. One loop, without a call per line: a hundred
-    thousand records went through it in a tenth of a second where a generator and a write per
-    record took three."""
+    that follow, as far as its record reaches. One loop without a call per line, and a part's
+    records written together: a generator and a write per record cost up to a quarter of the
+    split's CPU (bench/README.md)."""
     limit = csv.field_size_limit()
     code_of: dict[str | None, str] = {None: ""}  # a cell as the line has it -> its code
     pending: dict[str, list[str]] = {}

@@ -63,7 +63,7 @@ def transfer_rows(context: template.Context, rows: list[Transfer]) -> SafeString
                 state=escape(transfer.state),
                 url=escape(row_url(context, "transfers:detail", transfer.pk)),
                 name=escape(transfer.original_name),
-                badge=badges.get(transfer.state) or escape(transfer.state),
+                badge=badges.get(transfer.state) or state_badge(transfer.state, transfer.state),
                 progress=_progress(transfer),
                 infref=escape(route.infref.name),
                 sender=escape(route.sender.name),
