@@ -136,13 +136,15 @@ def test_reads_the_server_answers_short_are_asked_again_for_the_rest(sshd, tmp_p
     assert (tmp_path / "big.part").read_bytes() == data
 
 
-def test_a_local_copy_that_cannot_be_written_fails_alone(sshd, tmp_path):
-    good = put(sshd.root, "good.csv", 300_000)
-    put(sshd.root, "bad.csv", 300_000)
+# Written block by block as the reads come in, or gathered in memory and written whole.
+@pytest.mark.parametrize("size", [300_000, 1000])
+def test_a_local_copy_that_cannot_be_written_fails_alone(sshd, tmp_path, size):
+    good = put(sshd.root, "good.csv", size)
+    put(sshd.root, "bad.csv", size)
     nowhere = tmp_path / "missing-folder" / "bad.part"
     with sshd.session() as session:
         got = get_files(
-            session, {"bad.csv": (300_000, nowhere), "good.csv": (300_000, tmp_path / "good.part")}
+            session, {"bad.csv": (size, nowhere), "good.csv": (size, tmp_path / "good.part")}
         )
         assert session.connected
     assert isinstance(got["bad.csv"], FileNotFoundError)

@@ -54,6 +54,9 @@ FILES_AT_ONCE = 128
 BYTES_IN_FLIGHT = 8 * 1024 * 1024  # read bytes asked for and not yet answered, all files
 HASH_BLOCK = 1024 * 1024
 COMPLETERS = 8  # files fsynced and hashed at once while the rest are read
+# A file listed at up to this size is gathered in memory and written whole by a completer: the
+# reading thread then makes no file and no write of its own. 128 files at once hold 32 MiB.
+GATHERED_BYTES = 256 * 1024
 # READDIR requests out at once on a folder: servers answer with about 100 names each (OpenSSH,
 # the simulator), so an inbox of up to 150 pairs lists in one wave, which learns in the same
 # round trip that it was all.
@@ -296,16 +299,20 @@ def read_and_download(
 
     A complete file is made durable and hashed by `COMPLETERS` threads while the replies of the
     others are still read: an fsync waits on the disk for milliseconds, and one after another
-    in the reading thread they held up every file behind them."""
+    in the reading thread they held up every file behind them. A file listed at up to
+    `GATHERED_BYTES` is gathered in memory and written whole by one of them, made, written,
+    fsynced and hashed from memory: in a profile of a full inbox, creating and writing the
+    files was a sixth of the reading thread's time."""
     read: dict[str, bytes | None] = {}
     descriptors: dict[str, int] = {}
     completing: dict[str, tuple[int, Future[str]]] = {}
     downloaded: dict[str, tuple[int, str] | OSError | None] = {}
 
+    gathered = {path for path, (size, _local) in files.items() if size <= GATHERED_BYTES}
+
     def local(path: str) -> int:
         if path not in descriptors:
-            target = files[path][1]
-            descriptors[path] = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+            descriptors[path] = _create(files[path][1])
         return descriptors[path]
 
     def sink(file: _FileRead, offset: int, data: bytes) -> None:
@@ -313,12 +320,23 @@ def read_and_download(
             file.parts[offset] = data
             if offset + len(data) > limit:
                 file.end = offset + len(data)  # longer than the limit: read no further
+        elif file.path in gathered:
+            file.parts[offset] = data
+            if offset + len(data) > GATHERED_BYTES:
+                # Longer than it was listed: written as it comes from here on.
+                gathered.discard(file.path)
+                for at in sorted(file.parts):
+                    _write_block(local(file.path), at, file.parts[at])
+                file.parts.clear()
         else:
             _write_block(local(file.path), offset, data)
 
     def finished(file: _FileRead) -> None:
         if file.path in small:
-            read[file.path] = b"".join(file.parts[offset] for offset in sorted(file.parts))
+            read[file.path] = _joined(file)
+        elif file.path in gathered:
+            future = completers.submit(_write_whole, files[file.path][1], _joined(file), file.end)
+            completing[file.path] = (file.end, future)
         else:
             # `local` opens it here if no write did: an empty file.
             future = completers.submit(_complete, local(file.path), file.end)
@@ -345,8 +363,32 @@ def read_and_download(
     return read, downloaded
 
 
+def _joined(file: _FileRead) -> bytes:
+    """A file read into memory, whole: its reads follow one another without a gap."""
+    return b"".join(file.parts[offset] for offset in sorted(file.parts))
+
+
+def _create(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+
+
 def _write_block(descriptor: int, offset: int, data: bytes) -> None:
     os.pwrite(descriptor, data, offset)
+
+
+def _write_whole(path: Path, data: bytes, size: int) -> str:
+    """A file gathered in memory written to `path` and made durable; its SHA-256."""
+    if len(data) != size:
+        raise OSError(errno.EIO, "the reads of the file do not add up to its size")
+    descriptor = _create(path)
+    try:
+        view, offset = memoryview(data), 0
+        while offset < len(data):
+            offset += os.write(descriptor, view[offset:])
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _complete(descriptor: int, size: int) -> str:

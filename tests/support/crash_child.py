@@ -218,6 +218,8 @@ def _inject(point: str, at: int) -> None:
 
         around(sftp_batch, "_write_block", before=before_block)
         around(sftp_batch, "_complete", before=lambda *_a: _die())
+        # A small file is gathered in memory and written whole by a completer.
+        around(sftp_batch, "_write_whole", before=lambda *_a: _die())
     elif point == "after-move":
         around(fetch, "_fsync_directory", after=lambda *_a: _die())
     else:
